@@ -1,0 +1,58 @@
+"""PCM16 audio as the Realtime protocol carries it: little-endian, mono, 24 kHz, base64 on the wire."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import numpy as np
+
+PROTOCOL_RATE = 24000
+BYTES_PER_SAMPLE = 2
+
+
+def samples_to_ms(samples: int, rate: int = PROTOCOL_RATE) -> int:
+    return int(samples * 1000 // rate)
+
+
+def ms_to_samples(ms: float, rate: int = PROTOCOL_RATE) -> int:
+    return int(round(ms * rate / 1000))
+
+
+def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to int16, clipping what lies outside."""
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
+    return pcm.astype(np.float32) / 32768.0
+
+
+def encode_pcm16(pcm: np.ndarray | bytes) -> str:
+    """int16 samples (or their bytes) to the base64 text of an `audio` / `delta` field."""
+    raw = pcm if isinstance(pcm, (bytes, bytearray)) else np.asarray(pcm, dtype="<i2").tobytes()
+    return base64.b64encode(raw).decode("ascii")
+
+
+class InvalidAudio(ValueError):
+    """A base64 audio payload that is not valid base64 PCM16."""
+
+
+def decode_pcm16(text: str) -> np.ndarray:
+    """Base64 text to int16 samples. Raises InvalidAudio on bad base64 or an odd byte count."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidAudio(f"audio is not valid base64: {exc}") from None
+    if len(raw) % BYTES_PER_SAMPLE:
+        raise InvalidAudio("PCM16 audio must have an even number of bytes")
+    return np.frombuffer(raw, dtype="<i2")
+
+
+def rms_dbfs(pcm: np.ndarray) -> float:
+    """Level of a block of int16 samples in dB relative to full scale (-120 for silence)."""
+    if len(pcm) == 0:
+        return -120.0
+    x = pcm.astype(np.float64) / 32768.0
+    rms = float(np.sqrt(np.mean(x * x)))
+    return max(-120.0, 20.0 * np.log10(rms)) if rms > 0 else -120.0
