@@ -1,0 +1,109 @@
+"""What the sans-I/O client core asks the outside world to do, and what it tells the UI.
+
+The core never performs I/O: its methods return lists of these values, and the adapters carry
+them out (send on the socket, play or stop audio) and render them (the UI).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class TurnState(enum.Enum):
+    """Who has the floor, as the window shows it."""
+
+    DISCONNECTED = "disconnected"
+    LISTENING = "listening"
+    USER_SPEAKING = "user speaking"
+    THINKING = "thinking"
+    ASSISTANT_SPEAKING = "assistant speaking"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this client event on the socket."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlayAudio:
+    """Queue assistant audio (int16, 24 kHz) for playback."""
+
+    item_id: str
+    response_id: str
+    pcm16: np.ndarray = field(compare=False)
+
+
+@dataclass(frozen=True)
+class StopPlayback:
+    """Silence playback now and report back with `RealtimeClient.playback_stopped(item_id, played_ms)`."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class DiscardAudio:
+    """Drop queued audio of this item (late audio of a cancelled response)."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class ItemChanged:
+    """A conversation item was added, moved or changed: re-render it."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class ItemRemoved:
+    item_id: str
+
+
+@dataclass(frozen=True)
+class SessionChanged:
+    """The server's effective session; `differences` lists requested values it did not take."""
+
+    differences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: TurnState
+
+
+@dataclass(frozen=True)
+class SpeechBoundary:
+    """The server's VAD saw speech start or stop at `audio_ms` of the input stream."""
+
+    started: bool
+    audio_ms: int
+    item_id: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read: an error from the server, a skipped event, a hint."""
+
+    level: str  # "info" | "warning" | "error"
+    message: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class BargeInHappened:
+    """The user interrupted the assistant; `heard_ms` of `item_id` had been played."""
+
+    item_id: str
+    heard_ms: int
+    received_ms: int
+    source: str
+
+
+Action = Send | PlayAudio | StopPlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened

@@ -1,0 +1,447 @@
+"""The sans-I/O heart of Parley's realtime client.
+
+`RealtimeClient` takes what happens — a message from the server, a chunk from the microphone, the user
+pressing a button, playback having been stopped — and returns the actions that follow (events to send,
+audio to play or stop, items to re-render, notices to show). It owns the conversation state and the
+response lifecycle. No sockets, no Qt, no sound devices, no clocks: tests drive it in microseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import events as ev
+from .actions import (
+    Action,
+    BargeInHappened,
+    DiscardAudio,
+    ItemChanged,
+    ItemRemoved,
+    Notice,
+    PlayAudio,
+    Send,
+    SessionChanged,
+    SpeechBoundary,
+    StateChanged,
+    StopPlayback,
+    TurnState,
+)
+from .barge_in import BargeInPolicy, heard_text
+from .conversation import Conversation, ImageInfo
+from .pcm import PROTOCOL_RATE, samples_to_ms
+from .session_config import ManualTurns, SemanticVad, ServerVad, SessionConfig
+
+log = logging.getLogger(__name__)
+
+#: The server rejects a manual commit of less than this much audio.
+MIN_COMMIT_MS = 100
+
+
+@dataclass
+class ResponseInfo:
+    response_id: str
+    status: str = "in_progress"
+    item_ids: list[str] | None = None
+
+
+class RealtimeClient:
+    def __init__(self, config: SessionConfig | None = None, events: ev.ClientEvents | None = None) -> None:
+        self.requested = config or SessionConfig()
+        self.effective: SessionConfig | None = None
+        self.events = events or ev.ClientEvents()
+        self.conversation = Conversation()
+        self.barge_in = BargeInPolicy()
+        self.state = TurnState.DISCONNECTED
+        self.connected = False
+        self.active_response: ResponseInfo | None = None
+        self.responses: dict[str, ResponseInfo] = {}
+        self._response_create_waiting: dict[str, Any] | None = None
+        self._cancel_sent_for: str | None = None
+        #: Assistant item currently audible (reported by the playback adapter).
+        self.audible_item: str | None = None
+        #: Milliseconds of audio appended since the last commit/clear (manual turns need ≥ 100 ms).
+        self.uncommitted_ms = 0.0
+        self.appended_ms_total = 0.0
+        self.skipped_events = 0
+        self.last_error: ev.ServerError | None = None
+        #: Sent events by id, so an `error` can say which of ours caused it.
+        self._sent_types: dict[str, str] = {}
+        #: Image metadata of the user message just sent, attached when the server adds the item.
+        self._pending_images: list[ImageInfo] = []
+
+    # ------------------------------------------------------------------ connection
+    def on_connected(self) -> list[Action]:
+        """The socket is open: configure the session."""
+        self.connected = True
+        self.conversation.begin_server_session()
+        self.active_response = None
+        self._response_create_waiting = None
+        self.uncommitted_ms = 0.0
+        return [self._send(self.events.session_update(self.requested.to_wire())), *self._set_state(TurnState.LISTENING)]
+
+    def on_disconnected(self) -> list[Action]:
+        self.connected = False
+        self.active_response = None
+        actions: list[Action] = []
+        if self.audible_item:
+            actions.append(StopPlayback("disconnected"))
+        return actions + self._set_state(TurnState.DISCONNECTED)
+
+    # ------------------------------------------------------------------ user intent
+    def update_session(self, config: SessionConfig) -> list[Action]:
+        self.requested = config
+        if not self.connected:
+            return []
+        return [self._send(self.events.session_update(config.to_wire()))]
+
+    def append_audio(self, pcm16: np.ndarray) -> list[Action]:
+        if not self.connected or len(pcm16) == 0:
+            return []
+        ms = len(pcm16) * 1000.0 / PROTOCOL_RATE
+        self.uncommitted_ms += ms
+        self.appended_ms_total += ms
+        return [self._send(self.events.input_audio_append(pcm16))]
+
+    def commit_turn(self, create_response: bool = True) -> list[Action]:
+        """Manual turns: commit what was said and ask for an answer."""
+        if not self.connected:
+            return [Notice("warning", "Not connected: nothing was sent.")]
+        if self.uncommitted_ms < MIN_COMMIT_MS:
+            return [Notice("info", f"Hold to talk a little longer: at least {MIN_COMMIT_MS} ms of audio is needed.")]
+        self.uncommitted_ms = 0.0
+        actions: list[Action] = [self._send(self.events.input_audio_commit())]
+        if create_response:
+            actions += self.request_response()
+        return actions
+
+    def clear_input(self) -> list[Action]:
+        self.uncommitted_ms = 0.0
+        if not self.connected:
+            return []
+        return [self._send(self.events.input_audio_clear())]
+
+    def send_user_content(self, content: list[dict[str, Any]], images: list[ImageInfo] | None = None) -> list[Action]:
+        """A typed message and/or images as one user item, followed by a response."""
+        if not self.connected:
+            return [Notice("warning", "Not connected: the message was not sent.")]
+        event = self.events.user_message(content, previous_item_id=None)
+        # Let the server place it at the end of the conversation (no previous_item_id).
+        actions: list[Action] = [self._send(event)]
+        self._pending_images = images or []
+        return actions + self.request_response()
+
+    def send_text(self, text: str) -> list[Action]:
+        text = text.strip()
+        if not text:
+            return []
+        return self.send_user_content([ev.text_part(text)])
+
+    def request_response(self, response: dict[str, Any] | None = None) -> list[Action]:
+        """`response.create`, or after the live response ends if one is in progress."""
+        if self.active_response is not None:
+            self._response_create_waiting = response or {}
+            return []
+        return [self._send(self.events.response_create(response))]
+
+    def cancel_response(self) -> list[Action]:
+        """The user pressed stop: silence the answer, cancel it, truncate what was not heard."""
+        return self._interrupt(source="user", server_cancels=False)
+
+    # ------------------------------------------------------------------ playback reports
+    def playback_started(self, item_id: str) -> list[Action]:
+        self.audible_item = item_id
+        return self._set_state(TurnState.ASSISTANT_SPEAKING)
+
+    def playback_finished(self) -> list[Action]:
+        """All queued assistant audio has been played."""
+        self.audible_item = None
+        if self.state == TurnState.ASSISTANT_SPEAKING:
+            return self._set_state(TurnState.LISTENING)
+        return []
+
+    def playback_stopped(self, item_id: str | None, played_ms: int) -> list[Action]:
+        """Playback was stopped for a barge-in: truncate the item to what was heard."""
+        self.audible_item = None
+        if not item_id:
+            return []
+        item = self.conversation.get(item_id)
+        if item is None or item.role != "assistant":
+            return []
+        heard = self.barge_in.truncate_ms(played_ms, item.audio_received_ms)
+        actions: list[Action] = []
+        if heard is not None and heard < item.audio_received_ms + 1 and self.connected:
+            actions.append(self._send(self.events.item_truncate(item_id, heard)))
+        shown_ms = heard or 0
+        item.truncated_at_ms = shown_ms
+        item.heard_text = heard_text(item.text, shown_ms, item.audio_received_ms)
+        item.status = "cancelled" if item.status == "in_progress" else item.status
+        actions += [
+            ItemChanged(item_id),
+            BargeInHappened(item_id=item_id, heard_ms=shown_ms, received_ms=item.audio_received_ms, source="playback"),
+        ]
+        return actions
+
+    # ------------------------------------------------------------------ server events
+    def receive(self, message: str | bytes | dict[str, Any]) -> list[Action]:
+        """Handle one server message. Never raises: malformed and unknown events are logged and skipped."""
+        event = ev.parse_server_event(message)
+        try:
+            return self.handle(event)
+        except Exception as exc:  # a bug here must not take the conversation down
+            log.exception("error while handling %s", type(event).__name__)
+            self.skipped_events += 1
+            return [Notice("warning", f"Skipped a server event Parley could not handle ({type(exc).__name__}).")]
+
+    def handle(self, event: ev.ServerEvent) -> list[Action]:
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is None:
+            return []
+        return handler(event)
+
+    def _on_MalformedEvent(self, e: ev.MalformedEvent) -> list[Action]:
+        self.skipped_events += 1
+        log.warning("skipped malformed server event %s: %s", e.type or "?", e.reason)
+        return []
+
+    def _on_UnknownEvent(self, e: ev.UnknownEvent) -> list[Action]:
+        log.debug("ignored unknown server event %s", e.type)
+        return []
+
+    def _on_SessionCreated(self, e: ev.SessionCreated) -> list[Action]:
+        # The server's defaults; our session.update (already sent) will follow with session.updated.
+        self.effective = SessionConfig.from_wire(e.session)
+        return [SessionChanged(self._differences())]
+
+    def _on_SessionUpdated(self, e: ev.SessionUpdated) -> list[Action]:
+        self.effective = SessionConfig.from_wire(e.session)
+        diffs = self._differences()
+        actions: list[Action] = [SessionChanged(diffs)]
+        if diffs:
+            log.info("server kept different values: %s", ", ".join(diffs))
+        return actions
+
+    def _differences(self) -> tuple[str, ...]:
+        if self.effective is None:
+            return ()
+        want, got = self.requested.turn_detection, self.effective.turn_detection
+        diffs: list[str] = []
+        if type(want) is not type(got):
+            diffs.append(f"turn detection: asked {want.type}, server uses {got.type}")
+        elif isinstance(want, (ServerVad, SemanticVad)):
+            for name in want.__dataclass_fields__:
+                if name == "type":
+                    continue
+                a, b = getattr(want, name), getattr(got, name)
+                if isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-6:
+                    continue
+                if a != b and not (name == "idle_timeout_ms" and a is None):
+                    diffs.append(f"{name}: asked {a}, server uses {b}")
+        return tuple(diffs)
+
+    def _on_SpeechStarted(self, e: ev.SpeechStarted) -> list[Action]:
+        actions: list[Action] = [SpeechBoundary(True, e.audio_start_ms, e.item_id)]
+        td = self.effective.turn_detection if self.effective else self.requested.turn_detection
+        server_cancels = not isinstance(td, ManualTurns) and getattr(td, "interrupt_response", True)
+        actions += self._interrupt(source="server_vad", server_cancels=server_cancels)
+        return actions + self._set_state(TurnState.USER_SPEAKING)
+
+    def _interrupt(self, *, source: str, server_cancels: bool) -> list[Action]:
+        response_live = self.active_response is not None and self.active_response.status == "in_progress"
+        decision = self.barge_in.on_user_speech(
+            assistant_audible=self.audible_item is not None,
+            response_live=response_live,
+            server_cancels=server_cancels,
+            source=source,
+        )
+        if decision is None:
+            return []
+        actions: list[Action] = []
+        if self.active_response is not None:
+            self.barge_in.silence(self.active_response.response_id)
+            for item_id in self.active_response.item_ids or []:
+                actions.append(DiscardAudio(item_id))
+        if decision.stop_playback:
+            actions.append(StopPlayback(source))
+        if decision.cancel_response and self.active_response is not None and self.connected:
+            if self._cancel_sent_for != self.active_response.response_id:
+                self._cancel_sent_for = self.active_response.response_id
+                actions.append(self._send(self.events.response_cancel()))
+        return actions + self._set_state(TurnState.INTERRUPTED)
+
+    def _on_SpeechStopped(self, e: ev.SpeechStopped) -> list[Action]:
+        return [SpeechBoundary(False, e.audio_end_ms, e.item_id), *self._set_state(TurnState.THINKING)]
+
+    def _on_InputCommitted(self, e: ev.InputCommitted) -> list[Action]:
+        self.uncommitted_ms = 0.0
+        self.conversation.place(e.item_id, e.previous_item_id, role="user", has_audio=True)
+        return [ItemChanged(e.item_id)]
+
+    def _on_InputCleared(self, e: ev.InputCleared) -> list[Action]:
+        self.uncommitted_ms = 0.0
+        return []
+
+    def _on_InputTimeoutTriggered(self, e: ev.InputTimeoutTriggered) -> list[Action]:
+        return [Notice("info", "You were quiet for a while; the assistant will prompt you.")]
+
+    def _on_ItemAdded(self, e: ev.ItemAdded) -> list[Action]:
+        item = self.conversation.update_from_wire(e.item, e.previous_item_id, explicit=True)
+        if item is None:
+            return []
+        if item.role == "user" and not item.has_audio and self._pending_images:
+            item.images = self._pending_images
+            self._pending_images = []
+        return [ItemChanged(item.item_id)]
+
+    def _on_ItemDone(self, e: ev.ItemDone) -> list[Action]:
+        item = self.conversation.update_from_wire(e.item, e.previous_item_id, explicit=e.previous_item_id is not None)
+        return [ItemChanged(item.item_id)] if item else []
+
+    def _on_ItemRetrieved(self, e: ev.ItemRetrieved) -> list[Action]:
+        item = self.conversation.update_from_wire(e.item, None, explicit=False)
+        return [ItemChanged(item.item_id)] if item else []
+
+    def _on_ItemTruncated(self, e: ev.ItemTruncated) -> list[Action]:
+        item = self.conversation.get(e.item_id)
+        if item is None:
+            return []
+        item.truncated_at_ms = e.audio_end_ms
+        return [ItemChanged(e.item_id)]
+
+    def _on_ItemDeleted(self, e: ev.ItemDeleted) -> list[Action]:
+        return [ItemRemoved(e.item_id)] if self.conversation.delete(e.item_id) else []
+
+    def _on_InputTranscriptionDelta(self, e: ev.InputTranscriptionDelta) -> list[Action]:
+        item = self.conversation.ensure(e.item_id, "user")
+        if not item.text_final:
+            item.text += e.delta
+        return [ItemChanged(e.item_id)]
+
+    def _on_InputTranscriptionCompleted(self, e: ev.InputTranscriptionCompleted) -> list[Action]:
+        item = self.conversation.ensure(e.item_id, "user")
+        item.text = e.transcript.strip()
+        item.text_final = True
+        item.status = "completed"
+        return [ItemChanged(e.item_id)]
+
+    def _on_InputTranscriptionFailed(self, e: ev.InputTranscriptionFailed) -> list[Action]:
+        item = self.conversation.ensure(e.item_id, "user")
+        item.transcription_failed = str(e.error.get("message") or "transcription failed")
+        return [ItemChanged(e.item_id), Notice("warning", f"Could not transcribe what you said: {item.transcription_failed}")]
+
+    def _on_ResponseCreated(self, e: ev.ResponseCreated) -> list[Action]:
+        info = ResponseInfo(e.response_id, "in_progress", [])
+        self.active_response = info
+        if e.response_id:
+            self.responses[e.response_id] = info
+        return self._set_state(TurnState.THINKING) if self.state != TurnState.USER_SPEAKING else []
+
+    def _on_OutputItemAdded(self, e: ev.OutputItemAdded) -> list[Action]:
+        item = self.conversation.update_from_wire(e.item, None, explicit=False)
+        if item is None:
+            return []
+        rid = e.response_id or (self.active_response.response_id if self.active_response else "")
+        item.response_id = rid or None
+        info = self.responses.get(rid) or self.active_response
+        if info is not None and info.item_ids is not None and item.item_id not in info.item_ids:
+            info.item_ids.append(item.item_id)
+        return [ItemChanged(item.item_id)]
+
+    def _on_OutputItemDone(self, e: ev.OutputItemDone) -> list[Action]:
+        item = self.conversation.update_from_wire(e.item, None, explicit=False)
+        return [ItemChanged(item.item_id)] if item else []
+
+    def _on_OutputAudioDelta(self, e: ev.OutputAudioDelta) -> list[Action]:
+        if self.barge_in.is_silenced(e.response_id):
+            log.debug("dropped late audio of interrupted response %s", e.response_id)
+            return []
+        item = self.conversation.ensure(e.item_id, "assistant")
+        item.has_audio = True
+        item.response_id = e.response_id
+        item.audio_received_ms += samples_to_ms(len(e.audio))
+        info = self.responses.get(e.response_id)
+        if info is not None and info.item_ids is not None and e.item_id not in info.item_ids:
+            info.item_ids.append(e.item_id)
+        return [PlayAudio(e.item_id, e.response_id, e.audio)]
+
+    def _on_OutputAudioDone(self, e: ev.OutputAudioDone) -> list[Action]:
+        return []
+
+    def _assistant_text(self, item_id: str, response_id: str, delta: str | None = None, final: str | None = None) -> list[Action]:
+        item = self.conversation.ensure(item_id, "assistant")
+        item.role = "assistant"
+        if item.interrupted and self.barge_in.is_silenced(response_id):
+            # The rest of an interrupted answer: keep it (shown as unheard), but it changes nothing heard.
+            pass
+        if final is not None:
+            item.text = final
+            item.text_final = True
+        elif delta and not item.text_final:
+            item.text += delta
+        return [ItemChanged(item_id)]
+
+    def _on_OutputTranscriptDelta(self, e: ev.OutputTranscriptDelta) -> list[Action]:
+        return self._assistant_text(e.item_id, e.response_id, delta=e.delta)
+
+    def _on_OutputTranscriptDone(self, e: ev.OutputTranscriptDone) -> list[Action]:
+        return self._assistant_text(e.item_id, e.response_id, final=e.transcript)
+
+    def _on_OutputTextDelta(self, e: ev.OutputTextDelta) -> list[Action]:
+        return self._assistant_text(e.item_id, e.response_id, delta=e.delta)
+
+    def _on_OutputTextDone(self, e: ev.OutputTextDone) -> list[Action]:
+        return self._assistant_text(e.item_id, e.response_id, final=e.text)
+
+    def _on_ResponseDone(self, e: ev.ResponseDone) -> list[Action]:
+        rid = e.response_id
+        info = self.responses.get(rid)
+        if info is not None:
+            info.status = e.status
+        if self.active_response is not None and (not rid or self.active_response.response_id == rid):
+            self.active_response = None
+        actions: list[Action] = []
+        if e.status == "cancelled":
+            for item_id in info.item_ids if info and info.item_ids else []:
+                item = self.conversation.get(item_id)
+                if item is not None and item.status == "in_progress":
+                    item.status = "cancelled"
+                    actions.append(ItemChanged(item_id))
+        elif e.status == "failed":
+            actions.append(Notice("error", f"The response failed: {e.error_message or 'no reason given'}"))
+        elif e.status == "incomplete":
+            actions.append(Notice("info", f"The answer was cut short ({e.reason or 'incomplete'})."))
+        if self._response_create_waiting is not None and self.connected:
+            waiting, self._response_create_waiting = self._response_create_waiting, None
+            actions.append(self._send(self.events.response_create(waiting or None)))
+        if self.audible_item is None and self.state in (TurnState.THINKING, TurnState.INTERRUPTED):
+            actions += self._set_state(TurnState.LISTENING)
+        return actions
+
+    def _on_RateLimitsUpdated(self, e: ev.RateLimitsUpdated) -> list[Action]:
+        return []
+
+    def _on_ServerError(self, e: ev.ServerError) -> list[Action]:
+        self.last_error = e
+        cause = self._sent_types.get(e.caused_by or "", "")
+        log.warning("server error %s (%s): %s", e.code, cause or "no cause given", e.message)
+        where = f" (after {cause})" if cause else ""
+        return [Notice("error", f"Server error{where}: {e.message or e.code}", code=e.code)]
+
+    # ------------------------------------------------------------------ helpers
+    def _send(self, event: dict[str, Any]) -> Send:
+        eid = event.get("event_id")
+        if isinstance(eid, str):
+            self._sent_types[eid] = event["type"]
+            if len(self._sent_types) > 4096:  # keep memory bounded over hours
+                for key in list(self._sent_types)[:2048]:
+                    del self._sent_types[key]
+        return Send(event)
+
+    def _set_state(self, state: TurnState) -> list[Action]:
+        if state == self.state:
+            return []
+        self.state = state
+        return [StateChanged(state)]

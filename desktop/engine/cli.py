@@ -1,0 +1,80 @@
+"""`parley-engine`: the embedded offline Realtime server, usable by any Realtime API client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .. import __version__
+
+#: The line the engine prints on stdout once it listens; Parley reads the port from it.
+READY_PREFIX = "PARLEY_ENGINE_READY"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="parley-engine",
+        description="An offline server speaking the OpenAI Realtime API (GA) over WebSocket at /v1/realtime: "
+        "Silero VAD, Whisper tiny.en speech recognition and a Piper voice, all on this computer.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address (needs --token)")
+    p.add_argument("--token", default=os.environ.get("PARLEY_ENGINE_TOKEN"),
+                   help="bearer token clients must send (env PARLEY_ENGINE_TOKEN)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="debug logs one line per event")
+    p.add_argument("--version", action="version", version=f"parley-engine {__version__}")
+    return p
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from .server import EngineServer, is_loopback
+
+    if not is_loopback(args.host) and not (args.allow_remote and args.token):
+        print(
+            f"parley-engine: refusing to listen on {args.host!r}: only loopback is allowed unless "
+            "--allow-remote is given together with --token.",
+            file=sys.stderr,
+        )
+        return 2
+    server = EngineServer(token=args.token)
+    try:
+        port = await server.start(args.host, args.port)
+    except OSError as exc:
+        print(f"parley-engine: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{READY_PREFIX} port={port}", flush=True)
+    logging.getLogger(__name__).info("listening on ws://%s:%d/v1/realtime", args.host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s engine %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The offline engine's built-in brain: small, rule-based and honest about being offline."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+
+_STORY = (
+    "Once upon a time, in a valley between two quiet mountains, there lived a small dragon named Ember. "
+    "Ember could not breathe fire like the other dragons; she could only make warm, glowing smoke. "
+    "Every winter the villagers below shivered in their stone houses, and every winter Ember watched them from her cave. "
+    "One cold night she flew down, curled around the village well, and breathed her gentle smoke over the roofs. "
+    "By morning the frost had melted, the children were laughing, and the old baker left a loaf of bread at her feet. "
+    "From then on, Ember was the valley's winter guardian, and nobody ever asked her for fire again."
+)
+
+
+@dataclass
+class Turn:
+    role: str
+    text: str
+
+
+@dataclass
+class Responder:
+    """Answers a user turn from its text. `name` is how it introduces itself."""
+
+    name: str = "Parley's offline engine"
+    history: list[Turn] = field(default_factory=list)
+
+    def reply(self, user_text: str, now: _dt.datetime | None = None, images: list[str] | None = None) -> str:
+        text = " ".join(user_text.split())
+        low = text.lower()
+        now = now or _dt.datetime.now()
+        image_notes = [n for n in (images or []) if n]
+        if image_notes:
+            answer = " ".join(image_notes)
+        elif not text:
+            answer = "I didn't catch anything. Could you say that again?"
+        elif m := re.search(r"\brepeat(?: after me)?[:,]?\s*(.+)", text, re.I):
+            answer = f"You said: {m.group(1).strip(' .')}."
+        elif re.search(r"\b(what time|the time)\b", low):
+            answer = f"It is {now.strftime('%-I:%M %p')}."
+        elif re.search(r"\b(date|what day|today's date)\b", low):
+            answer = f"Today is {now.strftime('%A, %B %-d, %Y')}."
+        elif re.search(r"\b(story|tell me about)\b", low):
+            answer = _STORY
+        elif re.search(r"\b(weather|news|search|look up|internet|stock)\b", low):
+            answer = (
+                f"I heard: {text.rstrip('.?!')}. I'm running offline, so I can't look that up. "
+                "I can tell you the time, repeat what you say, or read the text in an image."
+            )
+        elif re.search(r"\b(hello|hi|hey|good (morning|afternoon|evening))\b", low):
+            answer = f"Hello! I'm {self.name}. I can hear you and answer simple questions."
+        elif re.search(r"\b(who are you|your name)\b", low):
+            answer = f"I'm {self.name}: speech recognition, a small rule-based brain, and a synthetic voice, all on this computer."
+        elif re.search(r"\b(thank|thanks)\b", low):
+            answer = "You're welcome."
+        else:
+            answer = (
+                f"I heard you say: {text.rstrip('.?!')}. I'm a small offline responder, "
+                "so I can't really answer that; connect an API key or a local language model for real conversations."
+            )
+        self.history.append(Turn("user", text))
+        self.history.append(Turn("assistant", answer))
+        return answer
