@@ -63,6 +63,8 @@ class RealtimeClient:
         self._cancel_sent_for: str | None = None
         #: Assistant item currently audible (reported by the playback adapter).
         self.audible_item: str | None = None
+        #: Assistant audio was handed to playback and has not finished or been stopped.
+        self.audio_queued = False
         #: Milliseconds of audio appended since the last commit/clear (manual turns need ≥ 100 ms).
         self.uncommitted_ms = 0.0
         self.appended_ms_total = 0.0
@@ -159,6 +161,7 @@ class RealtimeClient:
     def playback_finished(self) -> list[Action]:
         """All queued assistant audio has been played."""
         self.audible_item = None
+        self.audio_queued = False
         if self.state == TurnState.ASSISTANT_SPEAKING:
             return self._set_state(TurnState.LISTENING)
         return []
@@ -166,6 +169,7 @@ class RealtimeClient:
     def playback_stopped(self, item_id: str | None, played_ms: int) -> list[Action]:
         """Playback was stopped for a barge-in: truncate the item to what was heard."""
         self.audible_item = None
+        self.audio_queued = False
         if not item_id:
             return []
         item = self.conversation.get(item_id)
@@ -252,7 +256,7 @@ class RealtimeClient:
     def _interrupt(self, *, source: str, server_cancels: bool) -> list[Action]:
         response_live = self.active_response is not None and self.active_response.status == "in_progress"
         decision = self.barge_in.on_user_speech(
-            assistant_audible=self.audible_item is not None,
+            assistant_audible=self.audible_item is not None or self.audio_queued,
             response_live=response_live,
             server_cancels=server_cancels,
             source=source,
@@ -365,6 +369,7 @@ class RealtimeClient:
         info = self.responses.get(e.response_id)
         if info is not None and info.item_ids is not None and e.item_id not in info.item_ids:
             info.item_ids.append(e.item_id)
+        self.audio_queued = True
         return [PlayAudio(e.item_id, e.response_id, e.audio)]
 
     def _on_OutputAudioDone(self, e: ev.OutputAudioDone) -> list[Action]:
@@ -416,7 +421,7 @@ class RealtimeClient:
         if self._response_create_waiting is not None and self.connected:
             waiting, self._response_create_waiting = self._response_create_waiting, None
             actions.append(self._send(self.events.response_create(waiting or None)))
-        if self.audible_item is None and self.state in (TurnState.THINKING, TurnState.INTERRUPTED):
+        if not self.audio_queued and self.state in (TurnState.THINKING, TurnState.INTERRUPTED):
             actions += self._set_state(TurnState.LISTENING)
         return actions
 

@@ -1,0 +1,162 @@
+"""Microphone capture: device rate float32 in, 24 kHz int16 chunks out. No Qt, no asyncio.
+
+The PortAudio callback only copies each block into a queue. A consumer thread resamples with a
+streaming soxr resampler (state carried across blocks, so there are no seams), converts to int16
+and hands fixed-size chunks to `on_chunk` — from that thread; the caller hops to its event loop
+(e.g. with `loop.call_soon_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable
+
+import numpy as np
+import soxr
+
+from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
+from desktop.core.pcm import PROTOCOL_RATE, float_to_pcm16, ms_to_samples
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MicrophoneCapture"]
+
+_STOP = object()
+
+
+class MicrophoneCapture:
+    def __init__(
+        self,
+        on_chunk: Callable[[np.ndarray], None],
+        device=None,
+        chunk_ms: int = 20,
+        latency: str | float = "low",
+    ) -> None:
+        self.on_chunk = on_chunk
+        self.device = device
+        self.chunk_ms = chunk_ms
+        self.latency = latency
+        self.chunk_samples = ms_to_samples(chunk_ms)
+        self.device_rate: int | None = None
+        self.device_name: str | None = None
+        self.overflows = 0  # input overflow flags reported by PortAudio
+        self._stream = None
+        self._thread: threading.Thread | None = None
+        self._blocks: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: str | None = None
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._stream is not None and self._thread is not None and self._thread.is_alive()
+
+    @property
+    def error(self) -> str | None:
+        """Why capture failed or stopped on its own (None while all is well)."""
+        return self._error
+
+    def start(self) -> None:
+        """Open the input stream and start delivering chunks. Raises AudioDeviceError."""
+        with self._lock:
+            if self._stream is not None:
+                return
+            sd = sounddevice_module()
+            info = resolve_device(self.device, "input")
+            rate = int(info["default_samplerate"]) or PROTOCOL_RATE
+            self._error = None
+            self._stopping = False
+            self._blocks = queue.SimpleQueue()
+            try:
+                stream = sd.InputStream(
+                    device=self.device,
+                    channels=1,
+                    samplerate=rate,
+                    dtype="float32",
+                    latency=self.latency,
+                    callback=self._callback,
+                    finished_callback=self._finished,
+                )
+            except Exception as exc:  # PortAudioError, ValueError
+                raise AudioDeviceError(f"cannot open microphone {info['name']!r}: {exc}") from exc
+            self.device_rate = int(stream.samplerate)
+            self.device_name = str(info["name"])
+            self._thread = threading.Thread(
+                target=self._consume, args=(self._blocks, self.device_rate), name="parley-mic", daemon=True
+            )
+            self._thread.start()
+            try:
+                stream.start()
+            except Exception as exc:
+                self._blocks.put(_STOP)
+                self._thread.join()
+                self._thread = None
+                stream.close()
+                raise AudioDeviceError(f"cannot start microphone {info['name']!r}: {exc}") from exc
+            self._stream = stream
+            log.info("microphone %r open at %d Hz, latency %.3f s", self.device_name, self.device_rate,
+                     stream.latency)
+
+    def stop(self) -> None:
+        """Close the stream, flush and join the consumer thread. Idempotent."""
+        with self._lock:
+            stream, self._stream = self._stream, None
+            thread, self._thread = self._thread, None
+            self._stopping = True
+            if stream is not None:
+                try:
+                    stream.stop()
+                    stream.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("closing the microphone failed: %s", exc)
+            if thread is not None:
+                self._blocks.put(_STOP)
+                thread.join(timeout=5.0)
+
+    # ------------------------------------------------------------------ audio thread: copy only
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self._blocks.put(indata[:, 0].copy())
+
+    def _finished(self) -> None:
+        if not self._stopping:
+            self._error = "the microphone stream stopped unexpectedly"
+            self._blocks.put(_STOP)
+
+    # ------------------------------------------------------------------ consumer thread
+
+    def _consume(self, blocks: queue.SimpleQueue, rate: int) -> None:
+        resampler = None if rate == PROTOCOL_RATE else soxr.ResampleStream(
+            rate, PROTOCOL_RATE, 1, dtype="float32", quality="HQ"
+        )
+        pending: list[np.ndarray] = []
+        pending_len = 0
+        n = self.chunk_samples
+        while True:
+            block = blocks.get()
+            if block is _STOP:
+                break
+            out = resampler.resample_chunk(block) if resampler is not None else block
+            if len(out) == 0:
+                continue
+            pending.append(out)
+            pending_len += len(out)
+            if pending_len < n:
+                continue
+            data = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            whole = (len(data) // n) * n
+            for i in range(0, whole, n):
+                self._deliver(float_to_pcm16(data[i:i + n]))
+            rest = data[whole:]
+            pending = [rest] if len(rest) else []
+            pending_len = len(rest)
+
+    def _deliver(self, chunk: np.ndarray) -> None:
+        try:
+            self.on_chunk(chunk)
+        except Exception:  # a failing consumer must not kill capture
+            log.exception("microphone chunk handler failed")

@@ -1,0 +1,209 @@
+"""Output of a PlaybackBuffer to a speaker (PortAudio) or to nowhere at real-time pace. No Qt.
+
+The audio callback does one thing: `buffer.read_into(outdata[:, 0])`. All accounting happens in
+the buffer, counted in samples handed to the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+import numpy as np
+
+from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
+from desktop.audio.playback_buffer import PlaybackBuffer
+from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpeakerOutput", "NullOutput"]
+
+
+class _LinearResampler:
+    """24 kHz buffer samples -> device-rate frames, pulled from the callback (fallback path only).
+
+    Linear interpolation with the fractional phase carried across callbacks; the buffer is read for
+    exactly the 24 kHz samples the device consumes, so the accounting stays in 24 kHz samples.
+    """
+
+    def __init__(self, buffer: PlaybackBuffer, device_rate: int) -> None:
+        self.buffer = buffer
+        self.step = PROTOCOL_RATE / device_rate  # buffer samples per device frame
+        self.phase = 0.0  # position of the next output frame within `carry`, 0 <= phase < 1
+        self.carry = np.zeros(1, dtype=np.float32)  # source samples still needed for interpolation
+
+    def fill(self, out: np.ndarray) -> None:
+        frames = len(out)
+        end = self.phase + self.step * (frames - 1)  # position of the last output frame
+        need = max(0, int(math.floor(end)) + 2 - len(self.carry))
+        src = np.concatenate([self.carry, self.buffer.read(need)]) if need else self.carry
+        pos = self.phase + self.step * np.arange(frames)
+        i = np.floor(pos).astype(np.int64)
+        frac = (pos - i).astype(np.float32)
+        out[:] = src[i] * (1.0 - frac) + src[i + 1] * frac
+        nxt = self.phase + self.step * frames
+        drop = min(int(math.floor(nxt)), len(src) - 1)
+        self.carry = src[drop:].copy()
+        self.phase = nxt - drop
+
+
+class SpeakerOutput:
+    """Plays a PlaybackBuffer on an output device: 24 kHz mono float32, PortAudio/PulseAudio resample.
+
+    If the device refuses 24 kHz, the stream opens at the device's default rate and the callback
+    interpolates linearly (lower quality than PulseAudio's resampler, accounting unchanged).
+
+    latency: PortAudio's suggested latency. 0.04 s by default: through the ALSA pulse plugin,
+    'low' (≈9 ms) underflowed a few times a second, 0.02–0.04 s and 'high' (≈35 ms) did not.
+    """
+
+    def __init__(self, buffer: PlaybackBuffer, device=None, latency: str | float = 0.04,
+                 blocksize: int = 0) -> None:
+        self.buffer = buffer
+        self.device = device
+        self.latency = latency
+        self.blocksize = blocksize
+        self.samplerate: int | None = None
+        self.device_name: str | None = None
+        self.underflows = 0
+        self._stream = None
+        self._resampler: _LinearResampler | None = None
+        self._error: str | None = None
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    @property
+    def running(self) -> bool:
+        return self._stream is not None and self._stream.active
+
+    @property
+    def output_latency(self) -> float:
+        """Seconds reported by the stream (0 when not open)."""
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    def start(self) -> None:
+        """Open and start the output stream. Raises AudioDeviceError."""
+        with self._lock:
+            if self._stream is not None:
+                return
+            sd = sounddevice_module()
+            info = resolve_device(self.device, "output")
+            self._error = None
+            self._stopping = False
+            self._resampler = None
+            try:
+                stream = self._open(sd, PROTOCOL_RATE)
+            except Exception as first:  # noqa: BLE001 - the device may refuse 24 kHz
+                rate = int(info["default_samplerate"])
+                if rate == PROTOCOL_RATE or rate <= 0:
+                    raise AudioDeviceError(f"cannot open speaker {info['name']!r}: {first}") from first
+                log.info("speaker refuses %d Hz (%s); opening at %d Hz", PROTOCOL_RATE, first, rate)
+                self._resampler = _LinearResampler(self.buffer, rate)
+                try:
+                    stream = self._open(sd, rate)
+                except Exception as exc:
+                    raise AudioDeviceError(f"cannot open speaker {info['name']!r}: {exc}") from exc
+            self.samplerate = int(stream.samplerate)
+            self.device_name = str(info["name"])
+            self.buffer.set_output_latency(float(stream.latency))
+            try:
+                stream.start()
+            except Exception as exc:
+                stream.close()
+                raise AudioDeviceError(f"cannot start speaker {info['name']!r}: {exc}") from exc
+            self._stream = stream
+            log.info("speaker %r open at %d Hz, latency %.3f s", self.device_name, self.samplerate,
+                     stream.latency)
+
+    def _open(self, sd, rate: int):
+        return sd.OutputStream(
+            device=self.device,
+            samplerate=rate,
+            channels=1,
+            dtype="float32",
+            latency=self.latency,
+            blocksize=self.blocksize,
+            callback=self._callback,
+            finished_callback=self._finished,
+        )
+
+    def stop(self) -> None:
+        """Stop and close the stream. Idempotent. Queued audio stays in the buffer."""
+        with self._lock:
+            stream, self._stream = self._stream, None
+            self._stopping = True
+            if stream is not None:
+                try:
+                    stream.stop()
+                    stream.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("closing the speaker failed: %s", exc)
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.underflows += 1
+        try:
+            if self._resampler is not None:
+                self._resampler.fill(outdata[:, 0])
+            else:
+                self.buffer.read_into(outdata[:, 0])
+        except Exception:  # never let an exception escape into PortAudio
+            outdata.fill(0)
+            log.exception("playback callback failed")
+
+    def _finished(self) -> None:
+        if not self._stopping:
+            self._error = "the speaker stream stopped unexpectedly"
+
+
+class NullOutput:
+    """No device: consumes the buffer in 20 ms blocks at real-time pace so the accounting advances."""
+
+    def __init__(self, buffer: PlaybackBuffer, block_ms: int = 20) -> None:
+        self.buffer = buffer
+        self.block_ms = block_ms
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.buffer.set_output_latency(0.0)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="parley-null-output", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        n = ms_to_samples(self.block_ms)
+        period = n / PROTOCOL_RATE
+        block = np.zeros(n, dtype=np.float32)
+        t0 = time.monotonic()
+        k = 0
+        while not self._stop.is_set():
+            # block k is consumed at t0 + k*period (deadline based: no drift)
+            delay = t0 + k * period - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            if delay < -1.0:  # fell far behind (machine suspended): skip ahead, don't burst
+                t0 = time.monotonic()
+                k = 0
+            self.buffer.read_into(block)
+            k += 1

@@ -1,0 +1,52 @@
+"""Which realtime provider to talk to: the OpenAI Realtime API when a key is configured, else the embedded engine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_OPENAI_MODEL = "gpt-realtime"
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    kind: str  # "openai" | "engine" | "custom"
+    label: str
+    url: str | None  # None for the engine until it has started
+    api_key: str | None = None
+    model: str | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"ProviderChoice(kind={self.kind!r}, label={self.label!r}, url={self.url!r}, model={self.model!r})"
+
+
+def with_model(url: str, model: str | None) -> str:
+    if not model:
+        return url
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("model", model)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def choose_provider(
+    api_key: str | None = None,
+    model: str | None = None,
+    url: str | None = None,
+    force_engine: bool = False,
+    environ: dict[str, str] | None = None,
+) -> ProviderChoice:
+    """`--url` wins; then an OpenAI key (argument, environment or keyring); otherwise the embedded engine."""
+    env = os.environ if environ is None else environ
+    key = api_key or env.get("OPENAI_API_KEY") or None
+    if force_engine:
+        return ProviderChoice("engine", "offline engine", None)
+    if url:
+        host = urlsplit(url).hostname or url
+        return ProviderChoice("custom", host, with_model(url, model or (DEFAULT_OPENAI_MODEL if key else None)), key, model)
+    if key:
+        m = model or DEFAULT_OPENAI_MODEL
+        return ProviderChoice("openai", f"OpenAI {m}", with_model(OPENAI_REALTIME_URL, m), key, m)
+    return ProviderChoice("engine", "offline engine", None)

@@ -1,0 +1,94 @@
+"""Starting and stopping the embedded engine as a child process on 127.0.0.1 at a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections import deque
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "PARLEY_ENGINE_READY"
+
+
+class EngineStartError(Exception):
+    pass
+
+
+class EngineProcess:
+    def __init__(self, log_level: str = "info") -> None:
+        self.log_level = log_level
+        self.port: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr_tail: deque[str] = deque(maxlen=30)
+        self._pump: asyncio.Task | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    def _command(self) -> list[str]:
+        if getattr(sys, "frozen", False):  # a PyInstaller bundle: the app binary runs the engine
+            return [sys.executable, "--engine"]
+        return [sys.executable, "-m", "desktop.engine"]
+
+    async def start(self, timeout: float = 30.0) -> int:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env.pop("OPENAI_API_KEY", None)  # the engine never needs it
+        cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level]
+        self._proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+        )
+        self._pump = asyncio.create_task(self._pump_stderr())
+        assert self._proc.stdout is not None
+        try:
+            while True:
+                line = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
+                if not line:
+                    await self._proc.wait()
+                    raise EngineStartError(
+                        f"the offline engine exited ({self._proc.returncode}): " + " | ".join(list(self._stderr_tail)[-3:])
+                    )
+                text = line.decode(errors="replace").strip()
+                if text.startswith(READY_PREFIX):
+                    self.port = int(text.split("port=", 1)[1])
+                    log.info("offline engine listening on port %d", self.port)
+                    return self.port
+        except asyncio.TimeoutError:
+            await self.stop()
+            raise EngineStartError("the offline engine did not start in time") from None
+
+    async def _pump_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        engine_log = logging.getLogger("parley.engine")
+        while line := await self._proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self._stderr_tail.append(text)
+            engine_log.debug("%s", text)
+
+    async def stop(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._pump is not None:
+            self._pump.cancel()
+
+    def stop_now(self) -> None:
+        """Synchronous last resort at interpreter exit."""
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                self._proc.terminate()
+            except ProcessLookupError:
+                pass
