@@ -1,0 +1,116 @@
+"""`parley`: start the window on a qasync event loop and hold a conversation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from .. import __version__
+from ..logging_setup import setup_logging
+from ..providers import choose_provider
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="parley",
+        description="Talk to realtime speech-to-speech models with your voice. With OPENAI_API_KEY set, Parley uses "
+        "the OpenAI Realtime API; otherwise it starts its embedded offline engine.",
+    )
+    p.add_argument("--model", help="OpenAI realtime model (default: gpt-realtime)")
+    p.add_argument("--url", help="a Realtime-compatible WebSocket URL to connect to instead")
+    p.add_argument("--offline", action="store_true", help="use the embedded offline engine even if a key is set")
+    p.add_argument("--audio-in", metavar="FILE.wav", help="play a WAV file into the conversation as the microphone")
+    p.add_argument("--input-device", help="microphone (name or index)")
+    p.add_argument("--output-device", help="speaker (name or index)")
+    p.add_argument("--no-speaker", action="store_true", help="do not play answers aloud")
+    p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds")
+    p.add_argument("--screenshot", metavar="FILE.png", help="with --quit-after: save a screenshot of the window before quitting")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"parley {__version__}")
+    p.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)  # run the engine (bundled app)
+    return p
+
+
+def _device(value: str | None):
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--engine" in argv:  # the bundled app runs its engine with the same binary
+        from ..engine.cli import main as engine_main
+
+        return engine_main([a for a in argv if a != "--engine"])
+    args = build_parser().parse_args(argv)
+    t_launch = time.perf_counter()
+    provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline)
+    setup_logging(args.log_level, secrets=[provider.api_key])
+
+    from PySide6.QtWidgets import QApplication
+    import qasync
+
+    from ..session import LiveSession, SessionOptions
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Parley")
+    app.setOrganizationName("Parley")
+    app.setApplicationVersion(__version__)
+    window = MainWindow()
+    window.show()
+    session = LiveSession(
+        SessionOptions(
+            provider=provider,
+            audio_in=args.audio_in,
+            input_device=_device(args.input_device),
+            output_device=_device(args.output_device),
+            use_speaker=not args.no_speaker,
+        )
+    )
+    window.attach(session)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    log = logging.getLogger("parley")
+
+    async def run() -> None:
+        ok = await session.start()
+        if ok:
+            log.info("connected window %.0f ms after launch", (time.perf_counter() - t_launch) * 1000)
+        if args.quit_after:
+            async def later() -> None:
+                await asyncio.sleep(args.quit_after)
+                if args.screenshot:
+                    window.transcript.render_now()
+                    window.grab().save(args.screenshot)
+                app.quit()
+            asyncio.ensure_future(later())
+        await closed.wait()
+
+    try:
+        with loop:
+            loop.run_until_complete(run())
+            loop.run_until_complete(session.stop())
+    finally:
+        if session.engine is not None:
+            session.engine.stop_now()
+    # Tear Qt down in order while Python is still fully alive (avoids crashes in interpreter finalization).
+    window.close()
+    window.deleteLater()
+    del window
+    app.processEvents()
+    app.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

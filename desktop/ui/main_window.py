@@ -1,0 +1,209 @@
+"""Parley's main window: transcript, input level, turn state, a text box, and a status bar."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QStatusBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.actions import (
+    BargeInHappened,
+    ItemChanged,
+    ItemRemoved,
+    Notice,
+    SessionChanged,
+    SpeechBoundary,
+    StateChanged,
+    TurnState,
+)
+from ..core.session_config import describe_turn_detection
+from ..session import ConnectionStatus, InputLevel, LiveSession, Timing
+from .level_meter import LevelMeter
+from .transcript_view import TranscriptView
+
+log = logging.getLogger(__name__)
+
+_STATE_STYLE = {
+    TurnState.DISCONNECTED: ("Disconnected", "#9e9e9e"),
+    TurnState.LISTENING: ("Listening", "#1565c0"),
+    TurnState.USER_SPEAKING: ("You are speaking", "#6a1b9a"),
+    TurnState.THINKING: ("Thinking…", "#ef6c00"),
+    TurnState.ASSISTANT_SPEAKING: ("Assistant speaking", "#2e7d32"),
+    TurnState.INTERRUPTED: ("Interrupted", "#c62828"),
+}
+
+
+class MainWindow(QMainWindow):
+    #: Emitted with each notification the window handled (tests wait on it).
+    notified = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Parley")
+        self.resize(760, 560)
+        self.session: LiveSession | None = None
+        self.timings: dict[str, float] = {}
+        self.notices: list[Notice] = []
+
+        from ..core.conversation import Conversation
+
+        self.transcript = TranscriptView(Conversation())
+
+        self.state_label = QLabel()
+        self.state_label.setAccessibleName("Turn state")
+        self.state_label.setMinimumWidth(150)
+        self.level_meter = LevelMeter()
+        level_row = QHBoxLayout()
+        level_row.addWidget(self.state_label)
+        level_row.addWidget(QLabel("Mic"))
+        level_row.addWidget(self.level_meter, 1)
+
+        self.notice_label = QLabel()
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setVisible(False)
+        self.notice_label.setAccessibleName("Notice")
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.timeout.connect(lambda: self.notice_label.setVisible(False))
+
+        self.text_input = QLineEdit()
+        self.text_input.setPlaceholderText("Type a message and press Enter…")
+        self.text_input.setAccessibleName("Message")
+        self.text_input.returnPressed.connect(self._send_text)
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self._send_text)
+        self.stop_button = QPushButton("Stop answer")
+        self.stop_button.setToolTip("Stop the assistant's answer (Ctrl+.)")
+        self.stop_button.clicked.connect(self._stop_answer)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.text_input, 1)
+        input_row.addWidget(self.send_button)
+        input_row.addWidget(self.stop_button)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.transcript, 1)
+        layout.addWidget(self.notice_label)
+        layout.addLayout(level_row)
+        layout.addLayout(input_row)
+        self.setCentralWidget(central)
+
+        self.connection_label = QLabel("Starting…")
+        self.connection_label.setAccessibleName("Connection")
+        self.turn_label = QLabel()
+        self.devices_label = QLabel()
+        self.devices_label.setAccessibleName("Audio devices")
+        status = QStatusBar()
+        status.addWidget(self.connection_label, 1)
+        status.addPermanentWidget(self.turn_label)
+        status.addPermanentWidget(self.devices_label)
+        self.setStatusBar(status)
+
+        stop = QAction("Stop answer", self)
+        stop.setShortcut(QKeySequence("Ctrl+."))
+        stop.triggered.connect(self._stop_answer)
+        self.addAction(stop)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        self.addAction(quit_action)
+        self._show_state(TurnState.DISCONNECTED)
+
+    # ------------------------------------------------------------------ wiring
+    def attach(self, session: LiveSession) -> None:
+        self.session = session
+        self.transcript.set_conversation(session.client.conversation)
+        session.subscribe(self.on_notification)
+
+    def on_notification(self, note: Any) -> None:
+        if isinstance(note, InputLevel):
+            self.level_meter.set_level(note.dbfs)
+            return
+        if isinstance(note, (ItemChanged, ItemRemoved)):
+            self.transcript.schedule_render()
+        elif isinstance(note, StateChanged):
+            self._show_state(note.state)
+        elif isinstance(note, ConnectionStatus):
+            self._show_connection(note)
+        elif isinstance(note, SessionChanged):
+            self._show_session(note)
+        elif isinstance(note, Notice):
+            self._show_notice(note)
+        elif isinstance(note, Timing):
+            self.timings[note.name] = note.seconds
+            log.info("timing %s: %.0f ms", note.name, note.seconds * 1000)
+        elif isinstance(note, BargeInHappened):
+            log.info("barge-in: heard %d of %d ms of %s", note.heard_ms, note.received_ms, note.item_id)
+        elif isinstance(note, SpeechBoundary):
+            pass
+        self.notified.emit(note)
+
+    # ------------------------------------------------------------------ rendering
+    def _show_state(self, state: TurnState) -> None:
+        text, color = _STATE_STYLE[state]
+        self.state_label.setText(f'<b style="color:{color}">● {text}</b>')
+        self.state_label.setProperty("turn_state", state.value)
+
+    def _show_connection(self, status: ConnectionStatus) -> None:
+        phase_text = {
+            "starting engine": f"Starting the {status.provider}…",
+            "connecting": f"Connecting to {status.provider}…",
+            "connected": f"Connected to {status.provider}",
+            "disconnected": f"Disconnected from {status.provider}",
+            "failed": f"Could not connect to {status.provider}",
+        }.get(status.phase, status.phase)
+        if status.detail and status.phase in ("disconnected", "failed"):
+            phase_text += f": {status.detail}"
+        self.connection_label.setText(phase_text)
+        if status.devices is not None:
+            self.devices_label.setText(status.devices.summary)
+            self.devices_label.setToolTip("\n".join(status.devices.problems) or "Audio devices found")
+        if status.phase == "failed":
+            self._show_notice(Notice("error", phase_text))
+
+    def _show_session(self, note: SessionChanged) -> None:
+        if self.session is None or self.session.client.effective is None:
+            return
+        td = self.session.client.effective.turn_detection
+        self.turn_label.setText(describe_turn_detection(td))
+        if note.differences:
+            self._show_notice(Notice("warning", "The server kept different settings: " + "; ".join(note.differences)))
+
+    def _show_notice(self, note: Notice) -> None:
+        self.notices.append(note)
+        color = {"error": "#c62828", "warning": "#ef6c00"}.get(note.level, "#455a64")
+        code = f" [{note.code}]" if note.code else ""
+        self.notice_label.setText(f'<span style="color:{color}">{note.message}{code}</span>')
+        self.notice_label.setVisible(True)
+        self._notice_timer.start(12000 if note.level == "error" else 6000)
+        getattr(log, "error" if note.level == "error" else "warning" if note.level == "warning" else "info")(
+            "%s%s", note.message, code
+        )
+
+    # ------------------------------------------------------------------ user intent
+    def _send_text(self) -> None:
+        text = self.text_input.text().strip()
+        if not text or self.session is None:
+            return
+        self.session.send_text(text)
+        self.text_input.clear()
+
+    def _stop_answer(self) -> None:
+        if self.session is not None:
+            self.session.cancel_response()
+
+    def transcript_text(self) -> str:
+        self.transcript.render_now()
+        return self.transcript.plain_text()
