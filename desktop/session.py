@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -92,6 +93,8 @@ class LiveSession:
         self._first_audio_pending = False
         self.sent_events: list[dict[str, Any]] = []  # kept only when record_sent is True (tests, inspector)
         self.record_sent = False
+        #: Called with (item_id, pcm16) for every chunk of assistant audio queued for playback.
+        self.output_taps: list[Callable[[str, np.ndarray], None]] = []
         self.closed = False
 
     # ------------------------------------------------------------------ subscription
@@ -117,6 +120,13 @@ class LiveSession:
         self.devices = await self._loop.run_in_executor(
             None, probe_devices, self.options.input_device, self.options.output_device
         )
+        if self.options.audio_in and self.devices is not None:
+            name = os.path.basename(self.options.audio_in)
+            self.devices = replace(
+                self.devices,
+                input_name=f"file {name}",
+                problems=[p for p in self.devices.problems if "microphone" not in p],
+            )
         provider = self.options.provider
         url = provider.url
         if provider.kind == "engine":
@@ -245,6 +255,8 @@ class LiveSession:
                     self._first_audio_pending = False
                     self._notify(Timing("speech_end_to_first_audio", time.perf_counter() - self._speech_stopped_at))
                 self.playback.enqueue(action.item_id, action.pcm16)
+                for tap in self.output_taps:
+                    tap(action.item_id, action.pcm16)
                 continue
             if isinstance(action, StopPlayback):
                 report = self.playback.stop()
