@@ -24,7 +24,8 @@ from desktop.audio import (
     read_wav_24k,
 )
 from desktop.core.pcm import PROTOCOL_RATE, rms_dbfs
-from tests.audio_fixtures import pulse_audio  # noqa: F401  (also offered by the shared conftest)
+
+# The `pulse_audio` fixture comes from tests/audio_fixtures.py (a pytest plugin of tests/conftest.py).
 
 RATE = PROTOCOL_RATE
 SILENT = 0.01 * 32768  # -40 dBFS: below this a recorded sample counts as silence
@@ -63,7 +64,7 @@ def peak_hz(x: np.ndarray, rate: int = RATE) -> float:
 
 
 @pytest.fixture
-def devices(pulse_audio):  # noqa: F811
+def devices(pulse_audio):
     """A recording microphone and a speaker on the null sink, both running; stopped afterwards."""
     buf = PlaybackBuffer()
     rec = Recorder()
@@ -78,7 +79,7 @@ def devices(pulse_audio):  # noqa: F811
 
 
 @pytest.mark.audio
-def test_probe_devices_finds_input_and_output(pulse_audio):  # noqa: F811
+def test_probe_devices_finds_input_and_output(pulse_audio):
     status = probe_devices()
     assert status.input_name and status.output_name, status
     assert status.problems == []
@@ -90,7 +91,7 @@ def test_probe_devices_finds_input_and_output(pulse_audio):  # noqa: F811
 
 
 @pytest.mark.audio
-def test_opening_a_missing_microphone_raises_a_clear_error(pulse_audio):  # noqa: F811
+def test_opening_a_missing_microphone_raises_a_clear_error(pulse_audio):
     mic = MicrophoneCapture(lambda chunk: None, device="no such microphone")
     with pytest.raises(AudioDeviceError, match="not found"):
         mic.start()
