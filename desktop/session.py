@@ -21,12 +21,17 @@ from .audio.devices import AudioDeviceError, DeviceStatus
 from .core.actions import (
     Action,
     DiscardAudio,
+    DuckPlayback,
     Notice,
+    PausePlayback,
     PlayAudio,
+    ResumePlayback,
     Send,
     SpeechBoundary,
     StopPlayback,
+    UnduckPlayback,
 )
+from .core.local_barge_in import LocalBargeInSettings
 from .core.pcm import rms_dbfs
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
@@ -53,6 +58,14 @@ class InputLevel:
 
 
 @dataclass(frozen=True)
+class VadFrame:
+    """The local VAD's speech probability for the input frame ending at `end_ms` (input clock)."""
+
+    probability: float
+    end_ms: int
+
+
+@dataclass(frozen=True)
 class Timing:
     """Latency figures the log and benchmarks read: name -> seconds."""
 
@@ -69,6 +82,7 @@ class SessionOptions:
     output_device: Any = None
     use_speaker: bool = True  # False: play into a device-less clock (tests, headless)
     engine_log_level: str = "info"
+    local_barge_in: LocalBargeInSettings = field(default_factory=LocalBargeInSettings)
 
 
 Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
@@ -77,7 +91,11 @@ Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
 class LiveSession:
     def __init__(self, options: SessionOptions) -> None:
         self.options = options
-        self.client = RealtimeClient(options.config)
+        self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in)
+        self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
+        self._vad_frames = 0
+        self._heard_samples = 0
+        self._last_position = 0
         self.playback = PlaybackBuffer()
         self.engine: EngineProcess | None = None
         self.transport: WebSocketTransport | None = None
@@ -151,6 +169,13 @@ class LiveSession:
         self._notify(Timing("connect", time.perf_counter() - t0))
         self._apply(self.client.on_connected())
         self._set_status("connected")
+        try:
+            from .audio.silero_vad import SileroSpeechProbability
+
+            self.local_vad = SileroSpeechProbability()
+        except Exception as exc:  # the app works without it; barge-in then waits for the server
+            log.warning("local VAD unavailable: %s", exc)
+            self._notify(Notice("warning", f"Local voice detection is unavailable ({exc}); interruptions wait for the server."))
         self._start_output()
         self._start_input()
         self._monitor = asyncio.create_task(self._watch_playback())
@@ -215,13 +240,26 @@ class LiveSession:
         if self.closed:
             return
         self._notify(InputLevel(rms_dbfs(chunk)))
+        if self.local_vad is not None:
+            for probability in self.local_vad.process(chunk):
+                self._vad_frames += 1
+                end_ms = int(self._vad_frames * self.local_vad.frame_ms)
+                self._notify(VadFrame(probability, end_ms))
+                self._apply(self.client.local_vad_frame(probability, end_ms))
         self._apply(self.client.append_audio(chunk))
 
     async def _watch_playback(self) -> None:
         """Tell the core when assistant audio becomes audible and when it has all been played."""
         while True:
             await asyncio.sleep(0.02)
-            playing = self.playback.is_playing()
+            position = self.playback.position_samples
+            # Paused playback still holds the answer: the assistant has the floor until it is resolved.
+            playing = self.playback.is_playing() or self.playback.is_paused()
+            if playing and not self.playback.is_paused():
+                self._heard_samples += position - self._last_position
+                self.client.assistant_heard(self._heard_samples * 1000 // 24000)
+            self._last_position = position
+            self._apply(self.client.tick())
             if playing and not self._was_playing:
                 item = self.playback.current_item()
                 if item is None:
@@ -258,8 +296,24 @@ class LiveSession:
                 for tap in self.output_taps:
                     tap(action.item_id, action.pcm16)
                 continue
+            if isinstance(action, DuckPlayback):
+                self.playback.duck(action.gain)
+                continue
+            if isinstance(action, UnduckPlayback):
+                self.playback.unduck()
+                continue
+            if isinstance(action, PausePlayback):
+                report = self.playback.pause()
+                log.info("playback paused (possible interruption): %s heard %d ms", report.item_id, report.played_ms)
+                continue
+            if isinstance(action, ResumePlayback):
+                self.playback.unduck()
+                self.playback.resume()
+                log.info("false interruption: playback resumed")
+                continue
             if isinstance(action, StopPlayback):
                 report = self.playback.stop()
+                self.playback.unduck()
                 log.info("playback stopped (%s): %s heard %d ms", action.reason, report.item_id, report.played_ms)
                 self._was_playing = False
                 self._apply(self.client.playback_stopped(report.item_id, report.played_ms))

@@ -48,6 +48,28 @@ class StopPlayback:
 
 
 @dataclass(frozen=True)
+class DuckPlayback:
+    """Lower playback to `gain` now (a possible interruption began); reversible."""
+
+    gain: float
+
+
+@dataclass(frozen=True)
+class UnduckPlayback:
+    pass
+
+
+@dataclass(frozen=True)
+class PausePlayback:
+    """Silence playback but keep the unplayed audio (an interruption awaiting the server's verdict)."""
+
+
+@dataclass(frozen=True)
+class ResumePlayback:
+    """A false interruption: continue playback where it paused."""
+
+
+@dataclass(frozen=True)
 class DiscardAudio:
     """Drop queued audio of this item (late audio of a cancelled response)."""
 
@@ -106,4 +128,4 @@ class BargeInHappened:
     source: str
 
 
-Action = Send | PlayAudio | StopPlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened
+Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened

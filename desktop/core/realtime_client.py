@@ -19,17 +19,22 @@ from .actions import (
     Action,
     BargeInHappened,
     DiscardAudio,
+    DuckPlayback,
     ItemChanged,
     ItemRemoved,
     Notice,
+    PausePlayback,
     PlayAudio,
+    ResumePlayback,
     Send,
     SessionChanged,
     SpeechBoundary,
     StateChanged,
     StopPlayback,
     TurnState,
+    UnduckPlayback,
 )
+from . import local_barge_in as lb
 from .barge_in import BargeInPolicy, heard_text
 from .conversation import Conversation, ImageInfo
 from .pcm import PROTOCOL_RATE, samples_to_ms
@@ -49,8 +54,16 @@ class ResponseInfo:
 
 
 class RealtimeClient:
-    def __init__(self, config: SessionConfig | None = None, events: ev.ClientEvents | None = None) -> None:
+    def __init__(
+        self,
+        config: SessionConfig | None = None,
+        events: ev.ClientEvents | None = None,
+        local_barge_in: lb.LocalBargeInSettings | None = None,
+    ) -> None:
         self.requested = config or SessionConfig()
+        self.local_barge_in = lb.LocalBargeIn(local_barge_in)
+        #: The input clock: ms of microphone audio seen (whether or not it was sent).
+        self.input_clock_ms = 0
         self.effective: SessionConfig | None = None
         self.events = events or ev.ClientEvents()
         self.conversation = Conversation()
@@ -153,6 +166,38 @@ class RealtimeClient:
         """The user pressed stop: silence the answer, cancel it, truncate what was not heard."""
         return self._interrupt(source="user", server_cancels=False)
 
+    # ------------------------------------------------------------------ local voice activity
+    def local_vad_frame(self, probability: float, frame_end_ms: int) -> list[Action]:
+        """One frame of the local VAD on the microphone (after echo cancellation)."""
+        self.input_clock_ms = max(self.input_clock_ms, frame_end_ms)
+        td = self.effective.turn_detection if self.effective else self.requested.turn_detection
+        audible = (self.audible_item is not None or self.audio_queued) and not isinstance(td, ManualTurns)
+        return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, audible))
+
+    def tick(self, now_ms: int | None = None) -> list[Action]:
+        """Time passes on the input clock (false-interruption timeout)."""
+        return self._local(self.local_barge_in.tick(self.input_clock_ms if now_ms is None else now_ms))
+
+    def assistant_heard(self, ms: int) -> None:
+        """Total assistant audio heard this session (for the local barge-in's warm-up)."""
+        self.local_barge_in.assistant_heard_ms = ms
+
+    def _local(self, local: list[lb.LocalAction]) -> list[Action]:
+        actions: list[Action] = []
+        for a in local:
+            if isinstance(a, lb.Duck):
+                actions.append(DuckPlayback(a.gain))
+            elif isinstance(a, lb.Unduck):
+                actions.append(UnduckPlayback())
+            elif isinstance(a, lb.Pause):
+                actions.append(PausePlayback())
+                actions += self._set_state(TurnState.INTERRUPTED)
+            elif isinstance(a, lb.Resume):
+                actions.append(ResumePlayback())
+                actions.append(Notice("info", "False interruption: the answer goes on."))
+                actions += self._set_state(TurnState.ASSISTANT_SPEAKING if self.audio_queued else TurnState.LISTENING)
+        return actions
+
     # ------------------------------------------------------------------ playback reports
     def playback_started(self, item_id: str) -> list[Action]:
         self.audible_item = item_id
@@ -162,6 +207,7 @@ class RealtimeClient:
         """All queued assistant audio has been played."""
         self.audible_item = None
         self.audio_queued = False
+        self.local_barge_in.on_assistant_silent()
         if self.state == TurnState.ASSISTANT_SPEAKING:
             return self._set_state(TurnState.LISTENING)
         return []
@@ -170,6 +216,7 @@ class RealtimeClient:
         """Playback was stopped for a barge-in: truncate the item to what was heard."""
         self.audible_item = None
         self.audio_queued = False
+        self.local_barge_in.on_assistant_silent()
         if not item_id:
             return []
         item = self.conversation.get(item_id)
@@ -248,6 +295,7 @@ class RealtimeClient:
 
     def _on_SpeechStarted(self, e: ev.SpeechStarted) -> list[Action]:
         actions: list[Action] = [SpeechBoundary(True, e.audio_start_ms, e.item_id)]
+        self.local_barge_in.on_server_turn_started(self.input_clock_ms)
         td = self.effective.turn_detection if self.effective else self.requested.turn_detection
         server_cancels = not isinstance(td, ManualTurns) and getattr(td, "interrupt_response", True)
         actions += self._interrupt(source="server_vad", server_cancels=server_cancels)

@@ -6,7 +6,7 @@ thread) or let the first use load it.
 
 from desktop.engine.speech.asr import WhisperRecognizer
 from desktop.engine.speech.tts import EspeakSynthesizer, PiperSynthesizer, best_synthesizer, split_sentences
-from desktop.engine.speech.vad import SileroSpeechProbability
+from desktop.audio.silero_vad import SileroSpeechProbability
 
 __all__ = [
     "SileroSpeechProbability",

@@ -1,0 +1,172 @@
+"""Barge-in from a local voice activity detector, before the server knows — and recovery from false ones.
+
+The microphone's speech probability arrives here frame by frame (with the time, in ms, on the input
+clock). While the assistant is audible:
+
+1. **onset** — the first frame at or above `threshold` ducks playback at once (gain `duck_gain`; 0 mutes);
+2. **confirmed** — speech lasting `confirm_ms` (or the server's `speech_started`) pauses playback, keeping
+   the unplayed audio: the interruption is still reversible;
+3. **committed** — the server starts a user turn (`speech_started`): the client stops playback for good,
+   truncates the assistant item to what was heard, and cancels the response where the server won't;
+4. **false interruption** — a cough, a click or a short "mm-hmm": if local speech ends before
+   `confirm_ms`, playback un-ducks; if the server starts no turn within `resume_after_ms` of the pause,
+   playback resumes where it stopped.
+
+A **warm-up** keeps the assistant's first `warmup_ms` of audio in a session (while an echo canceller
+converges) from triggering anything. Pure logic: no clocks, no devices; the caller passes time in.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LocalBargeInSettings:
+    enabled: bool = True
+    threshold: float = 0.6
+    #: Local speech this long confirms the interruption (pause playback).
+    confirm_ms: int = 200
+    #: With no server turn this long after the pause, it was a false interruption: resume.
+    resume_after_ms: int = 1500
+    #: Gain while ducked (onset, before confirmation). 0.0 mutes at once.
+    duck_gain: float = 0.0
+    #: The assistant's first ms of audio in a session cannot trigger a local barge-in (AEC convergence).
+    warmup_ms: int = 1000
+    #: Frames below threshold - hysteresis count as silence (ends a tentative onset).
+    hysteresis: float = 0.15
+    #: A gap this long ends a local speech run.
+    gap_ms: int = 96
+
+
+class LocalBargeInPhase(enum.Enum):
+    IDLE = "idle"
+    DUCKED = "ducked"  # onset seen, waiting for confirmation
+    PAUSED = "paused"  # confirmed locally, waiting for the server's turn
+    COMMITTED = "committed"  # the server started a turn; waiting for the assistant to stop being audible
+
+
+@dataclass(frozen=True)
+class Duck:
+    gain: float
+
+
+@dataclass(frozen=True)
+class Unduck:
+    pass
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A false interruption: play on from where playback paused."""
+
+    paused_ms: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A real interruption: stop playback for good (the client truncates and cancels as needed)."""
+
+    onset_ms: int
+
+
+LocalAction = Duck | Unduck | Pause | Resume | Commit
+
+
+class LocalBargeIn:
+    def __init__(self, settings: LocalBargeInSettings | None = None) -> None:
+        self.settings = settings or LocalBargeInSettings()
+        self.phase = LocalBargeInPhase.IDLE
+        self.onset_ms: int | None = None
+        self._speech_run_start: int | None = None
+        self._last_speech_ms: int | None = None
+        self._paused_at: int | None = None
+        #: Assistant audio heard so far in this session (for the warm-up), reported by playback.
+        self.assistant_heard_ms = 0
+        self.false_interruptions = 0
+        self.commits = 0
+
+    def configure(self, settings: LocalBargeInSettings) -> list[LocalAction]:
+        self.settings = settings
+        if not settings.enabled and self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED):
+            return self._back_to_idle(resume=True, now_ms=self._paused_at or 0)
+        return []
+
+    @property
+    def warming_up(self) -> bool:
+        return self.assistant_heard_ms < self.settings.warmup_ms
+
+    def on_frame(self, probability: float, now_ms: int, assistant_audible: bool) -> list[LocalAction]:
+        """One VAD frame ending at `now_ms` on the input clock."""
+        s = self.settings
+        speech = probability >= s.threshold
+        continuing = probability >= s.threshold - s.hysteresis
+        if speech or (continuing and self._speech_run_start is not None):
+            if self._speech_run_start is None:
+                self._speech_run_start = now_ms
+            self._last_speech_ms = now_ms
+        elif self._last_speech_ms is not None and now_ms - self._last_speech_ms >= s.gap_ms:
+            self._speech_run_start = None
+        actions: list[LocalAction] = []
+        if not s.enabled:
+            return actions
+        if self.phase == LocalBargeInPhase.IDLE:
+            if speech and assistant_audible and not self.warming_up:
+                self.phase = LocalBargeInPhase.DUCKED
+                self.onset_ms = self._speech_run_start if self._speech_run_start is not None else now_ms
+                actions.append(Duck(s.duck_gain))
+        elif self.phase == LocalBargeInPhase.DUCKED:
+            if self._speech_run_start is None:
+                # Speech ended before it was confirmed: a click or a breath.
+                self.false_interruptions += 1
+                actions += self._back_to_idle(resume=False, now_ms=now_ms)
+            elif now_ms - self._speech_run_start >= s.confirm_ms:
+                self.phase = LocalBargeInPhase.PAUSED
+                self._paused_at = now_ms
+                actions.append(Pause())
+        elif self.phase == LocalBargeInPhase.PAUSED:
+            actions += self.tick(now_ms)
+        return actions
+
+    def tick(self, now_ms: int) -> list[LocalAction]:
+        """Time passes (called regularly): a pause with no server turn in time is resumed."""
+        if self.phase == LocalBargeInPhase.PAUSED and self._paused_at is not None:
+            if now_ms - self._paused_at >= self.settings.resume_after_ms and self._speech_run_start is None:
+                self.false_interruptions += 1
+                return self._back_to_idle(resume=True, now_ms=now_ms)
+        return []
+
+    def on_server_turn_started(self, now_ms: int) -> list[LocalAction]:
+        """The server's VAD started a user turn: any pending local interruption becomes real."""
+        if self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED):
+            self.phase = LocalBargeInPhase.COMMITTED
+            self.commits += 1
+            return [Commit(self.onset_ms if self.onset_ms is not None else now_ms)]
+        return []
+
+    def on_assistant_silent(self) -> list[LocalAction]:
+        """Playback ended or was stopped: nothing left to interrupt."""
+        if self.phase == LocalBargeInPhase.DUCKED:
+            return self._back_to_idle(resume=False, now_ms=0)
+        if self.phase == LocalBargeInPhase.COMMITTED:
+            self.phase = LocalBargeInPhase.IDLE
+            self.onset_ms = None
+            self._paused_at = None
+        return []
+
+    def _back_to_idle(self, resume: bool, now_ms: int) -> list[LocalAction]:
+        was = self.phase
+        self.phase = LocalBargeInPhase.IDLE
+        self.onset_ms = None
+        paused_at, self._paused_at = self._paused_at, None
+        if was == LocalBargeInPhase.PAUSED or resume and paused_at is not None:
+            return [Resume(max(0, now_ms - (paused_at or now_ms)))]
+        if was == LocalBargeInPhase.DUCKED:
+            return [Unduck()]
+        return []
