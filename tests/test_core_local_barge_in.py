@@ -1,0 +1,117 @@
+"""The local-VAD barge-in state machine, driven frame by frame (32 ms frames on the input clock)."""
+
+from __future__ import annotations
+
+from desktop.core import local_barge_in as lb
+from desktop.core.actions import DuckPlayback, PausePlayback, ResumePlayback, Send, StopPlayback, UnduckPlayback
+from desktop.core.realtime_client import RealtimeClient
+
+FRAME = 32
+
+
+def feed(machine: lb.LocalBargeIn, probs: list[float], start_ms: int = 0, audible: bool = True):
+    actions, t = [], start_ms
+    for p in probs:
+        t += FRAME
+        actions += machine.on_frame(p, t, audible)
+    return actions, t
+
+
+def warm(settings: lb.LocalBargeInSettings | None = None) -> lb.LocalBargeIn:
+    m = lb.LocalBargeIn(settings or lb.LocalBargeInSettings())
+    m.assistant_heard_ms = 10_000
+    return m
+
+
+def test_onset_ducks_at_once_and_confirmation_pauses():
+    m = warm(lb.LocalBargeInSettings(confirm_ms=200, duck_gain=0.0))
+    actions, t = feed(m, [0.1, 0.9])
+    assert actions == [lb.Duck(0.0)]
+    assert m.phase == lb.LocalBargeInPhase.DUCKED
+    actions, t = feed(m, [0.9] * 7, t)  # 224 ms of speech since onset
+    assert lb.Pause() in actions and m.phase == lb.LocalBargeInPhase.PAUSED
+
+
+def test_short_click_unducks_without_pausing():
+    m = warm(lb.LocalBargeInSettings(confirm_ms=200))
+    actions, t = feed(m, [0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0])  # ~96 ms blip, then silence
+    assert lb.Duck(0.0) in actions and lb.Unduck() in actions
+    assert lb.Pause() not in actions
+    assert m.phase == lb.LocalBargeInPhase.IDLE and m.false_interruptions == 1
+
+
+def test_pause_without_server_turn_resumes_after_window():
+    m = warm(lb.LocalBargeInSettings(confirm_ms=100, resume_after_ms=1000))
+    actions, t = feed(m, [0.9] * 5 + [0.0] * 5)
+    assert lb.Pause() in actions
+    assert not any(isinstance(a, lb.Resume) for a in actions)
+    actions, t = feed(m, [0.0] * 40, t)  # 1.28 s of silence
+    resumes = [a for a in actions if isinstance(a, lb.Resume)]
+    assert len(resumes) == 1 and m.phase == lb.LocalBargeInPhase.IDLE
+
+
+def test_server_turn_commits_a_pending_interruption():
+    m = warm(lb.LocalBargeInSettings(confirm_ms=100))
+    feed(m, [0.9] * 5)
+    assert m.phase == lb.LocalBargeInPhase.PAUSED
+    assert m.on_server_turn_started(200) == [lb.Commit(32)]
+    # Nothing resumes after a committed interruption.
+    actions, _ = feed(m, [0.0] * 80, 200)
+    assert not any(isinstance(a, lb.Resume) for a in actions)
+
+
+def test_warm_up_and_silent_assistant_never_trigger():
+    m = lb.LocalBargeIn(lb.LocalBargeInSettings(warmup_ms=1000))
+    m.assistant_heard_ms = 500
+    actions, t = feed(m, [0.9] * 10)
+    assert actions == []
+    m.assistant_heard_ms = 1500
+    actions, _ = feed(m, [0.9] * 3, t, audible=False)
+    assert actions == []
+
+
+def test_disabled_does_nothing():
+    m = warm(lb.LocalBargeInSettings(enabled=False))
+    assert feed(m, [0.9] * 20)[0] == []
+
+
+def _client_playing() -> RealtimeClient:
+    c = RealtimeClient()
+    c.on_connected()
+    c.receive({"type": "session.updated", "event_id": "e0", "session": {"type": "realtime"}})
+    c.receive({"type": "response.created", "event_id": "e1", "response": {"id": "resp_1", "status": "in_progress"}})
+    c.receive({"type": "response.output_item.added", "event_id": "e2", "response_id": "resp_1", "output_index": 0,
+               "item": {"id": "item_a", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})
+    c.receive({"type": "response.output_audio.delta", "event_id": "e3", "response_id": "resp_1", "item_id": "item_a",
+               "output_index": 0, "content_index": 0, "delta": "AAAA" * 2400})  # 200 ms
+    c.playback_started("item_a")
+    c.assistant_heard(5000)
+    return c
+
+
+def test_client_false_interruption_resumes_and_sends_nothing():
+    c = _client_playing()
+    actions = []
+    t = 0
+    for p in [0.9] * 8 + [0.0] * 60:
+        t += FRAME
+        actions += c.local_vad_frame(p, t)
+    kinds = [type(a) for a in actions]
+    assert DuckPlayback in kinds and PausePlayback in kinds and ResumePlayback in kinds
+    assert not any(isinstance(a, (Send, StopPlayback)) for a in actions)
+
+
+def test_client_local_then_server_turn_stops_and_truncates():
+    c = _client_playing()
+    t = 0
+    for p in [0.9] * 8:
+        t += FRAME
+        c.local_vad_frame(p, t)
+    actions = c.receive({"type": "input_audio_buffer.speech_started", "event_id": "e4", "audio_start_ms": 10, "item_id": "item_u"})
+    assert any(isinstance(a, StopPlayback) for a in actions)
+    # The server cancels by itself (interrupt_response true): no response.cancel from us.
+    assert not any(isinstance(a, Send) and a.event["type"] == "response.cancel" for a in actions)
+    after = c.playback_stopped("item_a", 120)
+    truncs = [a.event for a in after if isinstance(a, Send)]
+    assert truncs and truncs[0]["type"] == "conversation.item.truncate" and truncs[0]["audio_end_ms"] == 120
+    assert not any(isinstance(a, UnduckPlayback) for a in after)
