@@ -7,7 +7,6 @@ the buffer, counted in samples handed to the device.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 
@@ -22,39 +21,51 @@ log = logging.getLogger(__name__)
 __all__ = ["SpeakerOutput", "NullOutput"]
 
 
-class _LinearResampler:
-    """24 kHz buffer samples -> device-rate frames, pulled from the callback (fallback path only).
+class _DeviceRateAdapter:
+    """24 kHz buffer samples -> device-rate frames with soxr, pulled from the callback (fallback path only).
 
-    Linear interpolation with the fractional phase carried across callbacks; the buffer is read for
-    exactly the 24 kHz samples the device consumes, so the accounting stays in 24 kHz samples.
+    Used only when a device refuses 24 kHz. The buffer is read in 24 kHz samples (so the heard-ms
+    accounting stays in protocol samples); a streaming soxr resampler converts them, and a small FIFO
+    hands the callback exactly the frames it asks for. What sits in the FIFO and soxr's own delay are
+    added to the output latency the buffer subtracts.
     """
 
     def __init__(self, buffer: PlaybackBuffer, device_rate: int) -> None:
+        import soxr
+
         self.buffer = buffer
-        self.step = PROTOCOL_RATE / device_rate  # buffer samples per device frame
-        self.phase = 0.0  # position of the next output frame within `carry`, 0 <= phase < 1
-        self.carry = np.zeros(1, dtype=np.float32)  # source samples still needed for interpolation
+        self.device_rate = device_rate
+        self._resampler = soxr.ResampleStream(PROTOCOL_RATE, device_rate, 1, dtype="float32", quality="MQ")
+        self._fifo = np.zeros(0, dtype=np.float32)
+        # Read ahead in 10 ms steps: few, cheap soxr calls per callback.
+        self._step = ms_to_samples(10)
+
+        self.extra_latency_s = self._measure_delay_s(device_rate) + self._step / PROTOCOL_RATE / 2
+
+    @staticmethod
+    def _measure_delay_s(device_rate: int) -> float:
+        """soxr's start-up delay for this conversion: output missing after 100 ms of input."""
+        import soxr
+
+        probe = soxr.ResampleStream(PROTOCOL_RATE, device_rate, 1, dtype="float32", quality="MQ")
+        out = probe.resample_chunk(np.zeros(ms_to_samples(100), dtype=np.float32))
+        missing = 0.1 * device_rate - len(out)
+        return max(0.0, missing / device_rate)
 
     def fill(self, out: np.ndarray) -> None:
         frames = len(out)
-        end = self.phase + self.step * (frames - 1)  # position of the last output frame
-        need = max(0, int(math.floor(end)) + 2 - len(self.carry))
-        src = np.concatenate([self.carry, self.buffer.read(need)]) if need else self.carry
-        pos = self.phase + self.step * np.arange(frames)
-        i = np.floor(pos).astype(np.int64)
-        frac = (pos - i).astype(np.float32)
-        out[:] = src[i] * (1.0 - frac) + src[i + 1] * frac
-        nxt = self.phase + self.step * frames
-        drop = min(int(math.floor(nxt)), len(src) - 1)
-        self.carry = src[drop:].copy()
-        self.phase = nxt - drop
+        while len(self._fifo) < frames:
+            converted = self._resampler.resample_chunk(self.buffer.read(self._step))
+            self._fifo = np.concatenate([self._fifo, converted.astype(np.float32, copy=False)])
+        out[:] = self._fifo[:frames]
+        self._fifo = self._fifo[frames:]
 
 
 class SpeakerOutput:
     """Plays a PlaybackBuffer on an output device: 24 kHz mono float32, PortAudio/PulseAudio resample.
 
     If the device refuses 24 kHz, the stream opens at the device's default rate and the callback
-    interpolates linearly (lower quality than PulseAudio's resampler, accounting unchanged).
+    resamples with soxr (accounting unchanged, a few ms more latency accounted for).
 
     latency: PortAudio's suggested latency. 0.04 s by default: through the ALSA pulse plugin,
     'low' (≈9 ms) underflowed a few times a second, 0.02–0.04 s and 'high' (≈35 ms) did not.
@@ -105,14 +116,15 @@ class SpeakerOutput:
                 if rate == PROTOCOL_RATE or rate <= 0:
                     raise AudioDeviceError(f"cannot open speaker {info['name']!r}: {first}") from first
                 log.info("speaker refuses %d Hz (%s); opening at %d Hz", PROTOCOL_RATE, first, rate)
-                self._resampler = _LinearResampler(self.buffer, rate)
+                self._resampler = _DeviceRateAdapter(self.buffer, rate)
                 try:
                     stream = self._open(sd, rate)
                 except Exception as exc:
                     raise AudioDeviceError(f"cannot open speaker {info['name']!r}: {exc}") from exc
             self.samplerate = int(stream.samplerate)
             self.device_name = str(info["name"])
-            self.buffer.set_output_latency(float(stream.latency))
+            extra = self._resampler.extra_latency_s if self._resampler is not None else 0.0
+            self.buffer.set_output_latency(float(stream.latency) + extra)
             try:
                 stream.start()
             except Exception as exc:
