@@ -1,0 +1,157 @@
+"""Barge-in through real audio devices: PulseAudio null sinks as speaker and room, the engine over a real
+WebSocket, Parley's LiveSession in between. The user's voice is played into the room while the assistant
+tells a long story; the speaker is recorded to see what the user actually heard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop.core.actions import BargeInHappened, TurnState
+from desktop.core.local_barge_in import LocalBargeInSettings
+from desktop.core.session_config import ServerVad, SessionConfig
+from desktop.providers import choose_provider
+from desktop.session import LiveSession, SessionOptions
+from tests.conftest import AUDIO
+from tests.protocol_oracle import validate_client_event
+from tests.room_audio import Room, loud_spans
+
+pytestmark = [pytest.mark.audio, pytest.mark.slow]
+
+STORY = "Tell me a long story about a dragon."
+
+
+@pytest.fixture
+def room(pulse_audio):
+    r = Room(pulse_audio)
+    yield r
+    r.close()
+
+
+async def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+def _session(config: SessionConfig | None = None, local: LocalBargeInSettings | None = None) -> tuple[LiveSession, list]:
+    options = SessionOptions(choose_provider(environ={}), config=config or SessionConfig())
+    if local is not None:
+        options.local_barge_in = local
+    session = LiveSession(options)
+    session.record_sent = True
+    notes: list = []
+    session.subscribe(notes.append)
+    return session, notes
+
+
+def _sent(session: LiveSession, type_: str) -> list[dict]:
+    return [e for e in session.sent_events if e["type"] == type_]
+
+
+def test_speech_during_playback_stops_it_and_truncates_to_what_was_heard(room, tmp_path):
+    session, notes = _session()
+    recording = tmp_path / "speaker.raw"
+
+    async def scenario():
+        assert await session.start(), session.status
+        assert session.devices and session.devices.input_name and session.devices.output_name, session.devices
+        room.record_speaker(recording)
+        await asyncio.sleep(0.3)
+        session.send_text(STORY)
+        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+        await asyncio.sleep(2.5)  # the user listens for a while, then speaks up
+        room.say(AUDIO / "stop_talking.wav")
+        assert await _wait(lambda: any(isinstance(n, BargeInHappened) for n in notes), 10), "no barge-in"
+        await asyncio.sleep(0.8)
+        await session.stop()
+
+    asyncio.run(scenario())
+    story = next(i for i in session.client.conversation if i.role == "assistant")
+    barge = next(n for n in notes if isinstance(n, BargeInHappened))
+    truncates = _sent(session, "conversation.item.truncate")
+    assert len(truncates) == 1 and truncates[0]["item_id"] == story.item_id
+    heard_ms = truncates[0]["audio_end_ms"]
+    assert heard_ms == barge.heard_ms
+    assert 2000 < heard_ms < story.audio_received_ms, (heard_ms, story.audio_received_ms)
+    # Server VAD cancels the response itself: Parley must not send response.cancel.
+    assert not _sent(session, "response.cancel")
+    # What the speaker actually played of the story: from its first sound to the cut.
+    pcm = room.read_raw(recording)
+    spans = loud_spans(pcm)
+    assert spans, "the speaker recording is silent"
+    first = spans[0][0]
+    ends = [end for start, end in spans if start > first and end - first < (heard_ms + 1000) * 24]
+    cut = max(ends) if ends else spans[0][1]
+    played_ms = (cut - first) / 24
+    latency_ms = session.playback.output_latency_ms
+    # The truncate matches the audio that came out of the speaker within one device buffer (+ the fade).
+    assert abs(played_ms - (heard_ms + latency_ms)) <= latency_ms + 25, (played_ms, heard_ms, latency_ms)
+    # Nothing of the cancelled story was played after the cut: the next sound is the new answer, much later.
+    later = [start for start, end in spans if start > cut]
+    assert not later or (later[0] - cut) / 24 > 400, (later[:3], cut)
+    assert story.interrupted and story.heard_text is not None and len(story.heard_text) < len(story.text)
+    for event in session.sent_events:
+        validate_client_event(event)
+
+
+def test_a_click_does_not_end_the_answer(room, tmp_path):
+    session, notes = _session()
+
+    async def scenario():
+        assert await session.start()
+        session.send_text("What time is it? And please tell me a long story about a dragon.")
+        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+        await asyncio.sleep(1.5)
+        room.say(AUDIO / "cough_click.wav")
+        await asyncio.sleep(2.0)
+        await session.stop()
+
+    asyncio.run(scenario())
+    assert not _sent(session, "conversation.item.truncate")
+    assert not _sent(session, "response.cancel")
+    assert not any(isinstance(n, BargeInHappened) for n in notes)
+    answer = next(i for i in session.client.conversation if i.role == "assistant")
+    assert not answer.interrupted
+
+
+def test_false_interruption_resumes_playback_where_it_paused(room, tmp_path):
+    # The server is deaf to the short reply (threshold 1.0) while the local VAD hears it:
+    # playback pauses, no user turn follows, and the answer goes on from where it stopped.
+    config = SessionConfig(turn_detection=ServerVad(threshold=1.0))
+    local = LocalBargeInSettings(threshold=0.5, confirm_ms=150, resume_after_ms=1000, warmup_ms=500)
+    session, notes = _session(config, local)
+    recording = tmp_path / "speaker.raw"
+
+    async def scenario():
+        assert await session.start()
+        room.record_speaker(recording)
+        session.send_text(STORY)
+        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+        await asyncio.sleep(1.5)
+        room.say(AUDIO / "thank_you.wav")
+        resumed = lambda: any(getattr(n, "message", "").startswith("False interruption") for n in notes)  # noqa: E731
+        assert await _wait(resumed, 8), "playback did not resume"
+        await asyncio.sleep(3.0)
+        await session.stop()
+
+    asyncio.run(scenario())
+    kinds = [type(n) for n in notes]
+    answer = next(i for i in session.client.conversation if i.role == "assistant")
+    assert not _sent(session, "conversation.item.truncate"), "a false interruption must not truncate"
+    assert not answer.interrupted
+    # The notifications show the pause and the resume (PausePlayback/ResumePlayback are carried out by the
+    # session, so we see them in the log of client states instead).
+    assert any(getattr(n, "state", None) == TurnState.INTERRUPTED for n in notes), kinds
+    assert any(getattr(n, "message", "").startswith("False interruption") for n in notes), kinds
+    # The speaker paused (a silent gap of about the resume window) and then played on.
+    spans = loud_spans(room.read_raw(recording))
+    gaps = [(b[0] - a[1]) / 24 for a, b in zip(spans, spans[1:])]
+    assert max(gaps) > 800, gaps
