@@ -572,13 +572,16 @@ class RealtimeConnection:
             stored = self.items[item_id]
             if stored.wire.get("role") == "user":
                 text = await stored.transcript if stored.transcript is not None else stored.text
-                return text, [self._describe_image(url) for url in stored.images]
+                # OCR is CPU work: on the engine's executor, never on the event loop.
+                loop = asyncio.get_running_loop()
+                return text, [await loop.run_in_executor(self.models.executor, self._describe_image, url) for url in stored.images]
         return "", []
 
     @staticmethod
     def _describe_image(data_url: str) -> str:
-        size_kb = len(data_url.partition(";base64,")[2]) * 3 // 4 // 1024
-        return f"I received an image of about {size_kb} kilobytes, but I can't look at images yet."
+        from .vision import describe_data_url
+
+        return describe_data_url(data_url)
 
     @staticmethod
     def _usage(user_text: str, stored: StoredItem) -> dict[str, Any]:
