@@ -119,7 +119,7 @@ class PreparedImage:
 
     def describe(self) -> str:
         kb = self.byte_count / 1024
-        size = f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
+        size = f"{self.byte_count} bytes" if self.byte_count < 1024 else f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
         return f"{self.width}×{self.height} px, {size} {self.mime_type.split('/')[1].upper()}"
 
 

@@ -120,12 +120,21 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         self.addAction(quit_action)
         self._show_state(TurnState.DISCONNECTED)
+        from .turn_ui import TurnUi
+
+        #: Turn detection: the settings dock, the waveform, push-to-talk (Space) and Esc to discard.
+        self.turn_ui = TurnUi(self)
+        # Images: toolbar (attach, paste, what's on my screen), drop/paste handling, Ctrl+Shift+S, thumbnails.
+        from .attachments import install as install_attachments
+
+        self.attachments = install_attachments(self)
 
     # ------------------------------------------------------------------ wiring
     def attach(self, session: LiveSession) -> None:
         self.session = session
         self.transcript.set_conversation(session.client.conversation)
         session.subscribe(self.on_notification)
+        self.turn_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:
         if isinstance(note, InputLevel):

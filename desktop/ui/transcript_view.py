@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QTimer
+from typing import Any, Callable
+
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from ..core.conversation import Conversation, ConversationItem
@@ -23,13 +26,20 @@ _STYLE = """
 """
 
 
-def render_item(item: ConversationItem) -> str:
+def _size_text(byte_count: int) -> str:
+    if byte_count < 1024:
+        return f"{byte_count} bytes"
+    kb = byte_count / 1024
+    return f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
+
+
+def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] | None = None) -> str:
     who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(item.role, item.role.title())
     meta: list[str] = []
     if item.role == "user" and item.has_audio:
         meta.append("spoken")
     if item.images:
-        meta += [f"image {im.width}×{im.height}, {im.byte_count // 1024} KB" for im in item.images]
+        meta += [f"image {im.width}×{im.height} px, {_size_text(im.byte_count)}" for im in item.images]
     if item.interrupted:
         meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
     elif item.status == "cancelled":
@@ -49,11 +59,19 @@ def render_item(item: ConversationItem) -> str:
     else:
         body = '<span class="pending">…</span>'
     meta_html = f' <span class="meta">· {" · ".join(meta)}</span>' if meta else ""
+    # Thumbnails of the images sent (click: full size); the view loads them by key from its image store.
+    keys = [k for k in (image_key(im) for im in item.images) if k] if image_key and item.images else []
+    thumbs = "".join(f'<a href="{k}"><img src="{k}"/></a>&nbsp;' for k in keys)
+    if thumbs:
+        body = thumbs + ("<br/>" + body if item.text else "")
     return f'<div class="turn {item.role}"><span class="who">{who}</span>{meta_html}<br/>{body}</div>'
 
 
 class TranscriptView(QTextBrowser):
     """Renders a `Conversation`. Changes are coalesced and repainted at most every 40 ms."""
+
+    #: A thumbnail was clicked: its image-store key.
+    image_clicked = Signal(str)
 
     def __init__(self, conversation: Conversation, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +83,9 @@ class TranscriptView(QTextBrowser):
         self._timer.setSingleShot(True)
         self._timer.setInterval(40)
         self._timer.timeout.connect(self.render_now)
+        #: Where thumbnails come from (`key_for(info)`, `thumbnail(key)`); set by the attachments feature.
+        self.image_store: Any = None
+        self.anchorClicked.connect(self._on_anchor)
 
     def set_conversation(self, conversation: Conversation) -> None:
         self.conversation = conversation
@@ -77,10 +98,22 @@ class TranscriptView(QTextBrowser):
     def render_now(self) -> None:
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
-        items = [render_item(i) for i in self.conversation if i.role in ("user", "assistant", "system")]
+        key = self.image_store.key_for if self.image_store is not None else None
+        items = [render_item(i, key) for i in self.conversation if i.role in ("user", "assistant", "system")]
         self.setHtml(_STYLE + "".join(items) if items else "")
         if at_bottom:
             bar.setValue(bar.maximum())
+
+    def loadResource(self, kind: int, url: QUrl) -> Any:  # noqa: N802 - Qt API
+        if self.image_store is not None and int(getattr(kind, "value", kind)) == QTextDocument.ResourceType.ImageResource.value:
+            thumb = self.image_store.thumbnail(url.toString())
+            if thumb is not None:
+                return thumb
+        return super().loadResource(kind, url)
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if self.image_store is not None and self.image_store.key_for is not None and url.scheme() == "parley-image":
+            self.image_clicked.emit(url.toString())
 
     def plain_text(self) -> str:
         return self.toPlainText()
