@@ -26,6 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address (needs --token)")
     p.add_argument("--token", default=os.environ.get("PARLEY_ENGINE_TOKEN"),
                    help="bearer token clients must send (env PARLEY_ENGINE_TOKEN)")
+    p.add_argument("--llm-url", default=os.environ.get("PARLEY_LLM_URL"), metavar="URL",
+                   help="OpenAI-compatible chat-completions endpoint for the brain, e.g. http://127.0.0.1:8080/v1 "
+                   "(llama.cpp server, Ollama, vLLM); replies are spoken sentence by sentence as they stream. "
+                   "Without it the built-in offline responder answers (env PARLEY_LLM_URL)")
+    p.add_argument("--llm-model", default=os.environ.get("PARLEY_LLM_MODEL", "default"), metavar="NAME",
+                   help="model name sent to the --llm-url endpoint (env PARLEY_LLM_MODEL; default: 'default')")
+    p.add_argument("--llm-key", default=os.environ.get("PARLEY_LLM_KEY"), metavar="KEY",
+                   help="API key for the --llm-url endpoint, sent as a bearer token (prefer env PARLEY_LLM_KEY: "
+                   "command lines are visible to other users)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="debug logs one line per event")
     p.add_argument("--version", action="version", version=f"parley-engine {__version__}")
@@ -42,7 +51,20 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    server = EngineServer(token=args.token)
+    brain_factory = None
+    if args.llm_url:
+        from .llm_brain import LLMBrain
+
+        if not args.llm_url.startswith(("http://", "https://")):
+            print(f"parley-engine: --llm-url must be an http:// or https:// URL, not {args.llm_url!r}", file=sys.stderr)
+            return 2
+        url, model, key = args.llm_url, args.llm_model, args.llm_key
+
+        def brain_factory() -> LLMBrain:
+            return LLMBrain(url, model=model, api_key=key)
+
+        logging.getLogger(__name__).info("brain: %s (model %s)", brain_factory().endpoint, model)
+    server = EngineServer(token=args.token, brain_factory=brain_factory)
     try:
         port = await server.start(args.host, args.port)
     except OSError as exc:

@@ -1,9 +1,16 @@
 """One client connection to the embedded engine: the GA Realtime protocol over a WebSocket.
 
 Implements the subset a desktop client uses with the real API's semantics: session lifecycle, the input
-audio buffer with server VAD (Silero), transcription (Whisper), conversation items, responses with streamed
-speech (Piper), barge-in (cancel with `turn_detected`), truncation, and `error` events naming the
+audio buffer with server VAD (Silero) and its idle timeout, transcription (Whisper), conversation items
+(text, audio and images), responses with per-response overrides (instructions, modalities, out-of-band
+`conversation: "none"`, `input` items, metadata, `max_output_tokens`) and streamed speech (Piper),
+barge-in (cancel with `turn_detected`), truncation, `rate_limits.updated`, and `error` events naming the
 offending client event. A bad client event gets an `error`, never a crash or a dropped connection.
+
+Speed: while the user pauses (before `silence_duration_ms` has passed and the turn ends), the audio heard
+so far is already being transcribed ("speculative transcription"); if the pause really ends the turn the
+result is used, so at `speech_stopped` only the answer's first sentence remains to be synthesized.
+All model work runs on the shared executor; the event loop only moves events.
 """
 
 from __future__ import annotations
@@ -14,16 +21,18 @@ import binascii
 import itertools
 import json
 import logging
+import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import numpy as np
 
 from ..core.pcm import PROTOCOL_RATE, ms_to_samples, samples_to_ms
 from ..core.speech_segmenter import SegmentEnd, SegmentStart, SpeechSegmenter
+from .brain import Brain, BrainError, BrainRequest, ContextMessage, RuleBrain, SentenceAssembler
 from .responder import Responder
 from .session_state import SessionUpdateError, default_session, merge_session_update, vad_parameters
 from .speech_models import SpeechModels
@@ -35,10 +44,23 @@ DELTA_MS = 100
 MIN_COMMIT_MS = 100
 #: Manual-mode input is capped (15 minutes) so a forgotten push-to-talk cannot eat memory.
 MAX_BUFFER_MS = 15 * 60 * 1000
+#: Approximate token accounting, in the real API's units: ~4 characters of text, 50 ms of audio per token.
+CHARS_PER_TOKEN = 4
+AUDIO_MS_PER_TOKEN = 50
+#: The API's documented cap for max_output_tokens.
+MAX_OUTPUT_TOKENS_LIMIT = 4096
+#: What rate_limits.updated reports: the engine has no quota; these are per-connection, per-minute figures.
+RATE_LIMIT_REQUESTS = 10_000
+RATE_LIMIT_TOKENS = 1_000_000
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def speculate_after_ms(silence_duration_ms: int) -> int:
+    """How long a pause must last before its audio is transcribed ahead of the turn's end."""
+    return int(min(200, max(64, silence_duration_ms // 4)))
 
 
 class ClientEventError(Exception):
@@ -55,23 +77,65 @@ class StoredItem:
     text: str = ""
     #: Data URLs of the item's images.
     images: list[str] = field(default_factory=list)
+    #: Index of the input_audio content part (for transcription events).
+    audio_index: int = 0
+
+
+@dataclass
+class ResponseSpec:
+    """A response's effective options: the session's, overridden by `response.create`."""
+
+    modalities: list[str]
+    instructions: str
+    out_of_band: bool = False
+    #: `response.input`: the context to answer instead of the conversation (None: the conversation).
+    input_items: list[StoredItem] | None = None
+    metadata: dict[str, str] | None = None
+    max_output_tokens: int | None = None
+    #: Triggered by the server VAD idle timeout.
+    idle: bool = False
+
+    @property
+    def audio_out(self) -> bool:
+        return "audio" in self.modalities
 
 
 @dataclass
 class ResponseRun:
     response_id: str
+    spec: ResponseSpec | None = None
     task: asyncio.Task | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None
     item_id: str | None = None
 
 
+@dataclass
+class _Speculation:
+    """A transcription started during a pause, before the turn is known to have ended."""
+
+    task: asyncio.Task
+    samples: int
+
+
+class _Budget(Exception):
+    """max_output_tokens reached."""
+
+
 class RealtimeConnection:
-    def __init__(self, send_text: Callable[[str], Awaitable[None]], models: SpeechModels, responder: Responder | None = None) -> None:
+    def __init__(
+        self,
+        send_text: Callable[[str], Awaitable[None]],
+        models: SpeechModels,
+        responder: Responder | None = None,
+        brain: Brain | None = None,
+    ) -> None:
         self._send_text = send_text
         self.models = models
         self.responder = responder or Responder()
+        self.brain: Brain = brain or RuleBrain(self.responder)
         self.session = default_session(_new_id("sess"))
+        self.conversation_id = _new_id("conv")
         self._event_counter = itertools.count(1)
         self._out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
@@ -86,7 +150,14 @@ class RealtimeConnection:
         self._segmenter: SpeechSegmenter | None = None
         self._speech_item_id: str | None = None
         self._speech_start_ms = 0
+        self._voiced_ms = 0
+        self._speculation: _Speculation | None = None
+        #: Input-clock ms from which the idle timeout counts (None: not armed).
+        self._idle_from_ms: int | None = None
+        #: The response in the default conversation, and out-of-band ones by id.
         self.response: ResponseRun | None = None
+        self._out_of_band: dict[str, ResponseRun] = {}
+        self._usage_log: list[tuple[float, int]] = []
         self._tasks: set[asyncio.Task] = set()
         self._configure_vad()
 
@@ -96,9 +167,10 @@ class RealtimeConnection:
         self.emit("session.created", session=self.session)
 
     async def close(self) -> None:
-        if self.response is not None and self.response.task is not None:
-            self.response.stop.set()
-            self.response.task.cancel()
+        for run in [self.response, *self._out_of_band.values()]:
+            if run is not None and run.task is not None:
+                run.stop.set()
+                run.task.cancel()
         for task in list(self._tasks):
             task.cancel()
         self._out.put_nowait(None)
@@ -122,7 +194,7 @@ class RealtimeConnection:
     def emit(self, type_: str, **body: Any) -> None:
         event = {"type": type_, "event_id": f"event_{next(self._event_counter):06d}", **body}
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", type_)
+            log.debug("-> %s %s %s", event["event_id"], type_, _brief(body))
         self._out.put_nowait(event)
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None, type_: str = "invalid_request_error") -> None:
@@ -153,11 +225,11 @@ class RealtimeConnection:
             kind = event.get("type")
             if not isinstance(kind, str):
                 raise ClientEventError("Missing required parameter: 'type'.", "missing_required_parameter", "type")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("<- %s %s %s", event_id or "-", kind, _brief(event))
             handler = self._handlers.get(kind)
             if handler is None:
                 raise ClientEventError(f"Invalid value: '{kind}'. Unsupported event type.", "invalid_value", "type")
-            if log.isEnabledFor(logging.DEBUG) and kind != "input_audio_buffer.append":
-                log.debug("<- %s", kind)
             handler(self, event)
         except ClientEventError as exc:
             self.error(str(exc), exc.code, exc.param, event_id, exc.type)
@@ -181,7 +253,9 @@ class RealtimeConnection:
         if params is None:
             if self._speech_item_id is not None:
                 self._speech_item_id = None
+            self._speculation = None
             self._segmenter = None
+            self._idle_from_ms = None
             return
         if self._vad is None:
             self._vad = self.models.new_vad()
@@ -191,6 +265,12 @@ class RealtimeConnection:
             self._segmenter.frames = int(samples_to_ms(self.samples_in) / self._vad.frame_ms)
         else:
             self._segmenter.configure(*params)
+
+    def _idle_timeout_ms(self) -> int | None:
+        td = self.session["audio"]["input"]["turn_detection"]
+        if not td or td.get("type") != "server_vad":
+            return None
+        return td.get("idle_timeout_ms")
 
     # input_audio_buffer.*
     def _on_append(self, event: dict[str, Any]) -> None:
@@ -215,8 +295,11 @@ class RealtimeConnection:
                     self._speech_started(boundary.audio_start_ms)
                 elif isinstance(boundary, SegmentEnd):
                     self._speech_stopped(boundary.audio_end_ms)
+                elif self._speech_item_id is not None:
+                    self._track_pause(probability)
             if self._speech_item_id is None:
                 self._trim_buffer()
+                self._check_idle()
         elif samples_to_ms(self.samples_in - self._buffer_start_sample) > MAX_BUFFER_MS:
             self._trim_buffer(keep_ms=MAX_BUFFER_MS)
 
@@ -237,10 +320,31 @@ class RealtimeConnection:
             self._buffer = [audio]
             self._buffer_start_sample = self.samples_in - len(audio)
 
+    def _speech_audio(self) -> np.ndarray:
+        start = max(ms_to_samples(self._speech_start_ms), self._buffer_start_sample)
+        return self._buffered()[start - self._buffer_start_sample :]
+
+    def _track_pause(self, probability: float) -> None:
+        """During speech: start transcribing as soon as a pause looks like the end of the turn."""
+        seg = self._segmenter
+        assert seg is not None
+        if probability >= seg.threshold - seg.hysteresis:
+            self._voiced_ms = seg.now_ms
+            if self._speculation is not None:
+                log.debug("speech resumed: speculative transcription dropped")
+                self._speculation = None
+            return
+        if self._speculation is None and seg.now_ms - self._voiced_ms >= speculate_after_ms(seg.silence_duration_ms):
+            audio = self._speech_audio().copy()
+            self._speculation = _Speculation(self._spawn(self.models.transcribe(audio)), len(audio))
+
     def _speech_started(self, audio_start_ms: int) -> None:
         item_id = _new_id("item")
         self._speech_item_id = item_id
         self._speech_start_ms = audio_start_ms
+        self._voiced_ms = self._segmenter.now_ms if self._segmenter is not None else 0
+        self._speculation = None
+        self._idle_from_ms = None
         self.emit("input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=item_id)
         td = self.session["audio"]["input"]["turn_detection"] or {}
         if self.response is not None and td.get("interrupt_response", True):
@@ -249,13 +353,34 @@ class RealtimeConnection:
     def _speech_stopped(self, audio_end_ms: int) -> None:
         item_id = self._speech_item_id or _new_id("item")
         self.emit("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
-        start = max(ms_to_samples(self._speech_start_ms), self._buffer_start_sample)
-        audio = self._buffered()[start - self._buffer_start_sample :]
+        audio = self._speech_audio()
         self._speech_item_id = None
-        self._commit(item_id, audio)
+        speculation, self._speculation = self._speculation, None
+        self._commit(item_id, audio, speculation.task if speculation is not None else None)
         td = self.session["audio"]["input"]["turn_detection"] or {}
         if td.get("create_response", True) and self.response is None:
-            self._start_response({})
+            self._start_response(self._default_spec())
+
+    def _check_idle(self) -> None:
+        """server_vad idle_timeout_ms: no speech for that long after the last answer finished playing."""
+        timeout = self._idle_timeout_ms()
+        if not timeout or self._idle_from_ms is None or self.response is not None:
+            return
+        now_ms = samples_to_ms(self.samples_in)
+        if now_ms - self._idle_from_ms < timeout:
+            return
+        start_ms, self._idle_from_ms = self._idle_from_ms, None
+        item_id = _new_id("item")
+        self.emit("input_audio_buffer.timeout_triggered", audio_start_ms=max(0, start_ms), audio_end_ms=now_ms, item_id=item_id)
+        # The (silent) audio since then is committed as the user's turn, then the model prompts the user.
+        start = max(ms_to_samples(max(0, start_ms)), self._buffer_start_sample)
+        audio = self._buffered()[start - self._buffer_start_sample :]
+        if self._segmenter is not None:
+            self._segmenter.reset()
+        self._commit(item_id, audio)
+        spec = self._default_spec()
+        spec.idle = True
+        self._start_response(spec)
 
     def _on_commit(self, event: dict[str, Any]) -> None:
         audio = self._buffered()
@@ -267,11 +392,13 @@ class RealtimeConnection:
             )
         item_id = self._speech_item_id or _new_id("item")
         self._speech_item_id = None
+        self._speculation = None
+        self._idle_from_ms = None
         if self._segmenter is not None:
             self._segmenter.reset()
         self._commit(item_id, audio)
 
-    def _commit(self, item_id: str, audio: np.ndarray) -> None:
+    def _commit(self, item_id: str, audio: np.ndarray, speculative: asyncio.Task | None = None) -> None:
         previous = self.order[-1] if self.order else None
         self._buffer = []
         self._buffer_start_sample = self.samples_in
@@ -289,34 +416,48 @@ class RealtimeConnection:
         stored = StoredItem(wire=item, audio=audio.copy(), transcript=loop.create_future())
         self._add_item(item_id, stored, previous)
         self.emit("conversation.item.done", item=item, previous_item_id=previous)
-        self._spawn(self._transcribe(item_id, stored, emit=transcription is not None))
+        self._spawn(self._transcribe(item_id, stored, emit=transcription is not None, speculative=speculative))
 
-    async def _transcribe(self, item_id: str, stored: StoredItem, emit: bool) -> None:
+    async def _transcribe(self, item_id: str, stored: StoredItem, emit: bool, speculative: asyncio.Task | None = None) -> None:
         assert stored.transcript is not None and stored.audio is not None
         t0 = time.perf_counter()
+        index = stored.audio_index
+        text: str | None = None
+        how = "speculatively"
+        if speculative is not None:
+            try:
+                text = await speculative
+            except Exception as exc:  # noqa: BLE001 - fall back to a fresh run below
+                log.warning("speculative transcription failed (%s); transcribing again", exc)
         try:
-            text = await self.models.transcribe(stored.audio)
+            if text is None:
+                how = "after the turn"
+                text = await self.models.transcribe(stored.audio)
         except Exception as exc:
             if not stored.transcript.done():
-                stored.transcript.set_result("")
+                stored.transcript.set_result(stored.text)
             if emit:
                 self.emit(
                     "conversation.item.input_audio_transcription.failed",
                     item_id=item_id,
-                    content_index=0,
+                    content_index=index,
                     error={"type": "transcription_error", "code": "transcription_failed", "message": str(exc), "param": None},
                 )
             return
-        stored.text = text
-        stored.wire["content"][0]["transcript"] = text
+        stored.text = " ".join(t for t in (stored.text, text) if t)
+        content = stored.wire.get("content") or []
+        if index < len(content):
+            content[index]["transcript"] = text
         if not stored.transcript.done():
-            stored.transcript.set_result(text)
-        log.info("transcribed %d ms in %.2f s: %r", samples_to_ms(len(stored.audio)), time.perf_counter() - t0, text)
+            stored.transcript.set_result(stored.text)
+        log.info("transcribed %d ms %s, %.2f s after the commit: %r", samples_to_ms(len(stored.audio)), how, time.perf_counter() - t0, text)
         if emit:
+            if text:
+                self.emit("conversation.item.input_audio_transcription.delta", item_id=item_id, content_index=index, delta=text)
             self.emit(
                 "conversation.item.input_audio_transcription.completed",
                 item_id=item_id,
-                content_index=0,
+                content_index=index,
                 transcript=text,
                 usage={"type": "duration", "seconds": round(len(stored.audio) / PROTOCOL_RATE, 3)},
             )
@@ -325,6 +466,7 @@ class RealtimeConnection:
         self._buffer = []
         self._buffer_start_sample = self.samples_in
         self._speech_item_id = None
+        self._speculation = None
         if self._segmenter is not None:
             self._segmenter.reset()
         self.emit("input_audio_buffer.cleared")
@@ -338,6 +480,10 @@ class RealtimeConnection:
             self.order.insert(self.order.index(previous) + 1, item_id)
         self.emit("conversation.item.added", item=stored.wire, previous_item_id=previous)
 
+    def _previous_of(self, item_id: str) -> str | None:
+        index = self.order.index(item_id) if item_id in self.order else 0
+        return self.order[index - 1] if index > 0 else None
+
     def _on_item_create(self, event: dict[str, Any]) -> None:
         item = event.get("item")
         if not isinstance(item, dict):
@@ -350,6 +496,17 @@ class RealtimeConnection:
             previous = None
         elif previous not in self.items:
             raise ClientEventError(f"Previous item with id '{previous}' not found.", "item_not_found", "previous_item_id")
+        item_id, stored = self._build_item(item)
+        if item_id in self.items:
+            raise ClientEventError(f"Item with id '{item_id}' already exists.", "item_already_exists", "item.id")
+        self._add_item(item_id, stored, previous)
+        self.emit("conversation.item.done", item=stored.wire, previous_item_id=previous)
+        if stored.transcript is not None and not stored.transcript.done():
+            transcription = self.session["audio"]["input"]["transcription"]
+            self._spawn(self._transcribe(item_id, stored, emit=transcription is not None))
+
+    def _build_item(self, item: dict[str, Any]) -> tuple[str, StoredItem]:
+        """Validate a client message item; its stored form (audio parts decoded, to be transcribed)."""
         if item.get("type", "message") != "message":
             raise ClientEventError("This engine accepts only message items.", "invalid_value", "item.type")
         role = item.get("role")
@@ -361,6 +518,9 @@ class RealtimeConnection:
         allowed = {"user": {"input_text", "input_audio", "input_image"}, "system": {"input_text"}, "assistant": {"output_text", "output_audio", "text"}}[role]
         texts: list[str] = []
         images: list[str] = []
+        audio_parts: list[np.ndarray] = []
+        audio_index: int | None = None
+        spoken: list[np.ndarray] = []
         for i, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") not in allowed:
                 raise ClientEventError(f"Invalid value for 'item.content[{i}].type'.", "invalid_value", f"item.content[{i}].type")
@@ -377,9 +537,20 @@ class RealtimeConnection:
                         f"item.content[{i}].image_url",
                     )
                 images.append(url)
+            elif part["type"] in ("input_audio", "output_audio"):
+                transcript = part.get("transcript")
+                if transcript is not None and not isinstance(transcript, str):
+                    raise ClientEventError(f"Invalid type for 'item.content[{i}].transcript'.", "invalid_type", f"item.content[{i}].transcript")
+                pcm = _decode_pcm(part.get("audio"), f"item.content[{i}].audio", required=transcript is None)
+                if transcript:
+                    texts.append(transcript)
+                if part["type"] == "output_audio":
+                    if pcm is not None:
+                        spoken.append(pcm)  # an assistant turn's audio: kept so that it can be truncated
+                elif pcm is not None and not transcript:
+                    audio_parts.append(pcm)  # user speech without a transcript: to be transcribed
+                    audio_index = i if audio_index is None else audio_index
         item_id = item.get("id") if isinstance(item.get("id"), str) else _new_id("item")
-        if item_id in self.items:
-            raise ClientEventError(f"Item with id '{item_id}' already exists.", "item_already_exists", "item.id")
         wire = {
             "id": item_id,
             "object": "realtime.item",
@@ -387,16 +558,24 @@ class RealtimeConnection:
             "role": role,
             "status": "completed",
             "content": [
-                {k: v for k, v in p.items() if k != "image_url"} | ({"image_url": "(elided)"} if p["type"] == "input_image" else {})
+                {k: v for k, v in p.items() if k not in ("image_url", "audio")}
+                | ({"image_url": "(elided)"} if p["type"] == "input_image" else {})
+                | ({"transcript": p.get("transcript")} if p["type"] in ("input_audio", "output_audio") else {})
                 for p in content
             ],
         }
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        fut.set_result(" ".join(texts))
         stored = StoredItem(wire=wire, transcript=fut, text=" ".join(texts), images=images)
-        self._add_item(item_id, stored, previous)
-        self.emit("conversation.item.done", item=wire, previous_item_id=previous)
+        if audio_parts:
+            # Spoken content without a transcript: transcribed like a committed turn.
+            stored.audio = np.concatenate(audio_parts)
+            stored.audio_index = audio_index or 0
+        else:
+            fut.set_result(stored.text)
+            if spoken:
+                stored.audio = np.concatenate(spoken)
+        return item_id, stored
 
     def _lookup(self, event: dict[str, Any]) -> tuple[str, StoredItem]:
         item_id = event.get("item_id")
@@ -442,129 +621,322 @@ class RealtimeConnection:
         self.emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
 
     # response.*
+    def _default_spec(self) -> ResponseSpec:
+        limit = self.session.get("max_output_tokens", "inf")
+        return ResponseSpec(
+            modalities=list(self.session["output_modalities"]),
+            instructions=self.session.get("instructions") or "",
+            max_output_tokens=limit if isinstance(limit, int) else None,
+        )
+
+    def _parse_response_options(self, options: dict[str, Any]) -> ResponseSpec:
+        spec = self._default_spec()
+        if "output_modalities" in options and options["output_modalities"] is not None:
+            mods = options["output_modalities"]
+            if not isinstance(mods, list) or not mods or any(m not in ("audio", "text") for m in mods):
+                raise ClientEventError("Invalid value for 'response.output_modalities': expected [\"audio\"] or [\"text\"].",
+                                       "invalid_value", "response.output_modalities")
+            spec.modalities = list(mods)
+        if options.get("instructions") is not None:
+            if not isinstance(options["instructions"], str):
+                raise ClientEventError("Invalid type for 'response.instructions': expected a string.", "invalid_type", "response.instructions")
+            spec.instructions = options["instructions"]
+        conversation = options.get("conversation")
+        if conversation not in (None, "auto", "none"):
+            raise ClientEventError("Invalid value for 'response.conversation': expected 'auto' or 'none'.", "invalid_value", "response.conversation")
+        spec.out_of_band = conversation == "none"
+        metadata = options.get("metadata")
+        if metadata is not None:
+            if (not isinstance(metadata, dict) or len(metadata) > 16
+                    or any(not isinstance(k, str) or len(k) > 64 or not isinstance(v, str) or len(v) > 512 for k, v in metadata.items())):
+                raise ClientEventError("Invalid value for 'response.metadata': up to 16 string keys (64 chars) and string values (512 chars).",
+                                       "invalid_value", "response.metadata")
+            spec.metadata = dict(metadata)
+        if "max_output_tokens" in options and options["max_output_tokens"] is not None:
+            limit = options["max_output_tokens"]
+            if limit == "inf":
+                spec.max_output_tokens = None
+            elif isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= MAX_OUTPUT_TOKENS_LIMIT:
+                spec.max_output_tokens = limit
+            else:
+                raise ClientEventError(f"Invalid value for 'response.max_output_tokens': expected 1 to {MAX_OUTPUT_TOKENS_LIMIT} or 'inf'.",
+                                       "invalid_value", "response.max_output_tokens")
+        if options.get("input") is not None:
+            items = options["input"]
+            if not isinstance(items, list):
+                raise ClientEventError("Invalid type for 'response.input': expected an array of items.", "invalid_type", "response.input")
+            spec.input_items = []
+            for i, entry in enumerate(items):
+                if not isinstance(entry, dict):
+                    raise ClientEventError(f"Invalid type for 'response.input[{i}]'.", "invalid_type", f"response.input[{i}]")
+                if entry.get("type") == "item_reference":
+                    ref = entry.get("id")
+                    if ref not in self.items:
+                        raise ClientEventError(f"Item with id '{ref}' not found.", "item_not_found", f"response.input[{i}].id")
+                    spec.input_items.append(self.items[ref])
+                    continue
+                try:
+                    _, stored = self._build_item(entry)
+                except ClientEventError as exc:
+                    raise ClientEventError(str(exc).replace("'item.", f"'response.input[{i}]."), exc.code,
+                                           (exc.param or "").replace("item.", f"response.input[{i}].", 1), exc.type) from None
+                if stored.transcript is not None and not stored.transcript.done():
+                    self._spawn(self._transcribe(stored.wire["id"], stored, emit=False))
+                spec.input_items.append(stored)
+        return spec
+
     def _on_response_create(self, event: dict[str, Any]) -> None:
-        if self.response is not None:
+        options = event.get("response") or {}
+        if not isinstance(options, dict):
+            raise ClientEventError("Invalid type for 'response': expected an object.", "invalid_type", "response")
+        spec = self._parse_response_options(options)
+        if self.response is not None and not spec.out_of_band:
             raise ClientEventError(
                 f"Conversation already has an active response in progress: {self.response.response_id}. "
                 "Wait until the response is finished before creating a new one.",
                 "conversation_already_has_active_response",
             )
-        options = event.get("response") or {}
-        if not isinstance(options, dict):
-            raise ClientEventError("Invalid type for 'response': expected an object.", "invalid_type", "response")
-        self._start_response(options)
+        self._start_response(spec)
 
     def _on_response_cancel(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
-        if self.response is None or (isinstance(wanted, str) and wanted != self.response.response_id):
+        run: ResponseRun | None = None
+        if isinstance(wanted, str) and wanted:
+            run = self.response if self.response is not None and self.response.response_id == wanted else self._out_of_band.get(wanted)
+        else:
+            run = self.response or (next(iter(self._out_of_band.values())) if len(self._out_of_band) == 1 else None)
+        if run is None:
             raise ClientEventError("Cancellation failed: no active response found", "response_cancel_not_active")
-        self._cancel_response("client_cancelled")
+        self._cancel_run(run, "client_cancelled")
 
     def _cancel_response(self, reason: str) -> None:
-        run = self.response
-        if run is None or run.task is None or run.cancel_reason is not None:
+        if self.response is not None:
+            self._cancel_run(self.response, reason)
+
+    @staticmethod
+    def _cancel_run(run: ResponseRun, reason: str) -> None:
+        if run.task is None or run.cancel_reason is not None:
             return
         run.cancel_reason = reason
         run.stop.set()
         run.task.cancel()
 
-    def _start_response(self, options: dict[str, Any]) -> None:
-        run = ResponseRun(response_id=_new_id("resp"))
-        self.response = run
-        run.task = self._spawn(self._respond(run, options))
+    def _start_response(self, spec: ResponseSpec) -> None:
+        run = ResponseRun(response_id=_new_id("resp"), spec=spec)
+        if spec.out_of_band:
+            self._out_of_band[run.response_id] = run
+        else:
+            self.response = run
+            self._idle_from_ms = None
+        run.task = self._spawn(self._respond(run))
+
+    def _release(self, run: ResponseRun) -> None:
+        if self.response is run:
+            self.response = None
+        self._out_of_band.pop(run.response_id, None)
 
     def _response_body(self, run: ResponseRun, status: str, output: list[dict[str, Any]], reason: str | None = None) -> dict[str, Any]:
+        spec = run.spec or self._default_spec()
         body: dict[str, Any] = {
             "id": run.response_id,
             "object": "realtime.response",
             "status": status,
             "status_details": None,
             "output": output,
-            "output_modalities": list(self.session["output_modalities"]),
+            "output_modalities": list(spec.modalities),
             "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.session["audio"]["output"]["voice"]}},
-            "conversation_id": None,
-            "max_output_tokens": "inf",
+            "conversation_id": None if spec.out_of_band else self.conversation_id,
+            "max_output_tokens": spec.max_output_tokens if spec.max_output_tokens is not None else "inf",
+            "metadata": spec.metadata,
             "usage": None,
         }
-        if status == "cancelled":
-            body["status_details"] = {"type": "cancelled", "reason": reason or "client_cancelled"}
+        if status in ("cancelled", "incomplete"):
+            body["status_details"] = {"type": status, "reason": reason or "client_cancelled"}
         return body
 
-    async def _respond(self, run: ResponseRun, options: dict[str, Any]) -> None:
-        modalities = options.get("output_modalities") or self.session["output_modalities"]
-        audio_out = "audio" in modalities
+    async def _brain_request(self, spec: ResponseSpec) -> BrainRequest:
+        """The context the brain answers: the conversation (or `response.input`), transcripts awaited."""
+        stored_items = spec.input_items if spec.input_items is not None else [self.items[i] for i in list(self.order) if i in self.items]
+        messages: list[ContextMessage] = []
+        for stored in stored_items:
+            role = stored.wire.get("role", "user")
+            text = stored.text
+            if stored.transcript is not None:
+                text = await stored.transcript
+            messages.append(ContextMessage(role=role, text=text, images=list(stored.images)))
+        request = BrainRequest(instructions=spec.instructions, messages=messages, idle=spec.idle, max_output_tokens=spec.max_output_tokens)
+        last = request.last_user()
+        if last is not None and last.images and getattr(self.brain, "wants_image_notes", True):
+            if spec.input_items is None:
+                _, last.image_notes = await self._latest_user_input()
+            else:
+                loop = asyncio.get_running_loop()
+                last.image_notes = [await loop.run_in_executor(self.models.executor, self._describe_image, url) for url in last.images]
+        return request
+
+    async def _respond(self, run: ResponseRun) -> None:
+        spec = run.spec or self._default_spec()
+        audio_out = spec.audio_out
         self.emit("response.created", response=self._response_body(run, "in_progress", []))
         item_id = _new_id("item")
         run.item_id = item_id
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
         stored = StoredItem(wire=item, audio=np.zeros(0, dtype="<i2") if audio_out else None)
+        out = _Output(stored=stored, ids=dict(response_id=run.response_id, item_id=item_id, output_index=0, content_index=0),
+                      audio_out=audio_out, budget=spec.max_output_tokens)
         started_item = False
-        spoken: list[str] = []
-        audio_parts: list[np.ndarray] = []
+        status, reason, failure = "completed", None, None
+        request: BrainRequest | None = None
         try:
-            user_text, images = await self._latest_user_input()
-            answer = self.responder.reply(user_text, images=images)
-            previous = self.order[-1] if self.order else None
-            self.items[item_id] = stored
-            self.order.append(item_id)
+            request = await self._brain_request(spec)
+            if not spec.out_of_band:
+                previous = self.order[-1] if self.order else None
+                self.items[item_id] = stored
+                self.order.append(item_id)
             started_item = True
             self.emit("response.output_item.added", response_id=run.response_id, output_index=0, item=item)
-            self.emit("conversation.item.added", item=item, previous_item_id=previous)
-            part_type = "audio" if audio_out else "text"
-            self.emit("response.content_part.added", response_id=run.response_id, item_id=item_id, output_index=0, content_index=0,
-                      part={"type": part_type, "transcript": ""} if audio_out else {"type": "text", "text": ""})
-            ids = dict(response_id=run.response_id, item_id=item_id, output_index=0, content_index=0)
-            if audio_out:
-                queue = self.models.synthesize_stream(answer, run.stop)
-                await self.models.wait_ready()
-                while (chunk := await queue.get()) is not None:
-                    sentence, pcm = chunk
-                    text = sentence if not spoken else " " + sentence
-                    spoken.append(sentence)
-                    stored.text += text
-                    self.emit("response.output_audio_transcript.delta", delta=text, **ids)
-                    step = ms_to_samples(DELTA_MS)
-                    for i in range(0, len(pcm), step):
-                        piece = pcm[i : i + step]
-                        audio_parts.append(piece)
-                        self.emit("response.output_audio.delta", delta=base64.b64encode(piece.astype("<i2").tobytes()).decode("ascii"), **ids)
-                    stored.audio = np.concatenate(audio_parts) if audio_parts else stored.audio
-                    await asyncio.sleep(0)  # let input events (a barge-in) in between sentences
-                self.emit("response.output_audio.done", **ids)
-                self.emit("response.output_audio_transcript.done", transcript=stored.text, **ids)
-                part = {"type": "audio", "transcript": stored.text}
-            else:
-                stored.text = answer
-                self.emit("response.output_text.delta", delta=answer, **ids)
-                self.emit("response.output_text.done", text=answer, **ids)
-                part = {"type": "text", "text": answer}
-            self.emit("response.content_part.done", part=part, **ids)
-            item["status"] = "completed"
-            item["content"] = [{"type": "output_audio", "transcript": stored.text} if audio_out else {"type": "output_text", "text": stored.text}]
-            self.emit("response.output_item.done", response_id=run.response_id, output_index=0, item=item)
-            self.emit("conversation.item.done", item=item, previous_item_id=None)
-            self.response = None
-            self.emit("response.done", response=self._response_body(run, "completed", [item]) | {"usage": self._usage(user_text, stored)})
+            if not spec.out_of_band:
+                self.emit("conversation.item.added", item=item, previous_item_id=previous)
+            self.emit("response.content_part.added", part={"type": "audio", "transcript": ""} if audio_out else {"type": "text", "text": ""},
+                      **out.ids)
+            try:
+                await self._generate(run, out, self.brain.stream(request))
+            except _Budget:
+                status, reason = "incomplete", "max_output_tokens"
+            except BrainError as exc:
+                status, failure = "failed", {"type": "server_error", "code": exc.code, "message": str(exc)}
+                out.budget = None
+                await self._generate(run, out, _once(self.brain.apology(exc)))
+            self._finish_item(run, out, item, "completed" if status == "completed" else "incomplete", parts_done=True)
+            self._release(run)
+            body = self._response_body(run, status, [item], reason) | {"usage": self._usage(request, stored)}
+            if failure is not None:
+                body["status_details"] = {"type": "failed", "error": failure}
+            self.emit("response.done", response=body)
+            self._after_response(run, body["usage"], out.audio_ms)
         except asyncio.CancelledError:
             reason = run.cancel_reason or "client_cancelled"
             output: list[dict[str, Any]] = []
             if started_item:
-                stored.audio = np.concatenate(audio_parts) if audio_parts else stored.audio
-                item["status"] = "incomplete"
-                item["content"] = [{"type": "output_audio", "transcript": stored.text} if audio_out else {"type": "output_text", "text": stored.text}]
-                self.emit("response.output_item.done", response_id=run.response_id, output_index=0, item=item)
-                self.emit("conversation.item.done", item=item, previous_item_id=None)
+                self._finish_item(run, out, item, "incomplete", parts_done=False)
                 output = [item]
-            if self.response is run:
-                self.response = None
-            self.emit("response.done", response=self._response_body(run, "cancelled", output, reason))
+            self._release(run)
+            body = self._response_body(run, "cancelled", output, reason)
+            if request is not None:
+                body["usage"] = self._usage(request, stored)
+            self.emit("response.done", response=body)
+            self._after_response(run, body["usage"], out.audio_ms)
         except Exception as exc:
             log.exception("response failed")
-            if self.response is run:
-                self.response = None
-            body = self._response_body(run, "failed", [])
+            if started_item:
+                self._finish_item(run, out, item, "incomplete", parts_done=False)
+            self._release(run)
+            body = self._response_body(run, "failed", [item] if started_item else [])
             body["status_details"] = {"type": "failed", "error": {"type": "server_error", "code": "engine_error", "message": str(exc)}}
             self.emit("response.done", response=body)
+
+    async def _generate(self, run: ResponseRun, out: "_Output", text_stream: AsyncIterator[str]) -> None:
+        """Turn the brain's text into deltas: text as it comes, or speech sentence by sentence."""
+        if not out.audio_out:
+            async for piece in text_stream:
+                self._emit_text(out, piece)
+            return
+        sentences: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            assembler = SentenceAssembler()
+            try:
+                async for piece in text_stream:
+                    for sentence in assembler.feed(piece):
+                        sentences.put_nowait(sentence)
+                for sentence in assembler.flush():
+                    sentences.put_nowait(sentence)
+            except BrainError as exc:
+                sentences.put_nowait(exc)
+            except Exception as exc:  # noqa: BLE001 - a brain bug: report it like a brain failure
+                log.exception("the brain failed")
+                sentences.put_nowait(BrainError(f"The answer could not be produced: {type(exc).__name__}: {exc}", "brain_error"))
+            finally:
+                sentences.put_nowait(None)
+
+        pump_task = asyncio.create_task(pump())
+        try:
+            while (sentence := await sentences.get()) is not None:
+                if isinstance(sentence, BaseException):
+                    raise sentence
+                pcm = await self.models.synthesize_sentence(sentence, run.stop)
+                self._emit_sentence(out, sentence, pcm)
+                await asyncio.sleep(0)  # let input events (a barge-in) in between sentences
+        finally:
+            if not pump_task.done():
+                pump_task.cancel()
+                try:
+                    await pump_task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - its error was already reported or is moot
+                    pass
+
+    def _emit_text(self, out: "_Output", piece: str) -> None:
+        if out.budget is not None:
+            room = (out.budget - out.tokens) * CHARS_PER_TOKEN
+            if room <= 0:
+                raise _Budget()
+            if len(piece) > room:
+                piece = piece[:room]
+        out.stored.text += piece
+        out.tokens += math.ceil(len(piece) / CHARS_PER_TOKEN)
+        self.emit("response.output_text.delta", delta=piece, **out.ids)
+        if out.budget is not None and out.tokens >= out.budget:
+            raise _Budget()
+
+    def _emit_sentence(self, out: "_Output", sentence: str, pcm: np.ndarray) -> None:
+        if out.budget is not None and out.tokens >= out.budget:
+            raise _Budget()
+        text = sentence if not out.stored.text else " " + sentence
+        out.stored.text += text
+        out.tokens += math.ceil(len(sentence) / CHARS_PER_TOKEN)
+        self.emit("response.output_audio_transcript.delta", delta=text, **out.ids)
+        step = ms_to_samples(DELTA_MS)
+        for i in range(0, len(pcm), step):
+            piece = pcm[i : i + step]
+            out.audio_parts.append(piece)
+            self.emit("response.output_audio.delta", delta=base64.b64encode(piece.astype("<i2").tobytes()).decode("ascii"), **out.ids)
+            out.tokens += max(1, round(samples_to_ms(len(piece)) / AUDIO_MS_PER_TOKEN))
+            if out.budget is not None and out.tokens >= out.budget and i + step < len(pcm):
+                raise _Budget()
+        out.stored.audio = np.concatenate(out.audio_parts)
+
+    def _finish_item(self, run: ResponseRun, out: "_Output", item: dict[str, Any], status: str, parts_done: bool) -> None:
+        stored = out.stored
+        if out.audio_out:
+            stored.audio = np.concatenate(out.audio_parts) if out.audio_parts else np.zeros(0, dtype="<i2")
+        if parts_done:
+            if out.audio_out:
+                self.emit("response.output_audio.done", **out.ids)
+                self.emit("response.output_audio_transcript.done", transcript=stored.text, **out.ids)
+                part = {"type": "audio", "transcript": stored.text}
+            else:
+                self.emit("response.output_text.done", text=stored.text, **out.ids)
+                part = {"type": "text", "text": stored.text}
+            self.emit("response.content_part.done", part=part, **out.ids)
+        item["status"] = status
+        item["content"] = [{"type": "output_audio", "transcript": stored.text} if out.audio_out else {"type": "output_text", "text": stored.text}]
+        self.emit("response.output_item.done", response_id=run.response_id, output_index=0, item=item)
+        if run.spec is None or not run.spec.out_of_band:
+            self.emit("conversation.item.done", item=item, previous_item_id=self._previous_of(item["id"]))
+
+    def _after_response(self, run: ResponseRun, usage: dict[str, Any] | None, audio_ms: int) -> None:
+        """rate_limits.updated, and the idle timeout starts counting once the answer has been played."""
+        now = time.monotonic()
+        self._usage_log = [(t, n) for t, n in self._usage_log if now - t < 60] + [(now, (usage or {}).get("total_tokens", 0))]
+        reset = max(0.0, 60 - (now - self._usage_log[0][0]))
+        self.emit("rate_limits.updated", rate_limits=[
+            {"name": "requests", "limit": RATE_LIMIT_REQUESTS, "remaining": max(0, RATE_LIMIT_REQUESTS - len(self._usage_log)),
+             "reset_seconds": round(reset, 3)},
+            {"name": "tokens", "limit": RATE_LIMIT_TOKENS, "remaining": max(0, RATE_LIMIT_TOKENS - sum(n for _, n in self._usage_log)),
+             "reset_seconds": round(reset, 3)},
+        ])
+        if run.spec is not None and not run.spec.out_of_band and run.cancel_reason is None and self._idle_timeout_ms():
+            self._idle_from_ms = samples_to_ms(self.samples_in) + audio_ms
 
     async def _latest_user_input(self) -> tuple[str, list[str]]:
         """The text of the last user item (waiting for its transcription) and its images."""
@@ -584,11 +956,12 @@ class RealtimeConnection:
         return describe_data_url(data_url)
 
     @staticmethod
-    def _usage(user_text: str, stored: StoredItem) -> dict[str, Any]:
+    def _usage(request: BrainRequest | None, stored: StoredItem) -> dict[str, Any]:
         # Approximate token counts, in the real API's shape, so cost meters have something to show.
-        in_text = max(1, len(user_text) // 4)
-        out_text = max(1, len(stored.text) // 4)
-        out_audio = int(samples_to_ms(len(stored.audio)) / 50) if stored.audio is not None else 0
+        last = request.last_user() if request is not None else None
+        in_text = max(1, len(last.text if last else "") // CHARS_PER_TOKEN)
+        out_text = max(1, len(stored.text) // CHARS_PER_TOKEN)
+        out_audio = int(samples_to_ms(len(stored.audio)) / AUDIO_MS_PER_TOKEN) if stored.audio is not None else 0
         return {
             "total_tokens": in_text + out_text + out_audio,
             "input_tokens": in_text,
@@ -609,3 +982,58 @@ class RealtimeConnection:
         "response.create": _on_response_create,
         "response.cancel": _on_response_cancel,
     }
+
+
+@dataclass
+class _Output:
+    """What a response has produced so far."""
+
+    stored: StoredItem
+    ids: dict[str, Any]
+    audio_out: bool
+    budget: int | None
+    tokens: int = 0
+    audio_parts: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def audio_ms(self) -> int:
+        return samples_to_ms(sum(len(p) for p in self.audio_parts))
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+def _decode_pcm(audio: Any, param: str, required: bool) -> np.ndarray | None:
+    if audio is None:
+        if required:
+            raise ClientEventError(f"Missing required parameter: '{param}' (or a transcript).", "missing_required_parameter", param)
+        return None
+    if not isinstance(audio, str):
+        raise ClientEventError(f"Invalid type for '{param}': expected base64 PCM16.", "invalid_type", param)
+    try:
+        raw = base64.b64decode(audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise ClientEventError(f"Invalid '{param}': not valid base64.", "invalid_value", param) from None
+    if len(raw) % 2:
+        raise ClientEventError(f"Invalid '{param}': PCM16 needs an even number of bytes.", "invalid_value", param)
+    return np.frombuffer(raw, dtype="<i2").copy()
+
+
+_BRIEF_KEYS = ("item_id", "response_id", "previous_item_id", "audio_start_ms", "audio_end_ms", "content_index")
+
+
+def _brief(body: dict[str, Any]) -> str:
+    """A short, secret-free summary of an event for the one-line debug log (no audio, no text)."""
+    parts = [f"{k}={body[k]}" for k in _BRIEF_KEYS if body.get(k) is not None]
+    for key in ("response", "item"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            parts.append(f"{key}={value.get('id')}" + (f" status={value['status']}" if value.get("status") else ""))
+    error = body.get("error")
+    if isinstance(error, dict):
+        parts.append(f"code={error.get('code')}")
+    for key in ("audio", "delta"):
+        if isinstance(body.get(key), str):
+            parts.append(f"{key}={len(body[key])}ch")
+    return " ".join(parts)

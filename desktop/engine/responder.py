@@ -65,3 +65,9 @@ class Responder:
         self.history.append(Turn("user", text))
         self.history.append(Turn("assistant", answer))
         return answer
+
+    def idle_prompt(self) -> str:
+        """What to say when the user has been silent for the session's idle timeout."""
+        answer = "Are you still there? Take your time; I'm listening."
+        self.history.append(Turn("assistant", answer))
+        return answer

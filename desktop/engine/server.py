@@ -12,8 +12,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from typing import Callable
+
+from .brain import Brain, RuleBrain
 from .realtime_connection import RealtimeConnection
-from .responder import Responder
 from .speech_models import SpeechModels
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,16 @@ def is_loopback(host: str) -> bool:
 
 
 class EngineServer:
-    def __init__(self, models: SpeechModels | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        models: SpeechModels | None = None,
+        token: str | None = None,
+        brain_factory: Callable[[], Brain] | None = None,
+    ) -> None:
         self.models = models or SpeechModels()
         self.token = token
+        #: One brain per connection (the built-in responder keeps per-conversation history).
+        self.brain_factory: Callable[[], Brain] = brain_factory or RuleBrain
         self.connections: set[RealtimeConnection] = set()
         self._server: Server | None = None
 
@@ -52,7 +61,7 @@ class EngineServer:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = RealtimeConnection(ws.send, self.models, Responder())
+        conn = RealtimeConnection(ws.send, self.models, brain=self.brain_factory())
         self.connections.add(conn)
         log.info("client connected from %s", ws.remote_address)
         await conn.start()

@@ -136,6 +136,11 @@ class PiperSynthesizer:
             if pcm.size:
                 yield sentence, pcm
 
+    def synthesize_sentence(self, sentence: str) -> np.ndarray:
+        """One already-split sentence to int16 mono PCM at 24 kHz."""
+        self.load()
+        return self._synthesize_one(sentence)
+
 
 class EspeakSynthesizer:
     """The Debian `espeak-ng` binary (robotic, but small and fast), resampled to 24 kHz."""
@@ -191,6 +196,11 @@ class EspeakSynthesizer:
             pcm = self._synthesize_one(sentence)
             if pcm.size:
                 yield sentence, pcm
+
+    def synthesize_sentence(self, sentence: str) -> np.ndarray:
+        """One already-split sentence to int16 mono PCM at 24 kHz."""
+        self.load()
+        return self._synthesize_one(sentence)
 
 
 def best_synthesizer() -> PiperSynthesizer | EspeakSynthesizer:

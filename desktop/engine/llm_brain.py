@@ -1,0 +1,171 @@
+"""A brain that forwards the conversation to an OpenAI-compatible chat-completions endpoint.
+
+`parley-engine --llm-url http://127.0.0.1:8080/v1 --llm-model NAME` (llama.cpp server, Ollama, vLLM, ...):
+each response sends the session instructions and the conversation (text, transcripts of speech, and images
+as `image_url` parts) with `stream: true`, and yields the reply's text as the server-sent events arrive,
+so the engine speaks the first sentence while the model is still writing the rest.
+
+The HTTP request runs on its own thread with the standard library (`urllib`), so the event loop is never
+blocked and no extra dependency is needed. The API key (`--llm-key` or env `PARLEY_LLM_KEY`) is only
+ever sent in the `Authorization` header; it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from typing import Any, AsyncIterator
+
+from .brain import BrainError, BrainRequest
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the endpoint to connect or to send the next piece.
+DEFAULT_TIMEOUT = 60.0
+IDLE_HINT = "The user has been silent for a while. Briefly and kindly check whether they are still there."
+
+
+def chat_completions_url(url: str) -> str:
+    """`http://host:port/v1` (or the full `.../chat/completions` URL) to the chat-completions URL."""
+    url = url.strip()
+    if url.rstrip("/").endswith("/chat/completions"):
+        return url.rstrip("/")
+    return url.rstrip("/") + "/chat/completions"
+
+
+def chat_messages(request: BrainRequest) -> list[dict[str, Any]]:
+    """The request as chat-completions `messages` (images as `image_url` parts)."""
+    instructions = request.instructions.strip()
+    if request.idle:
+        instructions = f"{instructions}\n\n{IDLE_HINT}".strip()
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for message in request.messages:
+        if message.role == "user" and message.images:
+            parts: list[dict[str, Any]] = []
+            if message.text:
+                parts.append({"type": "text", "text": message.text})
+            parts.extend({"type": "image_url", "image_url": {"url": url}} for url in message.images)
+            messages.append({"role": "user", "content": parts})
+        elif message.text:
+            messages.append({"role": message.role, "content": message.text})
+    return messages
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except ValueError:
+        pass
+    return body.decode("utf-8", "replace").strip()[:200] or "no details"
+
+
+class LLMBrain:
+    name = "chat-completions endpoint"
+
+    def __init__(self, url: str, model: str = "default", api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.endpoint = chat_completions_url(url)
+        self.model = model
+        self._api_key = api_key
+        self.timeout = timeout
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LLMBrain(endpoint={self.endpoint!r}, model={self.model!r})"
+
+    def _body(self, request: BrainRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": chat_messages(request), "stream": True}
+        if request.max_output_tokens:
+            body["max_tokens"] = int(request.max_output_tokens)
+        return body
+
+    async def stream(self, request: BrainRequest) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+        holder: dict[str, Any] = {}
+        body = json.dumps(self._body(request)).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+
+        def put(kind: str, value: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                stop.set()
+
+        def worker() -> None:
+            try:
+                http_request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
+                    holder["response"] = response
+                    if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                        # A server that ignored `stream: true`: one JSON answer.
+                        data = json.loads(response.read())
+                        for choice in data.get("choices", []):
+                            text = (choice.get("message") or {}).get("content")
+                            if text:
+                                put("text", text)
+                        return
+                    for raw in response:
+                        if stop.is_set():
+                            return
+                        line = raw.decode("utf-8", "replace").strip()
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        chunk = json.loads(data)
+                        if isinstance(chunk, dict) and chunk.get("error"):
+                            raise BrainError(f"The language model reported an error: {_error_message(data.encode())}", "llm_error")
+                        for choice in chunk.get("choices", []):
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                put("text", text)
+            except urllib.error.HTTPError as exc:
+                put("error", BrainError(f"The language model endpoint answered HTTP {exc.code}: {_error_message(exc.read())}", "llm_http_error"))
+            except urllib.error.URLError as exc:
+                put("error", BrainError(f"Cannot reach the language model at {self.endpoint}: {exc.reason}", "llm_unreachable"))
+            except BrainError as exc:
+                put("error", exc)
+            except TimeoutError:
+                put("error", BrainError(f"The language model at {self.endpoint} did not answer within {self.timeout:g} s.", "llm_timeout"))
+            except Exception as exc:  # a malformed reply, or the stream closed by a cancel
+                if not stop.is_set():
+                    put("error", BrainError(f"Unexpected reply from the language model: {type(exc).__name__}: {exc}", "llm_bad_response"))
+            finally:
+                put("end", None)
+
+        threading.Thread(target=worker, name="engine-llm", daemon=True).start()
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "text":
+                    yield value
+                elif kind == "error":
+                    log.warning("LLM request failed: %s", value)
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+            response = holder.get("response")
+            if response is not None:
+                try:
+                    response.close()  # unblocks the reader thread when the answer was cancelled
+                except Exception as exc:  # noqa: BLE001 - closing a half-read stream may complain; it is closed anyway
+                    log.debug("closing the LLM stream: %s", exc)
+
+    def apology(self, error: BrainError) -> str:
+        return "Sorry, I couldn't get an answer from the language model. Please check that it is running."
