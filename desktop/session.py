@@ -35,7 +35,9 @@ from .core.local_barge_in import LocalBargeInSettings
 from .core.pcm import rms_dbfs
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
+from .core.turn_taking import TurnSettings
 from .providers import ProviderChoice
+from .reconnect import ReconnectPolicy
 from .transport.engine_process import EngineProcess, EngineStartError
 from .transport.websocket_transport import ConnectError, Endpoint, WebSocketTransport
 
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 class ConnectionStatus:
     """What the status bar shows."""
 
-    phase: str  # "starting engine" | "connecting" | "connected" | "disconnected" | "failed"
+    phase: str  # "starting engine" | "connecting" | "connected" | "reconnecting" | "disconnected" | "failed"
     provider: str
     detail: str = ""
     devices: DeviceStatus | None = None
@@ -83,6 +85,9 @@ class SessionOptions:
     use_speaker: bool = True  # False: play into a device-less clock (tests, headless)
     engine_log_level: str = "info"
     local_barge_in: LocalBargeInSettings = field(default_factory=LocalBargeInSettings)
+    #: Echo handling on the microphone: "aec" (WebRTC AEC3, falls back to the gate), "gate", or "headset" (none).
+    echo_mode: str = "aec"
+    turn_settings: TurnSettings | None = None  # None: the config's own turn detection, mode "vad"
 
 
 Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
@@ -93,6 +98,7 @@ class LiveSession:
         self.options = options
         self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in)
         self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
+        self.echo = None  # EchoCanceller | EchoGate | None, on the capture path
         self._vad_frames = 0
         self._heard_samples = 0
         self._last_position = 0
@@ -113,7 +119,22 @@ class LiveSession:
         self.record_sent = False
         #: Called with (item_id, pcm16) for every chunk of assistant audio queued for playback.
         self.output_taps: list[Callable[[str, np.ndarray], None]] = []
+        #: Called with ("client", event dict) for every event sent and ("server", message text) for every
+        #: message received (the event inspector). Taps must be cheap; a failing tap is logged, not fatal.
+        self.event_taps: list[Callable[[str, Any], None]] = []
         self.closed = False
+        self.reconnect_policy = ReconnectPolicy()
+        self._reconnect_task: asyncio.Task | None = None
+        self._dropped_at: float | None = None
+        #: Seconds from each unexpected drop to the reconnected session (drop test, reliability figures).
+        self.reconnect_seconds: list[float] = []
+        self.drops = 0
+        from .turn_controller import TurnController
+
+        #: Turn-taking modes (push-to-talk, wake word, client-side semantic turns, dynamic silence rules).
+        self.turns = TurnController(self, options.turn_settings)
+        if options.turn_settings is not None:
+            self.client.requested = self.client.requested.with_turn_detection(self.turns.initial_turn_detection())
 
     # ------------------------------------------------------------------ subscription
     def subscribe(self, listener: Callable[[Notification], None]) -> None:
@@ -158,11 +179,8 @@ class LiveSession:
             url = self.engine.url
         assert url is not None
         self._set_status("connecting", f"connecting to {provider.label}…")
-        self.transport = WebSocketTransport(
-            Endpoint(url, provider.label, provider.api_key), self._on_message, self._on_closed
-        )
         try:
-            await self.transport.connect()
+            await self._connect(url)
         except ConnectError as exc:
             self._set_status("failed", str(exc))
             return False
@@ -181,10 +199,19 @@ class LiveSession:
         self._monitor = asyncio.create_task(self._watch_playback())
         return True
 
+    async def _connect(self, url: str) -> None:
+        """Open a new socket (one `WebSocketTransport` per connection); raises ConnectError."""
+        provider = self.options.provider
+        transport = WebSocketTransport(Endpoint(url, provider.label, provider.api_key), self._on_message, self._on_closed)
+        await transport.connect()
+        self.transport = transport
+
     async def stop(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
         if self._source is not None:
             self._source.stop()
         if self._output is not None:
@@ -204,6 +231,15 @@ class LiveSession:
         def deliver(chunk: np.ndarray) -> None:
             loop.call_soon_threadsafe(self._on_input_chunk, chunk)
 
+        def deliver_without_echo(chunk: np.ndarray) -> None:
+            # Runs on the capture thread: echo cancellation stays off the UI/event-loop thread.
+            echo = self.echo
+            if echo is not None:
+                chunk = echo.process_near_end(chunk)
+                if len(chunk) == 0:
+                    return
+            loop.call_soon_threadsafe(self._on_input_chunk, chunk)
+
         if self.options.audio_in:
             try:
                 self._source = WavFileSource(self.options.audio_in, deliver)
@@ -216,12 +252,35 @@ class LiveSession:
         if self.devices is None or self.devices.input_name is None:
             self._notify(Notice("warning", "No microphone found: you can type, and Parley will listen once a microphone is connected."))
             return
+        self._start_echo_handling()
         try:
-            self._source = MicrophoneCapture(deliver, device=self.options.input_device)
+            self._source = MicrophoneCapture(deliver_without_echo, device=self.options.input_device)
             self._source.start()
         except (AudioDeviceError, OSError) as exc:
             self._source = None
             self._notify(Notice("warning", f"The microphone could not be opened: {exc}"))
+
+    def _start_echo_handling(self) -> None:
+        from .audio.echo_canceller import EchoGate, make_echo_canceller
+        from .core.pcm import float_to_pcm16
+
+        mode = self.options.echo_mode
+        try:
+            self.echo = make_echo_canceller(mode)
+        except ValueError as exc:
+            self._notify(Notice("warning", str(exc)))
+            self.echo = None
+        echo = self.echo
+        if echo is None:
+            self.playback.far_end_tap = None
+            self._notify(Notice("info", "Headset mode: no echo cancellation."))
+            return
+        self.playback.far_end_tap = lambda block: echo.feed_far_end(float_to_pcm16(block))
+        if isinstance(echo, EchoGate):
+            self._notify(Notice("warning", "Echo cancellation is unavailable: using an echo gate "
+                                "(speak clearly louder than the assistant to interrupt it)."))
+        else:
+            log.info("echo cancellation: %s", getattr(echo, "name", type(echo).__name__))
 
     def _start_output(self) -> None:
         if self.options.use_speaker and self.devices is not None and self.devices.output_name is not None:
@@ -246,7 +305,8 @@ class LiveSession:
                 end_ms = int(self._vad_frames * self.local_vad.frame_ms)
                 self._notify(VadFrame(probability, end_ms))
                 self._apply(self.client.local_vad_frame(probability, end_ms))
-        self._apply(self.client.append_audio(chunk))
+                self._apply(self.turns.on_vad_frame(probability, end_ms))
+        self._apply(self.turns.on_input_audio(chunk))  # the mode decides what reaches the server
 
     async def _watch_playback(self) -> None:
         """Tell the core when assistant audio becomes audible and when it has all been played."""
@@ -271,20 +331,126 @@ class LiveSession:
 
     # ------------------------------------------------------------------ protocol
     def _on_message(self, text: str) -> None:
+        if self.event_taps:
+            self._tap("server", text)
         actions = self.client.receive(text)
         self._apply(actions)
+
+    def _tap(self, direction: str, payload: Any) -> None:
+        for tap in list(self.event_taps):
+            try:
+                tap(direction, payload)
+            except Exception:
+                log.exception("event tap failed")
 
     def _on_closed(self, reason: str) -> None:
         if self.closed:
             return
+        self.transport = None
+        self.drops += 1
+        self._dropped_at = time.perf_counter()
         self._apply(self.client.on_disconnected())
-        self._set_status("disconnected", f"Connection {reason}.")
+        log.warning("connection %s; reconnecting", reason)
+        self._set_status("reconnecting", f"Connection {reason}. You are not being heard; reconnecting…")
+        self.reconnect_policy.reset()
+        self._schedule_reconnect()
+
+    # ------------------------------------------------------------------ reconnecting
+    @property
+    def reconnecting(self) -> bool:
+        return self._reconnect_task is not None and not self._reconnect_task.done()
+
+    def _schedule_reconnect(self, immediately: bool = False) -> None:
+        if self.closed or self._loop is None:
+            return
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            self._reconnect_task.cancel()
+        self._reconnect_task = self._loop.create_task(self._reconnect_loop(immediately))
+
+    async def _reconnect_loop(self, immediately: bool) -> None:
+        provider = self.options.provider
+        while not self.closed:
+            delay = 0.0 if immediately else self.reconnect_policy.next_delay()
+            immediately = False
+            if delay is None:
+                self._set_status("disconnected", "Gave up reconnecting. Press Retry to try again.")
+                return
+            if delay > 0.5:
+                self._set_status("reconnecting", f"You are not being heard. Reconnecting in {delay:.0f} s…")
+            await asyncio.sleep(delay)
+            try:
+                url = await self._current_url()
+                await self._connect(url)
+            except ConnectError as exc:
+                if ReconnectPolicy.is_permanent(str(exc)):
+                    self._set_status("failed", f"{exc} Fix it and press Retry.")
+                    return
+                log.info("reconnect attempt %d failed: %s", self.reconnect_policy.attempts, exc)
+                self._set_status("reconnecting", f"{exc}. You are not being heard; trying again…")
+                continue
+            except (EngineStartError, OSError) as exc:
+                log.warning("the offline engine could not restart: %s", exc)
+                self._set_status("reconnecting", f"The offline engine could not restart ({exc}); trying again…")
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an unforeseen failure must not end reconnecting silently
+                log.exception("reconnect attempt failed")
+                self._set_status("reconnecting", f"Reconnecting failed ({type(exc).__name__}: {exc}); trying again…")
+                continue
+            if self.closed:
+                return
+            self.reconnect_policy.succeeded()
+            self._apply(self.client.on_connected())
+            reseed = self.client.reseed_context()
+            self._apply(reseed)
+            if self._dropped_at is not None:
+                seconds = time.perf_counter() - self._dropped_at
+                self._dropped_at = None
+                self.reconnect_seconds.append(seconds)
+                if len(self.reconnect_seconds) > 10_000:
+                    del self.reconnect_seconds[:5_000]
+                self._notify(Timing("reconnect", seconds))
+            self._set_status("connected")
+            restored = f" and {len(reseed)} recent turns restored as context" if reseed else ""
+            self._notify(Notice("info", f"Reconnected to {provider.label}{restored}."))
+            return
+
+    async def _current_url(self) -> str:
+        """The URL to connect to; restarts the offline engine first if it has died."""
+        if self.engine is not None:
+            if not self.engine.running:
+                self._set_status("reconnecting", "The offline engine stopped; restarting it…")
+                await self.engine.start()
+            return self.engine.url
+        assert self.options.provider.url is not None
+        return self.options.provider.url
+
+    def retry_now(self) -> None:
+        """The user pressed Retry: try to connect at once (also after giving up or a permanent failure)."""
+        if self.closed or (self.transport is not None and self.transport.is_open):
+            return
+        if self._dropped_at is None:
+            self._dropped_at = time.perf_counter()
+        self.reconnect_policy.reset()
+        self._set_status("reconnecting", "Reconnecting now…")
+        self._schedule_reconnect(immediately=True)
+
+    def cancel_reconnect(self) -> None:
+        """The user pressed Cancel: stop trying until Retry."""
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            self._reconnect_task.cancel()
+        self._reconnect_task = None
+        if self.transport is None or not self.transport.is_open:
+            self._set_status("disconnected", "Not reconnecting. You are not being heard; press Retry to connect again.")
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 if self.record_sent:
                     self.sent_events.append(action.event)
+                if self.event_taps:
+                    self._tap("client", action.event)
                 if self.transport is None or not self.transport.send(action.event):
                     log.debug("not connected: dropped %s", action.event.get("type"))
                 continue

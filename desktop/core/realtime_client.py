@@ -87,6 +87,8 @@ class RealtimeClient:
         self._sent_types: dict[str, str] = {}
         #: Image metadata of the user message just sent, attached when the server adds the item.
         self._pending_images: list[ImageInfo] = []
+        #: Items put back into a new server session after a reconnect: their echo is not a new turn.
+        self._reseeded_ids: set[str] = set()
 
     # ------------------------------------------------------------------ connection
     def on_connected(self) -> list[Action]:
@@ -98,12 +100,31 @@ class RealtimeClient:
         self.uncommitted_ms = 0.0
         return [self._send(self.events.session_update(self.requested.to_wire())), *self._set_state(TurnState.LISTENING)]
 
-    def on_disconnected(self) -> list[Action]:
-        self.connected = False
-        self.active_response = None
+    def reseed_context(self, max_items: int = 20, max_chars: int = 12_000) -> list[Action]:
+        """After a reconnect: put the recent text turns back into the new server session (see context_reseed)."""
+        if not self.connected:
+            return []
+        from .context_reseed import reseed_events
+
         actions: list[Action] = []
-        if self.audible_item:
-            actions.append(StopPlayback("disconnected"))
+        for event in reseed_events(self.conversation, self.events, max_items, max_chars):
+            self._reseeded_ids.add(event["item"]["id"])
+            actions.append(self._send(event))
+        return actions
+
+    def on_disconnected(self) -> list[Action]:
+        """The socket closed. Audio already received keeps playing (it is the user's, nothing more can
+        come of it); an answer that was still being generated is marked incomplete in the transcript."""
+        self.connected = False
+        actions: list[Action] = []
+        if self.active_response is not None:
+            for item_id in self.active_response.item_ids or []:
+                item = self.conversation.get(item_id)
+                if item is not None and item.status == "in_progress":
+                    item.status = "incomplete"
+                    actions.append(ItemChanged(item_id))
+        self.active_response = None
+        self._response_create_waiting = None
         return actions + self._set_state(TurnState.DISCONNECTED)
 
     # ------------------------------------------------------------------ user intent
@@ -339,7 +360,13 @@ class RealtimeClient:
     def _on_InputTimeoutTriggered(self, e: ev.InputTimeoutTriggered) -> list[Action]:
         return [Notice("info", "You were quiet for a while; the assistant will prompt you.")]
 
+    def _is_reseed_echo(self, item: dict[str, Any]) -> bool:
+        item_id = item.get("id")
+        return isinstance(item_id, str) and item_id in self._reseeded_ids and item_id in self.conversation
+
     def _on_ItemAdded(self, e: ev.ItemAdded) -> list[Action]:
+        if self._is_reseed_echo(e.item):
+            return []
         item = self.conversation.update_from_wire(e.item, e.previous_item_id, explicit=True)
         if item is None:
             return []
@@ -349,6 +376,8 @@ class RealtimeClient:
         return [ItemChanged(item.item_id)]
 
     def _on_ItemDone(self, e: ev.ItemDone) -> list[Action]:
+        if self._is_reseed_echo(e.item):
+            return []
         item = self.conversation.update_from_wire(e.item, e.previous_item_id, explicit=e.previous_item_id is not None)
         return [ItemChanged(item.item_id)] if item else []
 
@@ -480,8 +509,10 @@ class RealtimeClient:
         self.last_error = e
         cause = self._sent_types.get(e.caused_by or "", "")
         log.warning("server error %s (%s): %s", e.code, cause or "no cause given", e.message)
+        from .error_words import plain_words
+
         where = f" (after {cause})" if cause else ""
-        return [Notice("error", f"Server error{where}: {e.message or e.code}", code=e.code)]
+        return [Notice("error", plain_words(e.code, e.message, where), code=e.code)]
 
     # ------------------------------------------------------------------ helpers
     def _send(self, event: dict[str, Any]) -> Send:

@@ -15,6 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+PING_INTERVAL_S = 5.0
+PING_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class WebSocketTransport:
                     additional_headers=self.endpoint.headers(),
                     max_size=MAX_MESSAGE_BYTES,
                     open_timeout=timeout,
-                    ping_interval=20,
-                    ping_timeout=20,
+                    # A pulled cable sends no close frame: pings notice it within ~10 s.
+                    ping_interval=PING_INTERVAL_S,
+                    ping_timeout=PING_TIMEOUT_S,
                 ),
                 timeout + 1,
             )
@@ -83,6 +86,9 @@ class WebSocketTransport:
             raise ConnectError(f"Not a WebSocket URL: {self.endpoint.url}") from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectError(f"Cannot reach {self.endpoint.label}: {exc or 'timed out'}") from None
+        except (websockets.exceptions.WebSocketException, EOFError) as exc:
+            # The line dropped during the handshake (or the server answered something that is not a WebSocket).
+            raise ConnectError(f"Cannot reach {self.endpoint.label}: the handshake failed ({exc or type(exc).__name__})") from None
         self._reader = asyncio.create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
