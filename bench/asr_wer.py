@@ -1,11 +1,11 @@
 """ASR accuracy and speed, TTS latency, VAD cost of the embedded engine's speech components.
 
-    python -m bench.asr_wer          (or ./dev bench asr_tts)
+    ./dev bench asr_wer          (or python -m bench asr_wer, or python -m bench.asr_wer)
 
 Word error rate of WhisperRecognizer (tiny.en, int8) at beam 1 and beam 5 over every speech fixture in
 tests/fixtures/audio/manifest.json, per-utterance transcription time and real-time factor, model load
 times, Piper (and espeak-ng) first-chunk latency and real-time factor over 10 sentences, and Silero VAD
-cost per 32 ms frame. Writes bench/results/asr_tts.json and prints a markdown table.
+cost per 32 ms frame. Writes bench/results/asr_tts.json (with its markdown table) and prints the table.
 
 The fixtures are synthetic speech (Piper and espeak-ng), so the WER compares settings; it is not a
 real-microphone accuracy.
@@ -14,8 +14,6 @@ real-microphone accuracy.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
 import shutil
 import statistics
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import machine_info, write_result  # noqa: E402
 from desktop.core.pcm import PROTOCOL_RATE  # noqa: E402
 
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
@@ -85,20 +84,7 @@ def _p95(values: list[float]) -> float:
 
 
 def _machine() -> dict:
-    processor = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "processor": processor or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
+    return machine_info()
 
 
 def _asr(beam_size: int, clips: dict[str, np.ndarray], manifest: dict) -> dict:
@@ -208,6 +194,27 @@ def _vad(clips: dict[str, np.ndarray]) -> dict:
             "frame_ms": vad.frame_ms}
 
 
+def notes(results: dict) -> str:
+    """How to read the table (kept with the results so docs/performance.md can be rebuilt from them)."""
+    a1 = results["asr"]["beam_1"]
+    return f"""\
+Offline speech components of the embedded engine: Whisper tiny.en (faster-whisper, CPU int8), Piper and
+espeak-ng, Silero VAD; no GPU.
+
+- **Test set:** the {a1['utterances']} spoken fixtures in `tests/fixtures/audio/` ({a1['reference_words']} reference
+  words): Piper clips at several length/noise settings and espeak-ng clips, 1.5–3 s each, plus two non-speech
+  clips (a click, near-silence). The speech is synthetic and the set is small (one error is about
+  {round(100 / a1['reference_words'], 1)} % WER), so compare settings with these numbers; do not read them as
+  real-microphone accuracy.
+- **WER:** lower case, punctuation removed; "numbers normalised" also counts "ten" and "10" as the same word
+  (Whisper writes digits). "Strict" does not.
+- **Times:** one utterance at a time, model already loaded and warmed up. The real-time factor is processing
+  time divided by audio duration (below 1 is faster than real time). Whisper always pads to a 30 s window,
+  so a short clip costs about the same as a long one.
+- **TTS first chunk:** time from calling `synthesize()` to the first sentence's 24 kHz PCM, voice loaded.
+- **Load times** are measured inside the benchmark process (the first Whisper load includes its imports)."""
+
+
 def markdown(results: dict) -> str:
     a1, a5 = results["asr"]["beam_1"], results["asr"]["beam_5"]
     lines = [
@@ -258,13 +265,15 @@ def run() -> dict:
         results["tts"]["espeak"] = _tts(EspeakSynthesizer())
     report = {
         "benchmark": "asr_tts",
+        "title": "Offline speech: ASR accuracy and speed, TTS latency, VAD cost",
+        "module": "bench/asr_wer.py",
         "machine": _machine(),
-        "command": "./dev bench asr_tts",
+        "command": "./dev bench asr_wer",
         "results": results,
+        "notes": notes(results),
+        "markdown": markdown(results),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    report["markdown"] = markdown(results)
+    write_result("asr_tts", report)
     return report
 
 
