@@ -1,0 +1,306 @@
+"""The turn-detection dock: mode, profile, VAD values, dynamic rules, semantic cues, wake phrase.
+
+Every edit emits `changed(TurnSettings)` at once (the window sends `session.update` and saves the
+settings); `show_server()` displays what the server confirmed in `session.updated`, and says when its
+values differ from the requested ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import turn_taking as tt
+from ..core.session_config import EAGERNESS_VALUES, ManualTurns, TurnDetection, describe_turn_detection
+
+_PROFILE_LABELS = {
+    "fast": "Fast (0.6 / 200 / 300)",
+    "balanced": "Balanced (0.5 / 300 / 500)",
+    "patient": "Patient (0.4 / 400 / 800)",
+    "noisy": "Noisy room (0.7 / 300 / 600)",
+    "custom": "Custom",
+}
+
+
+def _spin(lo: int, hi: int, step: int, suffix: str = " ms") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setSuffix(suffix)
+    s.setKeyboardTracking(False)  # typed digits apply on Enter/focus-out, not one session.update per digit
+    return s
+
+
+class SettingsDock(QDockWidget):
+    changed = Signal(object)  # TurnSettings
+
+    def __init__(self, settings: tt.TurnSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__("Turn detection", parent)
+        self.setObjectName("turn_detection_dock")
+        self.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self._settings = settings or tt.TurnSettings()
+        self._loading = False
+
+        body = QWidget()
+        outer = QVBoxLayout(body)
+        outer.setContentsMargins(6, 6, 6, 6)
+
+        self.mode = QComboBox()
+        for key in tt.MODES:
+            self.mode.addItem(tt.MODE_LABELS[key], key)
+        self.mode.setAccessibleName("Turn mode")
+        top = QFormLayout()
+        top.addRow("Mode", self.mode)
+        outer.addLayout(top)
+
+        # -- voice activity (server) ------------------------------------------------------------
+        self.vad_box = QGroupBox("Server turn detection")
+        vad = QFormLayout(self.vad_box)
+        self.detection = QComboBox()
+        self.detection.addItem("Server VAD (silence)", "server_vad")
+        self.detection.addItem("Semantic VAD (meaning)", "semantic_vad")
+        self.profile = QComboBox()
+        for key in tt.PROFILES:
+            self.profile.addItem(_PROFILE_LABELS[key], key)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setKeyboardTracking(False)
+        self.prefix = _spin(0, 2000, 50)
+        self.silence = _spin(0, 5000, 50)
+        self.idle = _spin(0, 30000, 1000)
+        self.idle.setSpecialValueText("off")
+        self.idle.setToolTip("Prompt the user after this much silence (5000–30000 ms; off = never)")
+        self.create_response = QCheckBox("Answer automatically (create_response)")
+        self.interrupt_response = QCheckBox("Speech interrupts the answer (interrupt_response)")
+        self.eagerness = QComboBox()
+        for e in EAGERNESS_VALUES:
+            self.eagerness.addItem(e, e)
+        vad.addRow("Detector", self.detection)
+        vad.addRow("Profile", self.profile)
+        vad.addRow("Threshold", self.threshold)
+        vad.addRow("Prefix padding", self.prefix)
+        vad.addRow("Silence duration", self.silence)
+        vad.addRow("Idle timeout", self.idle)
+        vad.addRow("Eagerness", self.eagerness)
+        vad.addRow(self.create_response)
+        vad.addRow(self.interrupt_response)
+        outer.addWidget(self.vad_box)
+
+        # -- dynamic rules ------------------------------------------------------------------------
+        self.rules_box = QGroupBox("Dynamic silence (per turn)")
+        self.rules_box.setCheckable(True)
+        rules = QFormLayout(self.rules_box)
+        self.think_phrases = QLineEdit()
+        self.think_phrases.setToolTip("When your words end with one of these, wait longer before ending your next turn")
+        self.think_ms = _spin(0, 10000, 100)
+        self.yes_no_ms = _spin(0, 10000, 50)
+        self.yes_no_ms.setToolTip("After the assistant asks a yes/no question, end your reply after this much silence")
+        rules.addRow("Thinking phrases", self.think_phrases)
+        rules.addRow("…then silence", self.think_ms)
+        rules.addRow("Reply to yes/no", self.yes_no_ms)
+        outer.addWidget(self.rules_box)
+
+        # -- client semantic ----------------------------------------------------------------------
+        self.semantic_box = QGroupBox("Semantic turns (client)")
+        sem = QFormLayout(self.semantic_box)
+        self.completion = QLineEdit()
+        self.completion.setToolTip("Your turn ends at once when you end with one of these (comma-separated)")
+        self.hesitation = QLineEdit()
+        self.hesitation.setToolTip("Your turn is held when you pause after one of these (comma-separated)")
+        self.fallback = _spin(300, 10000, 100)
+        sem.addRow("Completion cues", self.completion)
+        sem.addRow("Hesitation cues", self.hesitation)
+        sem.addRow("Fallback silence", self.fallback)
+        outer.addWidget(self.semantic_box)
+
+        # -- wake word ----------------------------------------------------------------------------
+        self.wake_box = QGroupBox("Wake word")
+        wake = QFormLayout(self.wake_box)
+        self.wake_phrase = QLineEdit()
+        self.detector_label = QLabel("pocketsphinx keyphrase spotting (offline)")
+        self.detector_label.setWordWrap(True)
+        self.detector_label.setAccessibleName("Wake word detector")
+        wake.addRow("Phrase", self.wake_phrase)
+        wake.addRow("Detector", self.detector_label)
+        outer.addWidget(self.wake_box)
+
+        # -- what the server uses -----------------------------------------------------------------
+        self.server_label = QLabel("Server: not connected")
+        self.server_label.setWordWrap(True)
+        self.server_label.setAccessibleName("Server turn detection")
+        outer.addWidget(self.server_label)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(200)
+        self.log_view.setPlaceholderText("Turn decisions and rule changes appear here.")
+        self.log_view.setAccessibleName("Turn log")
+        self.log_view.setFixedHeight(90)
+        outer.addWidget(self.log_view)
+        outer.addStretch(1)
+        self.setWidget(body)
+
+        self.set_settings(self._settings)
+        self.mode.currentIndexChanged.connect(self._edited)
+        self.detection.currentIndexChanged.connect(self._edited)
+        self.profile.currentIndexChanged.connect(self._profile_picked)
+        for w in (self.threshold, self.prefix, self.silence, self.idle, self.think_ms, self.yes_no_ms, self.fallback):
+            w.valueChanged.connect(self._value_edited)
+        for c in (self.create_response, self.interrupt_response):
+            c.toggled.connect(self._edited)
+        self.rules_box.toggled.connect(self._edited)
+        self.eagerness.currentIndexChanged.connect(self._edited)
+        for e in (self.think_phrases, self.completion, self.hesitation, self.wake_phrase):
+            e.editingFinished.connect(self._text_edited)
+
+    # ------------------------------------------------------------------ model <-> widgets
+    def settings(self) -> tt.TurnSettings:
+        return self._settings
+
+    def set_settings(self, s: tt.TurnSettings) -> None:
+        """Show `s` without emitting `changed`."""
+        self._loading = True
+        try:
+            self._settings = s
+            self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
+            self.detection.setCurrentIndex(max(0, self.detection.findData(s.detection)))
+            self.profile.setCurrentIndex(max(0, self.profile.findData(s.profile)))
+            self.threshold.setValue(s.threshold)
+            self.prefix.setValue(s.prefix_padding_ms)
+            self.silence.setValue(s.silence_duration_ms)
+            self.idle.setValue(s.idle_timeout_ms or 0)
+            self.create_response.setChecked(s.create_response)
+            self.interrupt_response.setChecked(s.interrupt_response)
+            self.eagerness.setCurrentIndex(max(0, self.eagerness.findData(s.eagerness)))
+            self.rules_box.setChecked(s.dynamic_rules)
+            think = next((r for r in s.rules if r.trigger == "user_said"), None)
+            yes_no = next((r for r in s.rules if r.trigger == "assistant_yes_no"), None)
+            self.think_phrases.setText(", ".join(think.phrases) if think else "")
+            self.think_ms.setValue(think.silence_ms if think else 2000)
+            self.yes_no_ms.setValue(yes_no.silence_ms if yes_no else 300)
+            self.completion.setText(", ".join(s.completion_cues))
+            self.hesitation.setText(", ".join(s.hesitation_cues))
+            self.fallback.setValue(s.semantic_fallback_ms)
+            self.wake_phrase.setText(s.wake_phrase)
+        finally:
+            self._loading = False
+        self._enable_for_mode()
+
+    def _enable_for_mode(self) -> None:
+        s = self._settings
+        vad_mode = s.mode == "vad"
+        semantic = s.detection == "semantic_vad"
+        self.vad_box.setEnabled(True)
+        for w in (self.profile, self.threshold, self.prefix, self.silence, self.idle):
+            w.setEnabled(not semantic or not vad_mode)
+        self.eagerness.setEnabled(vad_mode and semantic)
+        self.detection.setEnabled(vad_mode)
+        self.rules_box.setEnabled(vad_mode and not semantic)
+        self.semantic_box.setEnabled(s.mode == "client_semantic")
+        self.wake_box.setEnabled(s.mode == "wake_word")
+
+    def _read(self) -> tt.TurnSettings:
+        s = self._settings
+        idle = self.idle.value()
+        idle_ms = None if idle == 0 else min(30000, max(5000, idle))
+        think_phrases = tt.parse_cue_list(self.think_phrases.text())
+        rules = []
+        for r in s.rules:
+            if r.trigger == "user_said":
+                r = replace(r, phrases=think_phrases, silence_ms=self.think_ms.value())
+            elif r.trigger == "assistant_yes_no":
+                r = replace(r, silence_ms=self.yes_no_ms.value())
+            rules.append(r)
+        return replace(
+            s,
+            mode=self.mode.currentData(),
+            detection=self.detection.currentData(),
+            threshold=round(self.threshold.value(), 2),
+            prefix_padding_ms=self.prefix.value(),
+            silence_duration_ms=self.silence.value(),
+            idle_timeout_ms=idle_ms,
+            create_response=self.create_response.isChecked(),
+            interrupt_response=self.interrupt_response.isChecked(),
+            eagerness=self.eagerness.currentData(),
+            dynamic_rules=self.rules_box.isChecked(),
+            rules=tuple(rules),
+            completion_cues=tt.parse_cue_list(self.completion.text()) or s.completion_cues,
+            hesitation_cues=tt.parse_cue_list(self.hesitation.text()),
+            semantic_fallback_ms=self.fallback.value(),
+            wake_phrase=" ".join(self.wake_phrase.text().lower().split()) or s.wake_phrase,
+        )
+
+    # ------------------------------------------------------------------ edits
+    def _emit(self, s: tt.TurnSettings) -> None:
+        if s == self._settings:
+            return
+        self._settings = s
+        self._enable_for_mode()
+        self.changed.emit(s)
+
+    def _edited(self, *_args) -> None:
+        if not self._loading:
+            self._emit(self._read())
+
+    def _text_edited(self) -> None:
+        self._edited()
+
+    def _value_edited(self, *_args) -> None:
+        if self._loading:
+            return
+        s = self._read()
+        s = replace(s, profile=s.matching_profile())
+        self._loading = True
+        self.profile.setCurrentIndex(self.profile.findData(s.profile))
+        self._loading = False
+        self._emit(s)
+
+    def _profile_picked(self, *_args) -> None:
+        if self._loading:
+            return
+        name = self.profile.currentData()
+        s = self._read()
+        s = s.with_profile(name) if name != "custom" else replace(s, profile="custom")
+        if s == self._settings:
+            return
+        self.set_settings(s)  # shows the profile's values (without emitting)
+        self.changed.emit(s)
+
+    # ------------------------------------------------------------------ server view
+    def show_server(self, requested: TurnDetection, effective: TurnDetection | None, differences: tuple[str, ...]) -> None:
+        if effective is None:
+            self.server_label.setText("Server: not connected")
+            return
+        what = describe_turn_detection(effective)
+        if isinstance(requested, ManualTurns) and isinstance(effective, ManualTurns):
+            what += " (the client decides)"
+        if differences:
+            self.server_label.setText(
+                f'<span style="color:#c62828"><b>Server uses:</b> {what}<br>differs: {"; ".join(differences)}</span>'
+            )
+            self.server_label.setProperty("differs", True)
+        else:
+            self.server_label.setText(f'<span style="color:#2e7d32"><b>Server confirmed:</b> {what}</span>')
+            self.server_label.setProperty("differs", False)
+
+    def set_detector(self, text: str) -> None:
+        self.detector_label.setText(text)
+
+    def append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
