@@ -278,3 +278,34 @@ def test_drop_paste_and_bad_files_in_the_window(qtbot, qasync_loop, tmp_path):
     assert viewer_size == (640, 240)
     for event in window.session.sent_events:
         validate_client_event(event)
+
+
+def test_image_settings_persist(qapp):
+    from desktop.ui.attachments import DEFAULT_SCREEN_PROMPT, ImageSettings
+
+    s = ImageSettings.load()
+    s.max_side, s.high_detail, s.screen_prompt, s.capture_target, s.hide_during_grab = 1536, True, "Read the error", "monitor:2", False
+    s.save()
+    again = ImageSettings.load()
+    assert (again.max_side, again.high_detail, again.screen_prompt, again.capture_target, again.hide_during_grab) == (
+        1536, True, "Read the error", "monitor:2", False)
+    assert again.pipeline().long_side == 2048 and again.target().kind == "monitor" and again.target().monitor == 2
+    ImageSettings().save()  # back to defaults for the other tests
+    assert ImageSettings.load().screen_prompt == DEFAULT_SCREEN_PROMPT
+
+
+def test_one_message_carries_a_bounded_number_of_bytes():
+    from desktop.media.image_pipeline import PreparedImage
+    from desktop.ui.attachments import MAX_IMAGES_PER_MESSAGE, MAX_MESSAGE_IMAGE_BYTES, Batch, _limit_message_size
+
+    def img(name: str, size: int) -> PreparedImage:
+        return PreparedImage(b"x" * size, "image/jpeg", 10, 10, 10, 10, name)
+
+    batch = Batch("drop", "", [img(f"{i}.jpg", 1000) for i in range(MAX_IMAGES_PER_MESSAGE + 2)])
+    _limit_message_size(batch)
+    assert len(batch.images) == MAX_IMAGES_PER_MESSAGE and len(batch.errors) == 2
+    big = MAX_MESSAGE_IMAGE_BYTES // 2 + 1
+    batch = Batch("drop", "", [img("a.jpg", big), img("b.jpg", big), img("c.jpg", 10)])
+    _limit_message_size(batch)
+    assert [i.source for i in batch.images] == ["a.jpg", "c.jpg"]
+    assert "“b.jpg” was not sent" in batch.errors[0]

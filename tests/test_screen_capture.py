@@ -199,3 +199,44 @@ def test_whats_on_my_screen_is_read_by_the_engine(qtbot, qapp, xscreen, monkeypa
     assert notice.level == "error" and "no display to capture" in notice.message
     for event in session.sent_events:
         validate_client_event(event)
+
+
+def test_drag_a_region(qtbot, xscreen, monkeypatch):
+    """The region overlay shows a grab of all screens; a drag picks the region, which goes through the pipeline."""
+    from PySide6.QtCore import QPoint, Qt
+
+    from desktop.ui.main_window import MainWindow
+
+    monkeypatch.setenv("DISPLAY", xscreen)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    controller = window.attachments
+    handled: list = []
+    controller.finished.connect(handled.append)
+    controller.capture_region()
+    qtbot.waitUntil(lambda: len(handled) == 1, timeout=20000)
+    selector = controller.region_selector
+    assert (selector.grab_image.width(), selector.grab_image.height()) == (1920, 1080)
+    sx = 1920 / selector.width()
+    sy = 1080 / selector.height()
+    start, end = QPoint(40, 30), QPoint(240, 130)
+    qtbot.mousePress(selector, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(selector, end)
+    qtbot.mouseRelease(selector, Qt.MouseButton.LeftButton, pos=end)
+    qtbot.waitUntil(lambda: len(handled) == 2, timeout=20000)
+    batch = handled[1]
+    assert batch.errors == [] and len(batch.images) == 1
+    image = batch.images[0]
+    assert (image.source_width, image.source_height) == (int(200 * sx), int(100 * sy))
+    # No session attached: the window says so instead of sending.
+    assert "Not connected" in window.notices[-1].message
+
+    # Esc cancels: nothing prepared.
+    controller.capture_region()
+    qtbot.waitUntil(lambda: len(handled) == 3, timeout=20000)
+    qtbot.keyClick(controller.region_selector, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: len(handled) == 4, timeout=5000)
+    assert handled[3].images == [] and handled[3].errors == []

@@ -51,6 +51,10 @@ IMAGE_SCHEME = "parley-image"
 HIDE_SETTLE_MS = 250
 THUMBNAIL_HEIGHT = 96
 _SIDE_CHOICES = (768, 1024, 1536, 2048)
+#: One message's images: at most this many, and this many encoded bytes (base64 adds a third; the engine accepts
+#: 32 MiB messages, OpenAI documents no limit and large messages have failed silently).
+MAX_IMAGES_PER_MESSAGE = 10
+MAX_MESSAGE_IMAGE_BYTES = 12 * 1024 * 1024
 
 
 # ------------------------------------------------------------------------------------------------ the store
@@ -157,6 +161,8 @@ class Batch:
     errors: list[str] = field(default_factory=list)
     #: Run on the UI thread before the result is handled (show the window again after a grab).
     after: Callable[[], None] | None = None
+    #: A raw screen grab waiting for the user to drag a region of it.
+    grab: Any = None
 
 
 def prepare_paths(paths: list[str], settings: PipelineSettings) -> tuple[list[PreparedImage], list[str]]:
@@ -171,6 +177,21 @@ def prepare_paths(paths: list[str], settings: PipelineSettings) -> tuple[list[Pr
             log.exception("image pipeline failed on %s", path)
             errors.append(f"“{os.path.basename(path)}” could not be read ({type(exc).__name__}: {exc}).")
     return images, errors
+
+
+def _limit_message_size(batch: Batch) -> None:
+    kept: list[PreparedImage] = []
+    total = 0
+    for image in batch.images:
+        if len(kept) >= MAX_IMAGES_PER_MESSAGE or total + image.byte_count > MAX_MESSAGE_IMAGE_BYTES:
+            batch.errors.append(
+                f"“{image.source}” was not sent: one message carries at most {MAX_IMAGES_PER_MESSAGE} images "
+                f"and {MAX_MESSAGE_IMAGE_BYTES // 2**20} MB; send it on its own."
+            )
+            continue
+        kept.append(image)
+        total += image.byte_count
+    batch.images = kept
 
 
 def qimage_to_png(image: QImage) -> bytes:
@@ -292,6 +313,72 @@ class AttachmentController(QObject):
         else:
             self._run(work, "Capturing the screen…")
 
+    def capture_region(self) -> None:
+        """Grab all screens, let the user drag a region of the grab, send that region."""
+        question = self._take_question() or self.settings.screen_prompt
+        reason = screen_capture.unavailable_reason()
+        if reason:
+            self._notify("error", reason)
+            self.finished.emit(Batch("region", question, errors=[reason]))
+            return
+        hide = self.settings.hide_during_grab and self.window.isVisible() and QGuiApplication.platformName() not in ("offscreen", "minimal")
+
+        def work() -> Batch:
+            batch = Batch("region", question)
+            try:
+                batch.grab = screen_capture.capture(CaptureTarget("all"))
+            except CaptureError as exc:
+                batch.errors.append(str(exc))
+            return batch
+
+        if hide:
+            self.window.hide()
+            QTimer.singleShot(HIDE_SETTLE_MS, lambda: self._run(work, "Capturing the screen…"))
+        else:
+            self._run(work, "Capturing the screen…")
+
+    def _choose_region(self, batch: Batch) -> None:
+        from .region_selector import RegionSelector
+
+        grab = batch.grab
+        image = QImage(bytes(grab.bgra), grab.width, grab.height, grab.width * 4, QImage.Format.Format_RGB32).copy()
+        screen = QGuiApplication.primaryScreen()
+        geometry = screen.virtualGeometry() if screen is not None else image.rect()
+        selector = RegionSelector(image, geometry)
+        self.region_selector = selector
+        settings = self.settings.pipeline()
+
+        def chosen(region: tuple[int, int, int, int]) -> None:
+            if self.settings.hide_during_grab:
+                self._show_window_again()
+
+            def work() -> Batch:
+                from PIL import Image
+
+                from ..media.image_pipeline import prepare_pil
+
+                out = Batch("region", batch.question)
+                left, top, width, height = region
+                try:
+                    full = Image.frombuffer("RGB", (grab.width, grab.height), grab.bgra, "raw", "BGRX", 0, 1)
+                    out.images.append(prepare_pil(full.crop((left, top, left + width, top + height)), "a screen region", settings, screenshot=True))
+                except ImageError as exc:
+                    out.errors.append(str(exc))
+                return out
+
+            self._run(work, "Preparing the region…")
+
+        def cancelled() -> None:
+            self._show_window_again()
+            self.window.statusBar().showMessage("Region capture cancelled: nothing was sent.", 4000)
+            self.finished.emit(Batch("region", batch.question))
+
+        selector.selected.connect(chosen)
+        selector.cancelled.connect(cancelled)
+        selector.show()
+        selector.activateWindow()
+        self.finished.emit(batch)
+
     def _show_window_again(self) -> None:
         self.window.show()
         self.window.raise_()
@@ -336,6 +423,10 @@ class AttachmentController(QObject):
         if after is not None:
             after()
         self.window.statusBar().clearMessage()
+        if batch.grab is not None and not batch.errors:
+            self._choose_region(batch)
+            return
+        _limit_message_size(batch)
         if batch.errors:
             sent_note = ""
             if batch.images:
@@ -472,6 +563,7 @@ class AttachmentController(QObject):
             act.triggered.connect(lambda _=False, v=value: self._set("capture_target", v))
             group.addAction(act)
         menu.addSeparator()
+        menu.addAction("Drag a region now…", self.capture_region)
         hide = menu.addAction("Hide Parley during the grab")
         hide.setCheckable(True)
         hide.setChecked(self.settings.hide_during_grab)
