@@ -240,3 +240,28 @@ def test_drag_a_region(qtbot, xscreen, monkeypatch):
     qtbot.keyClick(controller.region_selector, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: len(handled) == 4, timeout=5000)
     assert handled[3].images == [] and handled[3].errors == []
+
+
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (./dev test installs it)")
+def test_system_wide_hotkey_on_x11(xscreen):
+    """XGrabKey on the root window: a Ctrl+Shift+S typed anywhere on the X screen reaches the callback."""
+    import threading
+
+    from desktop.media.global_hotkey import X11Hotkey
+
+    pressed = threading.Event()
+    hotkey = X11Hotkey("Ctrl+Shift+S", pressed.set, display=xscreen)
+    assert hotkey.start(), hotkey.error
+    try:
+        env = dict(os.environ, DISPLAY=xscreen)
+        subprocess.run(["xdotool", "key", "ctrl+shift+s"], env=env, check=True, timeout=10)
+        assert pressed.wait(5)
+        # A second program grabbing the same combination is told it is taken.
+        other = X11Hotkey("Ctrl+Shift+S", lambda: None, display=xscreen)
+        assert not other.start() and "already uses" in (other.error or "")
+        # Other keys do not fire it.
+        pressed.clear()
+        subprocess.run(["xdotool", "key", "ctrl+shift+a"], env=env, check=True, timeout=10)
+        assert not pressed.wait(0.5)
+    finally:
+        hotkey.stop()

@@ -62,8 +62,12 @@ class X11Hotkey:
         self._ready.wait(timeout)
         return self.error is None and self._ready.is_set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Release the grab and close the connection (waits for the thread: Xlib exits the process if the X
+        server goes away under an open connection)."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         name = ctypes.util.find_library("X11")
