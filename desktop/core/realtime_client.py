@@ -284,9 +284,10 @@ class RealtimeClient:
         return []
 
     def _on_SessionCreated(self, e: ev.SessionCreated) -> list[Action]:
-        # The server's defaults; our session.update (already sent) will follow with session.updated.
+        # The server's defaults; our session.update (already sent) will follow with session.updated, so
+        # differences from what we asked are not reported yet (they would be a false alarm).
         self.effective = SessionConfig.from_wire(e.session)
-        return [SessionChanged(self._differences())]
+        return [SessionChanged(())]
 
     def _on_SessionUpdated(self, e: ev.SessionUpdated) -> list[Action]:
         self.effective = SessionConfig.from_wire(e.session)
