@@ -71,6 +71,14 @@ def run_one(name: str) -> dict[str, Any]:
     return report
 
 
+def _untitled(text: str) -> str:
+    """Markdown without a leading heading of its own (the section already has its title)."""
+    text = text.strip()
+    if text.startswith("#"):
+        text = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    return text
+
+
 def _section(report: dict[str, Any], source: Path) -> str:
     title = report.get("title") or report["benchmark"]
     lines = [f"## {title}", ""]
@@ -82,9 +90,10 @@ def _section(report: dict[str, Any], source: Path) -> str:
     if report.get("machine"):
         facts.append(f"- **Machine:** {machine_summary(report['machine'])}")
     lines += facts + [""]
-    if report.get("notes"):
-        lines += [report["notes"].strip(), ""]
-    lines += [report.get("markdown", "_(no table stored in this result file)_").strip(), ""]
+    notes = _untitled(report.get("notes") or "")
+    if notes:
+        lines += [notes, ""]
+    lines += [_untitled(report.get("markdown") or "") or "_(no table stored in this result file)_", ""]
     return "\n".join(lines)
 
 
