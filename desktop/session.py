@@ -229,7 +229,8 @@ class LiveSession:
         assert loop is not None
 
         def deliver(chunk: np.ndarray) -> None:
-            loop.call_soon_threadsafe(self._on_input_chunk, chunk)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._on_input_chunk, chunk)
 
         def deliver_without_echo(chunk: np.ndarray) -> None:
             # Runs on the capture thread: echo cancellation stays off the UI/event-loop thread.
@@ -238,7 +239,8 @@ class LiveSession:
                 chunk = echo.process_near_end(chunk)
                 if len(chunk) == 0:
                     return
-            loop.call_soon_threadsafe(self._on_input_chunk, chunk)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._on_input_chunk, chunk)
 
         if self.options.audio_in:
             try:

@@ -144,7 +144,7 @@ def test_false_interruption_resumes_playback_where_it_paused(room, tmp_path):
         room.record_speaker(recording)
         session.send_text(STORY)
         assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3.0)  # past the echo canceller's warm-up gate
         room.say(AUDIO / "thank_you.wav")
         resumed = lambda: any(getattr(n, "message", "").startswith("False interruption") for n in notes)  # noqa: E731
         assert await _wait(resumed, 8), "playback did not resume"
@@ -164,3 +164,31 @@ def test_false_interruption_resumes_playback_where_it_paused(room, tmp_path):
     spans = loud_spans(room.read_raw(recording))
     gaps = [(b[0] - a[1]) / 24 for a, b in zip(spans, spans[1:])]
     assert max(gaps) > 800, gaps
+
+
+@pytest.mark.parametrize("echo_db", [-10.0, 0.0])
+def test_own_voice_through_the_room_never_interrupts_with_aec(room, echo_db):
+    # Loudspeakers: the assistant's voice comes back into the microphone at a realistic level.
+    room.add_echo(echo_db)
+    session, notes = _session()
+    assert session.options.echo_mode == "aec"
+
+    async def scenario():
+        assert await session.start()
+        session.send_text("What is the weather like today?")
+        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+        # The whole answer plays (about 10 s), then a little more.
+        assert await _wait(lambda: session.client.state == TurnState.LISTENING and not session.playback.is_playing(), 40)
+        await asyncio.sleep(1.0)
+        await session.stop()
+
+    asyncio.run(scenario())
+    assert type(session.echo).__name__ == "ConvergingEchoCanceller" and session.echo.converged
+    answer = next(i for i in session.client.conversation if i.role == "assistant")
+    assert answer.status == "completed" and not answer.interrupted
+    assert session.playback.played_ms(answer.item_id) >= answer.audio_received_ms - 100
+    assert not _sent(session, "conversation.item.truncate")
+    assert not any(isinstance(n, BargeInHappened) for n in notes)
+    assert not any(getattr(n, "state", None) == TurnState.INTERRUPTED for n in notes)
+    # The server's VAD (the engine) heard no user speech either.
+    assert not any(type(n).__name__ == "SpeechBoundary" for n in notes)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from desktop.audio import echo_canceller as ec_mod
-from desktop.audio.echo_canceller import EchoCanceller, EchoGate, make_echo_canceller
+from desktop.audio.echo_canceller import ConvergingEchoCanceller, EchoCanceller, EchoGate, make_echo_canceller
 
 RATE = 24000
 ERLE_MIN_DB = 20.0
@@ -164,9 +164,30 @@ def test_modes(caplog, monkeypatch):
         make_echo_canceller("loud")
     if EchoCanceller.available():
         ec = make_echo_canceller("aec")
-        assert isinstance(ec, EchoCanceller) and "AEC3" in ec.name
+        assert isinstance(ec, ConvergingEchoCanceller) and isinstance(ec.aec, EchoCanceller) and "AEC3" in ec.name
     monkeypatch.setattr(ec_mod.EchoCanceller, "available", classmethod(lambda cls: False))
     with caplog.at_level(logging.WARNING, logger=ec_mod.__name__):
         fallback = make_echo_canceller("aec")
     assert isinstance(fallback, EchoGate)
     assert "echo gate" in caplog.text
+
+
+def test_gate_covers_the_aec_until_it_has_converged():
+    """Echo alone: gated to silence during the warm-up; after it, the AEC alone (full duplex)."""
+    if not EchoCanceller.available():
+        pytest.skip("livekit not installed")
+    rng = np.random.default_rng(3)
+    far = (rng.standard_normal(RATE * 3) * 3000).astype(np.int16)
+    ec = ConvergingEchoCanceller(EchoCanceller(RATE), EchoGate(RATE), warmup_ms=1500)
+    frame = RATE // 100
+    outs = []
+    for i in range(0, far.size, frame):
+        ec.feed_far_end(far[i : i + frame])
+        echo = (far[i : i + frame] * 0.3).astype(np.int16)
+        outs.append(ec.process_near_end(echo))
+        if i == RATE:  # 1 s in: still converging
+            assert not ec.converged
+    out = np.concatenate(outs)
+    assert ec.converged
+    # During the first second the gate silenced the echo entirely.
+    assert not out[: RATE].any()

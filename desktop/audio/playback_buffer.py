@@ -96,6 +96,8 @@ class PlaybackBuffer:
     """
 
     def __init__(self, rate: int = PROTOCOL_RATE) -> None:
+        #: Called with every block handed to the device (float32), e.g. the echo canceller's far-end feed.
+        self.far_end_tap = None
         self.rate = rate
         self._lock = threading.Lock()
         self._queue: deque[list] = deque()  # [item_id, float32 samples, offset]
@@ -183,6 +185,11 @@ class PlaybackBuffer:
             self._duck.apply(out)
             self._pos += frames
             self._prune_timeline()
+        tap = self.far_end_tap
+        if tap is not None:
+            # What goes to the speaker is the echo canceller's reference (it must be cheap: it runs here,
+            # in the audio callback).
+            tap(out)
 
     # ------------------------------------------------------------------ control
 
