@@ -309,3 +309,18 @@ def test_one_message_carries_a_bounded_number_of_bytes():
     _limit_message_size(batch)
     assert [i.source for i in batch.images] == ["a.jpg", "c.jpg"]
     assert "“b.jpg” was not sent" in batch.errors[0]
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "BMP", "AVIF", "HEIF"])
+def test_other_formats_are_read(tmp_path, fmt):
+    from desktop.media.image_pipeline import HEIF_SUPPORTED
+
+    if fmt == "HEIF" and not HEIF_SUPPORTED:
+        pytest.skip("pillow-heif is not installed")
+    src = Image.new("RGB", (160, 100), (20, 160, 60))
+    path = tmp_path / f"photo.{'heic' if fmt == 'HEIF' else fmt.lower()}"
+    src.save(path, fmt, **({"quality": 90} if fmt in ("WEBP", "AVIF", "HEIF") else {}))
+    prepared = prepare_file(path)
+    assert (prepared.width, prepared.height) == (160, 100)
+    r, g, b = _decode(prepared).convert("RGB").getpixel((80, 50))
+    assert abs(r - 20) < 25 and abs(g - 160) < 25 and abs(b - 60) < 25
