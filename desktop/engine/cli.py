@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-key", default=os.environ.get("PARLEY_LLM_KEY"), metavar="KEY",
                    help="API key for the --llm-url endpoint, sent as a bearer token (prefer env PARLEY_LLM_KEY: "
                    "command lines are visible to other users)")
+    p.add_argument("--no-speculation", action="store_true",
+                   help="transcribe a turn only after it has ended, not during the pause before (slower; for comparison)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="debug logs one line per event")
     p.add_argument("--version", action="version", version=f"parley-engine {__version__}")
@@ -64,7 +66,7 @@ async def _run(args: argparse.Namespace) -> int:
             return LLMBrain(url, model=model, api_key=key)
 
         logging.getLogger(__name__).info("brain: %s (model %s)", brain_factory().endpoint, model)
-    server = EngineServer(token=args.token, brain_factory=brain_factory)
+    server = EngineServer(token=args.token, brain_factory=brain_factory, speculate=not args.no_speculation)
     try:
         port = await server.start(args.host, args.port)
     except OSError as exc:

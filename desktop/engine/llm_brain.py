@@ -72,6 +72,8 @@ def _error_message(body: bytes) -> str:
 
 class LLMBrain:
     name = "chat-completions endpoint"
+    #: The model gets the images themselves; no need to OCR them first.
+    wants_image_notes = False
 
     def __init__(self, url: str, model: str = "default", api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.endpoint = chat_completions_url(url)

@@ -129,8 +129,11 @@ class RealtimeConnection:
         models: SpeechModels,
         responder: Responder | None = None,
         brain: Brain | None = None,
+        speculate: bool = True,
     ) -> None:
         self._send_text = send_text
+        #: Transcribe during pauses, before the turn is known to have ended (see the module doc).
+        self.speculate = speculate
         self.models = models
         self.responder = responder or Responder()
         self.brain: Brain = brain or RuleBrain(self.responder)
@@ -332,9 +335,10 @@ class RealtimeConnection:
             self._voiced_ms = seg.now_ms
             if self._speculation is not None:
                 log.debug("speech resumed: speculative transcription dropped")
+                self._speculation.task.cancel()  # frees the executor if it has not started yet
                 self._speculation = None
             return
-        if self._speculation is None and seg.now_ms - self._voiced_ms >= speculate_after_ms(seg.silence_duration_ms):
+        if self.speculate and self._speculation is None and seg.now_ms - self._voiced_ms >= speculate_after_ms(seg.silence_duration_ms):
             audio = self._speech_audio().copy()
             self._speculation = _Speculation(self._spawn(self.models.transcribe(audio)), len(audio))
 

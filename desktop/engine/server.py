@@ -41,7 +41,9 @@ class EngineServer:
         models: SpeechModels | None = None,
         token: str | None = None,
         brain_factory: Callable[[], Brain] | None = None,
+        speculate: bool = True,
     ) -> None:
+        self.speculate = speculate
         self.models = models or SpeechModels()
         self.token = token
         #: One brain per connection (the built-in responder keeps per-conversation history).
@@ -61,7 +63,7 @@ class EngineServer:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = RealtimeConnection(ws.send, self.models, brain=self.brain_factory())
+        conn = RealtimeConnection(ws.send, self.models, brain=self.brain_factory(), speculate=self.speculate)
         self.connections.add(conn)
         log.info("client connected from %s", ws.remote_address)
         await conn.start()
