@@ -99,6 +99,10 @@ class LiveSession:
         self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in)
         self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
         self.echo = None  # EchoCanceller | EchoGate | None, on the capture path
+        self._deliver_mic: Callable[[np.ndarray], None] = lambda chunk: None
+        self._device_trouble: set[str] = set()
+        self._last_device_retry = 0.0
+        self._device_check_ticks = 0
         self._vad_frames = 0
         self._heard_samples = 0
         self._last_position = 0
@@ -242,6 +246,7 @@ class LiveSession:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self._on_input_chunk, chunk)
 
+        self._deliver_mic = deliver_without_echo
         if self.options.audio_in:
             try:
                 self._source = WavFileSource(self.options.audio_in, deliver)
@@ -255,12 +260,114 @@ class LiveSession:
             self._notify(Notice("warning", "No microphone found: you can type, and Parley will listen once a microphone is connected."))
             return
         self._start_echo_handling()
+        self._open_microphone()
+
+    def _open_microphone(self) -> bool:
         try:
-            self._source = MicrophoneCapture(deliver_without_echo, device=self.options.input_device)
-            self._source.start()
+            source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device)
+            source.start()
         except (AudioDeviceError, OSError) as exc:
             self._source = None
             self._notify(Notice("warning", f"The microphone could not be opened: {exc}"))
+            return False
+        self._source = source
+        return True
+
+    # ------------------------------------------------------------------ devices
+    def set_input_device(self, device: Any) -> None:
+        """Switch the microphone (None: the system default) without dropping the conversation."""
+        self.options.input_device = device
+        if self.options.audio_in or self._loop is None or self.closed:
+            return
+        if self._source is not None:
+            self._source.stop()
+            self._source = None
+        if self.echo is None and self.options.echo_mode != "headset":
+            self._start_echo_handling()
+        if self._open_microphone():
+            self._device_trouble.discard("input")
+            self._notify(Notice("info", f"Microphone: {getattr(self._source, 'device_name', None) or 'system default'}."))
+        self._refresh_device_status()
+
+    def set_output_device(self, device: Any) -> None:
+        """Switch the speaker (None: the system default); queued answer audio carries on there."""
+        self.options.output_device = device
+        if self._loop is None or self.closed:
+            return
+        if self._output is not None:
+            self._output.stop()
+            self._output = None
+        self._start_output()
+        self._device_trouble.discard("output")
+        self._refresh_device_status()
+
+    def set_echo_mode(self, mode: str) -> None:
+        """"aec", "gate" or "headset"; applies to the microphone at once."""
+        self.options.echo_mode = mode
+        if self._loop is None or self.closed or self.options.audio_in:
+            return
+        self._start_echo_handling()
+
+    def set_local_barge_in(self, enabled: bool) -> None:
+        settings = replace(self.client.local_barge_in.settings, enabled=enabled)
+        self.options.local_barge_in = settings
+        self._apply(self.client._local(self.client.local_barge_in.configure(settings)))
+
+    def _refresh_device_status(self) -> None:
+        if self.devices is None:
+            return
+        inp = getattr(self._source, "device_name", None) if isinstance(self._source, MicrophoneCapture) else self.devices.input_name
+        out = getattr(self._output, "device_name", None) if isinstance(self._output, SpeakerOutput) else None
+        problems = []
+        if "input" in self._device_trouble or (inp is None and not self.options.audio_in):
+            problems.append("microphone lost" if "input" in self._device_trouble else "no microphone found")
+        if "output" in self._device_trouble or out is None:
+            problems.append("speaker lost" if "output" in self._device_trouble else "no speaker found")
+        self.devices = replace(self.devices, input_name=inp if "input" not in self._device_trouble else None,
+                               output_name=out if "output" not in self._device_trouble else None, problems=problems)
+        self._set_status(self.status.phase, self.status.detail)
+
+    def _check_devices(self) -> None:
+        """A device that stopped (unplugged) is reported once; Parley keeps going and tries to reopen it."""
+        now = time.monotonic()
+        source = self._source
+        if isinstance(source, MicrophoneCapture) and source.error and "input" not in self._device_trouble:
+            self._device_trouble.add("input")
+            self._last_device_retry = now
+            self._notify(Notice("warning", f"The microphone stopped ({source.error}). Parley keeps running: type, "
+                                "or pick another microphone in the Audio menu; it will reconnect by itself."))
+            source.stop()
+            self._source = None
+            self._refresh_device_status()
+        output = self._output
+        if isinstance(output, SpeakerOutput) and output.error and "output" not in self._device_trouble:
+            self._device_trouble.add("output")
+            self._last_device_retry = now
+            self._notify(Notice("warning", f"The speaker stopped ({output.error}). Answers keep coming as text; "
+                                "pick another speaker in the Audio menu, or Parley reopens it when it is back."))
+            output.stop()
+            self._output = NullOutput(self.playback)
+            self._output.start()
+            self._refresh_device_status()
+        if self._device_trouble and now - self._last_device_retry > 3.0:
+            self._last_device_retry = now
+            if "input" in self._device_trouble and self._open_microphone():
+                self._device_trouble.discard("input")
+                self._notify(Notice("info", "The microphone is back."))
+                self._refresh_device_status()
+            if "output" in self._device_trouble:
+                try:
+                    speaker = SpeakerOutput(self.playback, device=self.options.output_device)
+                    speaker.start()
+                except (AudioDeviceError, OSError):
+                    pass  # still gone: try again in a few seconds
+                else:
+                    if self._output is not None:
+                        self._output.stop()
+                    self._output = speaker
+                    self._device_trouble.discard("output")
+                    self._notify(Notice("info", "The speaker is back."))
+                    self._refresh_device_status()
 
     def _start_echo_handling(self) -> None:
         from .audio.echo_canceller import EchoGate, make_echo_canceller
@@ -285,10 +392,12 @@ class LiveSession:
             log.info("echo cancellation: %s", getattr(echo, "name", type(echo).__name__))
 
     def _start_output(self) -> None:
-        if self.options.use_speaker and self.devices is not None and self.devices.output_name is not None:
+        has_speaker = self.devices is not None and (self.devices.output_name is not None or self.options.output_device is not None)
+        if self.options.use_speaker and has_speaker:
             try:
-                self._output = SpeakerOutput(self.playback, device=self.options.output_device)
-                self._output.start()
+                speaker = SpeakerOutput(self.playback, device=self.options.output_device)
+                speaker.start()
+                self._output = speaker
                 return
             except (AudioDeviceError, OSError) as exc:
                 self._notify(Notice("warning", f"The speaker could not be opened ({exc}); answers are shown but not heard."))
@@ -322,6 +431,9 @@ class LiveSession:
                 self.client.assistant_heard(self._heard_samples * 1000 // 24000)
             self._last_position = position
             self._apply(self.client.tick())
+            self._device_check_ticks += 1
+            if self._device_check_ticks % 10 == 0:  # every ~200 ms
+                self._check_devices()
             if playing and not self._was_playing:
                 item = self.playback.current_item()
                 if item is None:

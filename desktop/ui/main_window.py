@@ -128,10 +128,15 @@ class MainWindow(QMainWindow):
         from .attachments import install as install_attachments
 
         self.attachments = install_attachments(self)
+        from .audio_menu import AudioMenu
+
+        #: Microphone / speaker choice, echo handling, local-voice barge-in (persisted).
+        self.audio_menu = AudioMenu(self)
 
     # ------------------------------------------------------------------ wiring
     def attach(self, session: LiveSession) -> None:
         self.session = session
+        self.audio_menu.attach(session)
         self.transcript.set_conversation(session.client.conversation)
         session.subscribe(self.on_notification)
         self.turn_ui.attach(session)
