@@ -20,6 +20,7 @@ from .audio import MicrophoneCapture, NullOutput, PlaybackBuffer, SpeakerOutput,
 from .audio.devices import AudioDeviceError, DeviceStatus
 from .core.actions import (
     Action,
+    BargeInHappened,
     DiscardAudio,
     DuckPlayback,
     Notice,
@@ -103,6 +104,8 @@ class LiveSession:
         self._device_trouble: set[str] = set()
         self._last_device_retry = 0.0
         self._device_check_ticks = 0
+        #: Wall-clock marks of the barge-in in progress (local onset, pause, stop), for its log line.
+        self._barge_in_marks: dict[str, float] = {}
         self._vad_frames = 0
         self._heard_samples = 0
         self._last_position = 0
@@ -578,12 +581,15 @@ class LiveSession:
                 continue
             if isinstance(action, DuckPlayback):
                 self.playback.duck(action.gain)
+                self._barge_in_marks = {"onset": time.perf_counter()}
                 continue
             if isinstance(action, UnduckPlayback):
                 self.playback.unduck()
                 continue
             if isinstance(action, PausePlayback):
                 report = self.playback.pause()
+                self._barge_in_marks.setdefault("onset", time.perf_counter())
+                self._barge_in_marks["paused"] = time.perf_counter()
                 log.info("playback paused (possible interruption): %s heard %d ms", report.item_id, report.played_ms)
                 continue
             if isinstance(action, ResumePlayback):
@@ -593,6 +599,8 @@ class LiveSession:
                 continue
             if isinstance(action, StopPlayback):
                 report = self.playback.stop()
+                self._barge_in_marks.setdefault("onset", time.perf_counter())
+                self._barge_in_marks["stopped"] = time.perf_counter()
                 self.playback.unduck()
                 log.info("playback stopped (%s): %s heard %d ms", action.reason, report.item_id, report.played_ms)
                 self._was_playing = False
@@ -601,6 +609,12 @@ class LiveSession:
             if isinstance(action, DiscardAudio):
                 self.playback.discard_item(action.item_id)
                 continue
+            if isinstance(action, BargeInHappened):
+                marks, self._barge_in_marks = self._barge_in_marks, {}
+                onset = marks.get("onset")
+                steps = ", ".join(f"{k} +{(v - onset) * 1000:.0f} ms" for k, v in marks.items() if k != "onset" and onset)
+                log.info("barge-in: %s heard %d of %d ms (%s)", action.item_id, action.heard_ms, action.received_ms,
+                         steps or "server VAD")
             if isinstance(action, SpeechBoundary) and not action.started:
                 self._speech_stopped_at = time.perf_counter()
                 self._first_audio_pending = True

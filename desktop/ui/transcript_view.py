@@ -51,7 +51,8 @@ def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] |
     elif item.interrupted and item.heard_text is not None:
         heard = html.escape(item.heard_text)
         unheard = html.escape(item.unheard_text)
-        body = heard + (f' <span class="unheard">{unheard}</span>' if unheard else "") + ' <span class="meta">—</span>'
+        cut = '<b style="color:#c62828" title="you interrupted here">&nbsp;|&nbsp;</b>'
+        body = heard + cut + (f'<span class="unheard">{unheard}</span>' if unheard else "")
     elif item.text:
         body = html.escape(item.text)
     elif item.role == "user" and item.has_audio:
