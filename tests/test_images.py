@@ -213,12 +213,14 @@ def test_drop_paste_and_bad_files_in_the_window(qtbot, qasync_loop, tmp_path):
 
         # 1. Bad files: a damaged PNG, a text file, a file that vanished. Message shown, nothing sent.
         before = len(session.client.conversation)
+        window.text_input.setText("Is this my invoice?")
         assert _drop(window, [IMAGES / "corrupt.png", IMAGES / "not_image.png", tmp_path / "vanished.png"])
         assert await _wait_until(lambda: len(handled) == 1, 20)
         bad_notice = window.notices[-1]
         await asyncio.sleep(0.3)
         bad_state = (len(_sent_of(session, "conversation.item.create")), len(_sent_of(session, "response.create")),
-                     len(session.client.conversation) - before, bad_notice.level, bad_notice.message, window.notice_label.isVisible())
+                     len(session.client.conversation) - before, bad_notice.level, bad_notice.message, window.notice_label.isVisible(),
+                     window.text_input.text())
 
         # 2. A real drop of a PNG, with a typed question: one item (image + text) and one response.
         window.text_input.setText("What does this say?")
@@ -256,7 +258,8 @@ def test_drop_paste_and_bad_files_in_the_window(qtbot, qasync_loop, tmp_path):
     bad_state, answered, drop_events, html, pasted, empty_notice, creates_before, creates_after, viewer_size = (
         qasync_loop.run_until_complete(scenario())
     )
-    creates, responses, new_items, level, message, visible = bad_state
+    creates, responses, new_items, level, message, visible, kept_question = bad_state
+    assert kept_question == "Is this my invoice?"  # nothing lost: the typed question stays for the next try
     assert (creates, responses, new_items) == (0, 0, 0), bad_state
     assert level == "error" and visible
     assert "corrupt.png” looks damaged" in message and "not_image.png” is not an image" in message

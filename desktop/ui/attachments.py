@@ -396,11 +396,8 @@ class AttachmentController(QObject):
 
     # -------------------------------------------------------------------------------- plumbing
     def _take_question(self) -> str:
-        box = self.window.text_input
-        text = box.text().strip()
-        if text:
-            box.clear()
-        return text
+        """The typed question to send along. The box is cleared only once the message is sent (nothing is lost)."""
+        return self.window.text_input.text().strip()
 
     def _run(self, work: Callable[[], Batch], status: str, after: Callable[[], None] | None = None) -> None:
         self._busy += 1
@@ -426,6 +423,8 @@ class AttachmentController(QObject):
         if batch.grab is not None and not batch.errors:
             self._choose_region(batch)
             return
+        if batch.origin == "region" and batch.errors and not self.window.isVisible():
+            self._show_window_again()
         _limit_message_size(batch)
         if batch.errors:
             sent_note = ""
@@ -447,6 +446,8 @@ class AttachmentController(QObject):
             content.append(text_part(batch.question))
         log.info("sending %d image(s) from %s: %s", len(infos), batch.origin, "; ".join(i.describe() for i in batch.images))
         session.send_content(content, images=infos)
+        if batch.question and self.window.text_input.text().strip() == batch.question:
+            self.window.text_input.clear()
         self.window.transcript.schedule_render()
 
     def _notify(self, level: str, message: str) -> None:
