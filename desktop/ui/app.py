@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds")
     p.add_argument("--screenshot", metavar="FILE.png", help="with --quit-after: save a screenshot of the window before quitting")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--self-test", action="store_true",
+                   help="start the window offscreen and the offline engine, speak a recorded question into it, "
+                   "exit 0 only if both transcripts arrive")
     p.add_argument("--version", action="version", version=f"parley {__version__}")
     p.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)  # run the engine (bundled app)
     return p
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return engine_main([a for a in argv if a != "--engine"])
     args = build_parser().parse_args(argv)
     t_launch = time.perf_counter()
+    if args.self_test:
+        from .self_test import run_self_test
+
+        return run_self_test(log_level="warning" if args.log_level == "info" else args.log_level, t_launch=t_launch)
     provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline)
     setup_logging(args.log_level, secrets=[provider.api_key])
 
@@ -63,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Parley")
     app.setOrganizationName("Parley")
     app.setApplicationVersion(__version__)
+    from PySide6.QtGui import QIcon
+
+    from ..resources import resource_path
+
+    app.setWindowIcon(QIcon(str(resource_path("icons", "parley.png"))))
     window = MainWindow()
     window.show()
     session = LiveSession(

@@ -1,0 +1,132 @@
+"""The installer bundle: build time, sizes (and what dominates them), and the bundled app's start time.
+
+    python -m bench bundle
+
+Builds the bundle with packaging/build.sh into a temporary folder (no PyInstaller cache survives from
+an earlier build), measures its parts with packaging/bundle_report.py, then starts the bundled app's
+`--self-test` several times and takes, for each run, the wall-clock time from spawning the process to
+the window being connected to the bundled engine (the engine started, its WebSocket connected). The
+same is measured for the app run from source in the same run, as the baseline. Set
+PARLEY_BUNDLE=/path/to/dist/parley to measure an existing bundle instead of building one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ._common import ROOT, summarize
+
+sys.path.insert(0, str(ROOT / "packaging"))
+from bundle_report import BUDGET_APP_WITHOUT_MODELS_MB, BUDGET_COMPLETE_MB, measure  # noqa: E402
+
+BUDGET_START_MS = 1500
+RUNS = 5
+RESULT_PREFIX = "PARLEY_SELF_TEST"
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(QT_QPA_PLATFORM="offscreen", HOME=str(home), XDG_STATE_HOME=str(home / "state"),
+               XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
+    return env
+
+
+def _self_test(cmd: list[str], home: Path) -> dict:
+    """One `--self-test` run: spawn-to-connected wall time and the self-test's own figures."""
+    t0 = time.time()
+    done = subprocess.run(cmd + ["--self-test"], env=_env(home), cwd=str(home), capture_output=True, text=True,
+                          timeout=300)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"self-test failed ({done.returncode}): {done.stderr[-2000:]}")
+    result = json.loads(lines[-1].split(" ", 1)[1])
+    result["spawn_to_connected_ms"] = round((result["connected_unix"] - t0) * 1000, 1)
+    return result
+
+
+def _wall_ms(cmd: list[str], home: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=_env(home), cwd=str(home), capture_output=True, check=True, timeout=60)
+    return (time.perf_counter() - t0) * 1000
+
+
+def run() -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="parley-bench-bundle-"))
+    try:
+        existing = os.environ.get("PARLEY_BUNDLE")
+        build_s = None
+        archives = {}
+        if existing:
+            bundle = Path(existing)
+        else:
+            t0 = time.perf_counter()
+            subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--dist", str(tmp / "dist"),
+                            "--work", str(tmp / "work")], cwd=str(ROOT), env=dict(os.environ, PYTHON=sys.executable),
+                           check=True, capture_output=True, timeout=3000)
+            build_s = round(time.perf_counter() - t0, 1)
+            bundle = tmp / "dist" / "parley"
+            archives = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted((tmp / "dist").glob("*.tar.gz"))}
+        sizes = measure(bundle)
+        home = tmp / "home"
+        home.mkdir()
+        app = [str(bundle / "parley")]
+        source = [sys.executable, "-m", "desktop.ui.app"]
+        first = _self_test(app, home)  # cold-ish: the first start after the build
+        bundled = [_self_test(app, home) for _ in range(RUNS)]
+        from_source = [_self_test(source, home) for _ in range(3)]
+        version_ms = [_wall_ms(app + ["--version"], home) for _ in range(RUNS)]
+        start = summarize([r["spawn_to_connected_ms"] for r in bundled])
+        start_source = summarize([r["spawn_to_connected_ms"] for r in from_source])
+        results = {
+            "build_s": build_s,
+            "sizes_mb": sizes,
+            "archives_mb": archives,
+            "start_to_connected_window_ms": {
+                "bundled": start,
+                "bundled_first_run": first["spawn_to_connected_ms"],
+                "from_source": start_source,
+                "budget": BUDGET_START_MS,
+            },
+            "version_wall_ms": summarize(version_ms),
+            "self_test_conversation_s": summarize([r["conversation_s"] for r in bundled], 2),
+            "budgets_mb": {"app_without_models": BUDGET_APP_WITHOUT_MODELS_MB, "complete": BUDGET_COMPLETE_MB},
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = "\n".join(f"| {part} | {mb:.1f} |" for part, mb in sizes["parts_mb"].items())
+    largest = ", ".join(f"`{f['file']}` {f['mb']:.1f}" for f in sizes["largest_files"][:6])
+    arch = ", ".join(f"`{k}` {v:.0f} MB" for k, v in archives.items()) or "(existing bundle: not packed)"
+    md = f"""Build: **{build_s if build_s is not None else '—'} s** (`packaging/build.sh`, PyInstaller, no cache). Archives: {arch}.
+
+| part of the unpacked bundle | MB |
+|---|---|
+{rows}
+| **complete bundle** (budget {BUDGET_COMPLETE_MB}) | **{sizes['total_mb']:.1f}** |
+| **app without the engine's models** (budget {BUDGET_APP_WITHOUT_MODELS_MB}) | **{sizes['app_without_models_mb']:.1f}** |
+
+Largest files: {largest}.
+
+| start to a window connected to the bundled engine (spawn → connected) | median ms | p95 ms | n |
+|---|---|---|---|
+| bundled app (budget {BUDGET_START_MS} ms) | {start['median']} | {start['p95']} | {start['n']} |
+| bundled app, first start after the build | {first['spawn_to_connected_ms']} | | 1 |
+| from source (`python -m desktop.ui.app`), same run | {start_source['median']} | {start_source['p95']} | {start_source['n']} |
+
+`parley --version` of the bundle: {results['version_wall_ms']['median']} ms median (bootloader + Python start).
+The self-test's spoken turn (recorded question → both transcripts) took {results['self_test_conversation_s']['median']} s median, most of it the engine loading its models on first use.
+"""
+    return {
+        "benchmark": "bundle",
+        "title": "Installer bundle: build time, size, start time",
+        "command": "python -m bench bundle",
+        "results": results,
+        "markdown": md,
+    }

@@ -1,0 +1,27 @@
+"""Where Parley's own files (icons, sounds, the self-test recording) are, from source or from a bundle.
+
+From a source checkout they are in `resources/` at the top of the repository; in a PyInstaller
+bundle the spec copies that folder to `resources/` inside the bundle (`sys._MEIPASS`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def resources_dir() -> Path:
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def resource_path(*parts: str) -> Path:
+    """`resource_path("icons", "parley.png")` → the file's path (which may not exist: callers check)."""
+    return resources_dir().joinpath(*parts)
+
+
+#: The recorded utterance `parley --self-test` speaks into the engine, and words its transcript must hold.
+SELF_TEST_WAV = ("audio", "self_test.wav")
+SELF_TEST_WORDS = ("what", "time")

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build Parley's one-folder bundle with PyInstaller: the app, its embedded offline engine and the
+# engine's models, for the platform it runs on. On Linux also pack it as a .tar.gz with a .desktop file
+# and icon. `./dev package` sets up .venv and then runs this script.
+#
+#   packaging/build.sh [--dist DIR] [--work DIR] [--no-archive]
+#
+#   --dist DIR     where the bundle (DIR/parley/) and the archive go (default: dist/)
+#   --work DIR     PyInstaller's scratch folder, emptied first: no cache is shared between builds
+#                  (default: build/pyinstaller/)
+#   --no-archive   build the folder only
+# Environment: PYTHON (default .venv/bin/python, which needs the `package` extra: pip install -e ".[package]").
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dist="$root/dist"
+work="$root/build/pyinstaller"
+archive=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dist) dist=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
+        --work) work="$2"; shift 2 ;;
+        --no-archive) archive=0; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+py=${PYTHON:-"$root/.venv/bin/python"}
+if ! "$py" -c "import PyInstaller" 2>/dev/null; then
+    echo "build.sh: PyInstaller is not installed for $py; run ./dev package, or: $py -m pip install -e \"$root[package]\"" >&2
+    exit 2
+fi
+version=$(cd "$root" && "$py" -c 'from desktop import __version__; print(__version__)')
+
+rm -rf "$work" "$dist/parley"
+mkdir -p "$work" "$dist"
+export PYINSTALLER_CONFIG_DIR="$work/config"  # PyInstaller's binary cache lives here: none survives a build
+t0=$(date +%s)
+"$py" -m PyInstaller --noconfirm --clean --log-level WARN \
+    --distpath "$dist" --workpath "$work" "$root/packaging/parley.spec"
+t1=$(date +%s)
+bundle="$dist/parley"
+[ -d "$dist/Parley.app" ] && bundle="$dist/Parley.app"
+echo "[parley] built $bundle in $((t1 - t0)) s"
+if ! "$py" "$root/packaging/bundle_report.py" "$bundle"; then
+    echo "[parley] the bundle is over its enforced size ceiling (see above and packaging/bundle_report.py)" >&2
+    exit 1
+fi
+
+case "$(uname -s)" in
+    Linux)
+        if [ "$archive" = 1 ]; then
+            mkdir -p "$bundle/share"
+            cp "$root/packaging/linux/parley.desktop" "$root/resources/icons/parley.png" "$root/resources/icons/parley.svg" "$bundle/share/"
+            cp "$root/packaging/linux/install-desktop-entry.sh" "$bundle/"
+            # Two archives (the complete bundle is over its size budget, see docs/packaging.md): the app,
+            # and the offline engine's models, which unpack into the same folder.
+            name="parley-$version-linux-$(uname -m)"
+            models="$work/model-files.txt"
+            "$py" "$root/packaging/bundle_report.py" --list-models "$bundle" > "$models"
+            rm -f "$dist/$name.tar.gz" "$dist/$name-models.tar.gz"
+            tar -C "$dist" --transform "s,^parley,$name," --exclude-from "$models" -czf "$dist/$name.tar.gz" parley
+            tar -C "$dist" --transform "s,^parley,$name," -czf "$dist/$name-models.tar.gz" -T "$models"
+            t2=$(date +%s)
+            echo "[parley] packed $dist/$name.tar.gz ($(du -m "$dist/$name.tar.gz" | cut -f1) MB, the app)" \
+                "and $dist/$name-models.tar.gz ($(du -m "$dist/$name-models.tar.gz" | cut -f1) MB, the offline engine's models) in $((t2 - t1)) s"
+            echo "[parley] unpack both in the same folder, run ./$name/parley; ./$name/install-desktop-entry.sh adds it to the menu"
+        fi
+        ;;
+    Darwin) echo "[parley] macOS: $dist/Parley.app (sign and notarize it before handing it out; see docs/packaging.md)" ;;
+    MINGW*|MSYS*|CYGWIN*) echo "[parley] Windows: zip $dist/parley, or wrap it in an installer (see docs/packaging.md)" ;;
+esac

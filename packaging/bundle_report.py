@@ -1,0 +1,150 @@
+"""Sizes of a built bundle, sorted into parts, and the size budgets they are held to.
+
+    .venv/bin/python packaging/bundle_report.py [dist/parley]
+
+Used by packaging/build.sh (prints the table after a build), tests/test_bundle.py and bench/bundle.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bundle_rules import MODEL_PARTS, part_of  # noqa: E402
+
+MB = 1_000_000
+
+#: Issue 8's budgets: unpacked sizes on Linux, in MB (10^6 bytes).
+BUDGET_APP_WITHOUT_MODELS_MB = 120
+BUDGET_COMPLETE_MB = 450
+#: What the build is held to today. Issue 8's budgets are out of reach with today's dependencies (the
+#: engine's runtimes alone are ~135 MB; Qt with ICU ~86 MB; OCR, HEIC, echo cancellation and the wake word
+#: add ~110 MB; see docs/packaging.md), so the test and the build enforce these ceilings instead: the size
+#: measured when they were set plus ~5 %. They stop silent growth; lower them whenever something is dropped,
+#: raise them only on purpose.
+CEILING_APP_WITHOUT_MODELS_MB = 480
+CEILING_COMPLETE_MB = 630
+
+
+def bundle_root(dist: Path) -> Path:
+    """The folder whose files are "the bundle" (dist/parley, or Parley.app/Contents on macOS)."""
+    return dist
+
+
+def internal_dir(root: Path) -> Path:
+    """PyInstaller ≥ 6 puts everything but the executable in `_internal/`."""
+    internal = root / "_internal"
+    return internal if internal.is_dir() else root
+
+
+def measure(root: Path | str, top: int = 15) -> dict:
+    root = Path(root)
+    internal = internal_dir(root)
+    parts: dict[str, int] = {}
+    files: list[tuple[int, str]] = []
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                continue
+            size = path.stat().st_size
+            total += size
+            try:
+                rel = path.relative_to(internal).as_posix()
+            except ValueError:
+                rel = path.relative_to(root).as_posix()
+            part = part_of(rel)
+            parts[part] = parts.get(part, 0) + size
+            files.append((size, rel))
+    models = sum(v for k, v in parts.items() if k in MODEL_PARTS)
+    files.sort(reverse=True)
+    return {
+        "total_mb": round(total / MB, 1),
+        "models_mb": round(models / MB, 1),
+        "app_without_models_mb": round((total - models) / MB, 1),
+        "parts_mb": {k: round(v / MB, 1) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])},
+        "largest_files": [{"file": rel, "mb": round(size / MB, 1)} for size, rel in files[:top]],
+        "file_count": len(files),
+        "budgets_mb": {"app_without_models": BUDGET_APP_WITHOUT_MODELS_MB, "complete": BUDGET_COMPLETE_MB},
+        "ceilings_mb": {"app_without_models": CEILING_APP_WITHOUT_MODELS_MB, "complete": CEILING_COMPLETE_MB},
+    }
+
+
+def _over(report: dict, app_limit: float, complete_limit: float, what: str) -> list[str]:
+    problems = []
+    if report["app_without_models_mb"] > app_limit:
+        problems.append(
+            f"the app without the engine's models is {report['app_without_models_mb']} MB ({what} {app_limit} MB)"
+        )
+    if report["total_mb"] > complete_limit:
+        problems.append(f"the complete bundle is {report['total_mb']} MB ({what} {complete_limit} MB)")
+    return problems
+
+
+def over_budget(report: dict) -> list[str]:
+    """Violations of the enforced ceilings (empty when the bundle is within them)."""
+    return _over(report, CEILING_APP_WITHOUT_MODELS_MB, CEILING_COMPLETE_MB, "ceiling")
+
+
+def over_issue_budget(report: dict) -> list[str]:
+    """How far the bundle is from issue 8's budgets (reported, not enforced: see the ceilings)."""
+    return _over(report, BUDGET_APP_WITHOUT_MODELS_MB, BUDGET_COMPLETE_MB, "issue 8's budget")
+
+
+def table(report: dict) -> str:
+    lines = [f"{'part':<75} {'MB':>7}"]
+    for part, mb in report["parts_mb"].items():
+        lines.append(f"{part:<75} {mb:>7.1f}")
+    lines.append(
+        f"{'complete bundle':<75} {report['total_mb']:>7.1f}  "
+        f"(issue budget {BUDGET_COMPLETE_MB}, enforced ceiling {CEILING_COMPLETE_MB})"
+    )
+    lines.append(
+        f"{'app without the engine models':<75} {report['app_without_models_mb']:>7.1f}  "
+        f"(issue budget {BUDGET_APP_WITHOUT_MODELS_MB}, enforced ceiling {CEILING_APP_WITHOUT_MODELS_MB})"
+    )
+    lines.append("largest files: " + ", ".join(f"{f['file']} {f['mb']}" for f in report["largest_files"][:8]))
+    return "\n".join(lines)
+
+
+def model_files(root: Path | str) -> list[str]:
+    """The bundle's model files, relative to the bundle's parent folder ("parley/_internal/...")."""
+    root = Path(root)
+    internal = internal_dir(root)
+    out = []
+    for dirpath, _dirs, names in os.walk(internal):
+        for name in names:
+            path = Path(dirpath) / name
+            if part_of(path.relative_to(internal).as_posix()) in MODEL_PARTS:
+                out.append(path.relative_to(root.parent).as_posix())
+    return sorted(out)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--list-models"]:  # for build.sh: which files go into the models archive
+        print("\n".join(model_files(argv[1])))
+        return 0
+    argv = [a for a in argv if a != "--json"] + (["--json"] if "--json" in argv else [])
+    root = Path(argv[0]) if argv and argv[0] != "--json" else Path(__file__).resolve().parent.parent / "dist" / "parley"
+    if not root.is_dir():
+        print(f"no bundle at {root}: build it with packaging/build.sh", file=sys.stderr)
+        return 2
+    report = measure(root)
+    if "--json" in argv:
+        print(json.dumps(report, indent=2))
+    else:
+        print(table(report))
+    for p in over_issue_budget(report):
+        print("over issue 8's budget:", p, file=sys.stderr)
+    problems = over_budget(report)
+    for p in problems:
+        print("OVER THE ENFORCED CEILING:", p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

