@@ -87,6 +87,11 @@ class RuleBrain:
     def apology(self, error: BrainError) -> str:
         return "Sorry, something went wrong while I was answering."
 
+    def first_sentence(self, user_text: str) -> str | None:
+        """The first sentence this brain would say to `user_text` (to synthesize it ahead), if it can tell."""
+        sentences = split_sentences(self.responder.answer(user_text))
+        return sentences[0] if sentences else None
+
 
 def _is_abbreviation_end(head: str) -> bool:
     """True when `head` ends with "Dr." / "J." and so is not a sentence end (same rule as split_sentences)."""

@@ -116,6 +116,8 @@ class _Speculation:
 
     task: asyncio.Task
     samples: int
+    #: Speech resumed after the pause: the guess is void.
+    dropped: bool = False
 
 
 class _Budget(Exception):
@@ -155,6 +157,8 @@ class RealtimeConnection:
         self._speech_start_ms = 0
         self._voiced_ms = 0
         self._speculation: _Speculation | None = None
+        #: Speech of first sentences prepared during a pause, by sentence text (see _prepare_answer).
+        self._prepared_speech: dict[str, asyncio.Task] = {}
         #: Input-clock ms from which the idle timeout counts (None: not armed).
         self._idle_from_ms: int | None = None
         #: The response in the default conversation, and out-of-band ones by id.
@@ -336,11 +340,32 @@ class RealtimeConnection:
             if self._speculation is not None:
                 log.debug("speech resumed: speculative transcription dropped")
                 self._speculation.task.cancel()  # frees the executor if it has not started yet
+                self._speculation.dropped = True
                 self._speculation = None
             return
         if self.speculate and self._speculation is None and seg.now_ms - self._voiced_ms >= speculate_after_ms(seg.silence_duration_ms):
             audio = self._speech_audio().copy()
             self._speculation = _Speculation(self._spawn(self.models.transcribe(audio)), len(audio))
+            self._spawn(self._prepare_answer(self._speculation))
+
+    async def _prepare_answer(self, speculation: _Speculation) -> None:
+        """While the pause lasts: synthesize the first sentence a brain that can tell ahead would say."""
+        first_sentence = getattr(self.brain, "first_sentence", None)
+        if first_sentence is None or not self.session["output_modalities"] or "audio" not in self.session["output_modalities"]:
+            return
+        try:
+            text = await speculation.task
+        except Exception:  # noqa: BLE001 - the turn's own transcription reports it
+            return
+        if speculation.dropped:
+            return  # the user went on speaking
+        sentence = first_sentence(text)
+        if not sentence or sentence in self._prepared_speech:
+            return
+        while len(self._prepared_speech) >= 4:  # keep only the latest few
+            self._prepared_speech.pop(next(iter(self._prepared_speech))).cancel()
+        # Stored before any await: the response, woken later by the same transcript, finds it.
+        self._prepared_speech[sentence] = self._spawn(self.models.synthesize_sentence(sentence))
 
     def _speech_started(self, audio_start_ms: int) -> None:
         item_id = _new_id("item")
@@ -868,7 +893,9 @@ class RealtimeConnection:
             while (sentence := await sentences.get()) is not None:
                 if isinstance(sentence, BaseException):
                     raise sentence
-                pcm = await self.models.synthesize_sentence(sentence, run.stop)
+                pcm = await self._prepared(sentence)
+                if pcm is None:
+                    pcm = await self.models.synthesize_sentence(sentence, run.stop)
                 self._emit_sentence(out, sentence, pcm)
                 await asyncio.sleep(0)  # let input events (a barge-in) in between sentences
         finally:
@@ -878,6 +905,16 @@ class RealtimeConnection:
                     await pump_task
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001 - its error was already reported or is moot
                     pass
+
+    async def _prepared(self, sentence: str) -> np.ndarray | None:
+        task = self._prepared_speech.pop(sentence, None)
+        if task is None or task.cancelled():
+            return None
+        log.debug("speaking a first sentence prepared during the pause: %r", sentence)
+        try:
+            return await task
+        except Exception:  # noqa: BLE001 - synthesize it again in the response
+            return None
 
     def _emit_text(self, out: "_Output", piece: str) -> None:
         if out.budget is not None:

@@ -30,6 +30,13 @@ class Responder:
     history: list[Turn] = field(default_factory=list)
 
     def reply(self, user_text: str, now: _dt.datetime | None = None, images: list[str] | None = None) -> str:
+        answer = self.answer(user_text, now, images)
+        self.history.append(Turn("user", " ".join(user_text.split())))
+        self.history.append(Turn("assistant", answer))
+        return answer
+
+    def answer(self, user_text: str, now: _dt.datetime | None = None, images: list[str] | None = None) -> str:
+        """The answer to `user_text`, without recording the turn (so it can be prepared ahead)."""
         text = " ".join(user_text.split())
         low = text.lower()
         now = now or _dt.datetime.now()
@@ -62,8 +69,6 @@ class Responder:
                 f"I heard you say: {text.rstrip('.?!')}. I'm a small offline responder, "
                 "so I can't really answer that; connect an API key or a local language model for real conversations."
             )
-        self.history.append(Turn("user", text))
-        self.history.append(Turn("assistant", answer))
         return answer
 
     def idle_prompt(self) -> str:
