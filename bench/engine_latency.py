@@ -188,7 +188,8 @@ async def measure() -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     rows = ["| engine | turns | speech_stopped → first audio delta, median (p95) | speech_stopped → transcript, median (p95) |",
             "|---|---|---|---|"]
-    for variant, by_kind in results.items():
+    for variant in VARIANTS:
+        by_kind = results[variant]
         for kind in ("warm", "cold"):
             s = by_kind[kind]
             a, t = s["stopped_to_first_audio_ms"], s["stopped_to_transcript_ms"]
@@ -206,14 +207,19 @@ def markdown(results: dict[str, Any]) -> str:
         *rows,
         "",
         f"Warm medians: speculative {spec:.0f} ms vs after the turn {plain:.0f} ms "
-        f"({plain / spec:.1f}× faster). A negative speech_stopped → transcript time means the transcript was "
-        "sent before speech_stopped was (the pause's transcription finished inside the silence wait). Cold turns "
-        "are spoken as soon as a fresh engine listens, while its models are still loading.",
+        f"(ratio {plain / spec:.1f}). A speech_stopped → transcript time near 0 means the pause's transcription "
+        "had finished inside the silence wait. Cold turns are spoken as soon as a fresh engine listens, while its "
+        "models are still loading. 1-minute load average of the machine (2 cores) before / after the run: "
+        f"{results.get('load_average_1min', {}).get('before', '?')} / {results.get('load_average_1min', {}).get('after', '?')} "
+        "(above 2 the benchmark shared the CPUs with other work, and Whisper slows down several-fold).",
     ])
 
 
 def run() -> dict[str, Any]:
+    load_before = os.getloadavg()
     results = asyncio.run(measure())
+    # Other work on the machine slows Whisper down a lot: say how busy it was.
+    results["load_average_1min"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
     return {
         "benchmark": "engine_latency",
         "title": "Engine: end of speech to first answer audio",
