@@ -441,6 +441,8 @@ _REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
 
 _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
     "previous_item_id": (str, type(None)),
+    "response_id": str,
+    "item_id": str,
     "output_index": int,
     "content_index": int,
     "transcript": str,
@@ -465,7 +467,7 @@ def parse_server_event(message: str | bytes | dict[str, Any]) -> ServerEvent:
     else:
         try:
             data = json.loads(message)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             return MalformedEvent(type="", reason=f"not JSON: {str(exc)[:80]}")
     if not isinstance(data, dict):
         return MalformedEvent(type="", reason=f"not a JSON object but {type(data).__name__}")
