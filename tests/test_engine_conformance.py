@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import time
 from collections import defaultdict
@@ -370,8 +371,12 @@ def test_input_audio_item_is_transcribed_and_answered(models):
     run_scenario(models, scenario)
 
 
-def test_previous_item_id_places_items(models):
+def test_previous_item_id_places_items_and_each_event_is_one_debug_line(models, caplog):
+    caplog.set_level(logging.DEBUG, logger="desktop.engine.realtime_connection")
+    seen: dict[str, Any] = {}
+
     async def scenario(peer: TimedPeer) -> None:
+        seen["peer"] = peer
         await peer.update(MANUAL_WITH_TRANSCRIPTION)
         await peer.send("conversation.item.create", item=user_text("first"))
         first = await peer.until("conversation.item.added")
@@ -392,8 +397,17 @@ def test_previous_item_id_places_items(models):
         answer = await peer.until("conversation.item.added")
         assert answer["previous_item_id"] == second["item"]["id"]
         await peer.until("response.done")
+        await peer.until("rate_limits.updated")
 
     run_scenario(models, scenario)
+    peer = seen["peer"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "desktop.engine.realtime_connection"]
+    sent = [line for line in lines if line.startswith("-> ")]
+    received = [line for line in lines if line.startswith("<- ")]
+    assert len(sent) == len(peer.received)
+    assert [line.split()[2] for line in sent] == [e["type"] for e in peer.received]
+    assert len(received) == peer.n
+    assert all("\n" not in line for line in lines)
 
 
 # ----------------------------------------------------------------------------- server VAD
