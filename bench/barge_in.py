@@ -1,0 +1,623 @@
+"""Barge-in: how fast the assistant falls silent, whether it interrupts itself, what the capture path costs.
+
+    ./dev bench barge_in          (or .venv/bin/python -m bench barge_in)
+
+Everything runs through real audio streams (PortAudio -> ALSA pulse plugin -> a private PulseAudio server
+with null sinks, as in tests/), Parley's LiveSession (no window) and the embedded offline engine over a real
+WebSocket on 127.0.0.1.
+
+1. **Barge-in latency.** The "stage" (bench/_barge_in_stage.py) puts the microphone and the speaker on the
+   two channels of ONE null sink, recorded as one stereo file: left = exactly the signal at the microphone,
+   right = exactly what the speaker plays, sample-aligned on the sink's clock. The assistant tells a long
+   story (typed request); after a random 2.0-3.5 s the user's voice ("Stop talking, please.") is played
+   into the microphone. Latency = from the onset of speech at the microphone (first sample above
+   ONSET_DBFS in the left channel) to the last audible sample of the assistant (last sample above
+   AUDIBLE_DBFS in the right channel before it stays silent). Capture buffering, the app's processing, the
+   event loop, the output buffer and the fade all fall inside that interval. Local VAD on (defaults:
+   duck at onset, gain 0 after a 10 ms ramp) and off (LocalBargeInSettings(enabled=False): only the server's
+   `speech_started` stops playback) alternate trial by trial in one session, so both share the load.
+   A trial whose onset falls into a pause of the story (speaker silent in the 30 ms before the onset)
+   measures nothing and is repeated. The session uses server VAD with create_response=False so that the
+   interruption does not start a new answer that would overlap the next trial.
+2. **Self-interruption.** tests/room_audio.Room: the microphone is the monitor of a room sink; a
+   PulseAudio loopback plays the speaker's output into the room at -10 dB and at 0 dB (30 ms). Typed
+   questions with 2-10 s answers, one after the other in one session per condition; an answer counts as
+   self-interrupted if, while it plays, the local VAD ducks or pauses playback, the server reports
+   `speech_started`, or the answer is truncated. Echo mode "aec" (the default: WebRTC AEC3, gated while
+   converging) and "headset" (no echo handling) as the baseline. create_response=False for the server VAD
+   (typed questions still get answers), so that a self-interruption in headset mode does not snowball
+   into answers to the echo; the events counted are the same either way.
+3. **CPU of the capture path.** A session connected to the engine, idle, capturing the (silent) room for
+   CPU_SECONDS. CPU time per thread, read with the POSIX per-thread CPU clocks: the PortAudio capture
+   callback thread, the capture consumer thread (soxr resampling to 24 kHz, float->int16, AEC), and on the
+   event loop the per-chunk handler (level, Silero VAD, base64 + JSON of input_audio_buffer.append) and
+   the WebSocket send, timed with time.thread_time() around them. PulseAudio's client thread for the stream
+   is counted from /proc (10 ms ticks). The speaker is off in this part (NullOutput: the playback clock
+   still feeds the AEC's far end) so that PulseAudio's client threads belong to the microphone only.
+   Complemented by micro-benchmarks of each stage per 20 ms chunk of speech.
+
+The machine is shared and loaded: the load average is reported beside each figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import machine_info, summarize  # noqa: E402
+
+AUDIO = ROOT / "tests" / "fixtures" / "audio"
+
+LATENCY_TRIALS = int(os.environ.get("PARLEY_BENCH_BARGE_TRIALS", "20"))  # per mode
+ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "20"))  # per condition
+CPU_SECONDS = float(os.environ.get("PARLEY_BENCH_CPU_SECONDS", "30"))
+
+STORY = "Tell me a long story about a dragon."
+VOICE = AUDIO / "stop_talking.wav"
+ONSET_DBFS = -45.0
+AUDIBLE_DBFS = -60.0
+SILENT_AFTER_S = 0.6  # the assistant is "stopped" when the speaker stays below AUDIBLE_DBFS this long
+QUESTIONS = [
+    "What is the weather like today?",
+    "Who are you?",
+    "Hello, how are you?",
+    "What is the capital of France?",
+    "What time is it?",
+]
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def _wait(predicate, timeout: float, step: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return bool(predicate())
+
+
+def _new_session(config=None, echo_mode: str = "aec", use_speaker: bool = True, local=None):
+    from desktop.core.session_config import SessionConfig
+    from desktop.providers import choose_provider
+    from desktop.session import LiveSession, SessionOptions
+
+    options = SessionOptions(choose_provider(environ={}), config=config or SessionConfig(), echo_mode=echo_mode,
+                             use_speaker=use_speaker)
+    if local is not None:
+        options.local_barge_in = local
+    session = LiveSession(options)
+    notes: list[tuple[float, Any]] = []
+    session.subscribe(lambda n: notes.append((time.monotonic(), n)))
+    return session, notes
+
+
+# ============================================================================ 1. latency
+def _first_above(x: np.ndarray, dbfs: float, start: int = 0) -> int | None:
+    level = 32768.0 * 10 ** (dbfs / 20)
+    idx = np.nonzero(np.abs(x[start:].astype(np.int32)) > level)[0]
+    return int(idx[0]) + start if len(idx) else None
+
+
+def _speech_onsets(left: np.ndarray, rate: int, min_gap_s: float = 2.5) -> list[int]:
+    """Sample index of the start of each utterance in the microphone channel."""
+    level = 32768.0 * 10 ** (ONSET_DBFS / 20)
+    loud = np.nonzero(np.abs(left.astype(np.int32)) > level)[0]
+    onsets: list[int] = []
+    last = None
+    for i in loud:
+        if last is None or i - last > min_gap_s * rate:
+            onsets.append(int(i))
+        last = i
+    return onsets
+
+
+def _cut_after(right: np.ndarray, onset: int, rate: int) -> tuple[int | None, bool]:
+    """(last audible speaker sample before a silence of SILENT_AFTER_S after the onset, audible at onset)."""
+    level = 32768.0 * 10 ** (AUDIBLE_DBFS / 20)
+    before = right[max(0, onset - int(0.03 * rate)):onset]
+    audible_at_onset = bool(len(before)) and bool(np.any(np.abs(before.astype(np.int32)) > level))
+    loud = np.nonzero(np.abs(right[onset:].astype(np.int32)) > level)[0]
+    if len(loud) == 0:
+        return None, audible_at_onset
+    gaps = np.diff(loud)
+    long = np.nonzero(gaps > SILENT_AFTER_S * rate)[0]
+    end = loud[long[0]] if len(long) else loud[-1]
+    return onset + int(end), audible_at_onset
+
+
+async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]:
+    from desktop.core.actions import BargeInHappened, TurnState
+    from desktop.core.local_barge_in import LocalBargeInSettings
+    from desktop.core.session_config import ServerVad, SessionConfig
+
+    local_on = LocalBargeInSettings()
+    local_off = LocalBargeInSettings(enabled=False)
+    from desktop.core.actions import DuckPlayback, PausePlayback, StopPlayback
+    from desktop.core.pcm import rms_dbfs
+
+    from bench._barge_in_probes import ActionLog
+
+    session, notes = _new_session(SessionConfig(turn_detection=ServerVad(create_response=False)))
+    actions = ActionLog(session)
+    loud_chunks: list[float] = []  # when a microphone chunk above ONSET_DBFS reached the event loop
+    handler = session._on_input_chunk
+
+    def tap(chunk: np.ndarray) -> None:
+        if rms_dbfs(chunk) > ONSET_DBFS:
+            loud_chunks.append(time.monotonic())
+        handler(chunk)
+
+    session._on_input_chunk = tap
+    log: list[dict[str, Any]] = []
+    rec = None
+    try:
+        if not await session.start():
+            raise RuntimeError(f"session did not start: {session.status}")
+        if session.devices is None or not session.devices.input_name or not session.devices.output_name:
+            raise RuntimeError(f"no audio devices: {session.devices}")
+        # warm-up answer: the echo canceller converges and the local barge-in's warm-up passes
+        session.send_text("Who are you?")
+        await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30)
+        await _wait(lambda: not session.playback.is_playing() and session.client.state != TurnState.ASSISTANT_SPEAKING, 30)
+        rec = stage.record(recording)
+        await asyncio.sleep(0.5)
+        plan = [m for _ in range(trials) for m in ("local_vad_on", "local_vad_off")]
+        attempts = 0
+        while plan and attempts < 4 * trials + 10:
+            attempts += 1
+            mode = plan[0]
+            session.client.local_barge_in.configure(local_on if mode == "local_vad_on" else local_off)
+            session.send_text(STORY)
+            if not await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30):
+                raise RuntimeError("the story did not start")
+            await asyncio.sleep(random.uniform(2.0, 3.5))
+            t_say = time.monotonic()
+            mark = len(notes)
+            voice = stage.say(VOICE)
+            barged = await _wait(lambda: any(isinstance(n, BargeInHappened) for _, n in notes[mark:]), 10)
+            barge_s = next((t - t_say for t, n in notes[mark:] if isinstance(n, BargeInHappened)), None)
+            while voice.poll() is None:
+                await asyncio.sleep(0.05)
+            if not barged:
+                session.cancel_response()
+            await _wait(lambda: not session.playback.is_playing() and not session.playback.is_paused(), 5)
+            await _wait(lambda: session.client.state in (TurnState.LISTENING, TurnState.THINKING), 5)
+            await asyncio.sleep(1.2)
+            first_loud = next((t for t in loud_chunks if t >= t_say), None)
+            silencing = [t for t, a in actions.entries if t >= t_say and isinstance(a, (DuckPlayback, PausePlayback, StopPlayback))]
+            first_action = next((type(a).__name__ for t, a in actions.entries if t >= t_say
+                                 and isinstance(a, (DuckPlayback, PausePlayback, StopPlayback))), None)
+            detect_ms = (silencing[0] - first_loud) * 1000 if silencing and first_loud is not None else None
+            log.append({"mode": mode, "barged_in": barged, "app_barge_in_after_play_s": barge_s,
+                        "first_silencing_action": first_action,
+                        "loud_chunk_to_silencing_action_ms": None if detect_ms is None else round(detect_ms, 1),
+                        "load": load_average()})
+            plan.pop(0)
+        await asyncio.sleep(0.5)
+        streams = {"mic_latency_s": getattr(getattr(session._source, "_stream", None), "latency", None),
+                   "speaker_latency_s": getattr(session._output, "output_latency", None),
+                   "speaker_underflows": getattr(session._output, "underflows", None)}
+    finally:
+        if rec is not None:
+            stage.stop(rec)
+        await session.stop()
+    return {"log": log, "attempts": attempts, "streams": streams}
+
+
+def _latency(server) -> dict[str, Any]:
+    import tempfile
+
+    from bench._barge_in_stage import RATE, Stage
+
+    results: dict[str, list[float]] = {"local_vad_on": [], "local_vad_off": []}
+    skipped = {"local_vad_on": 0, "local_vad_off": 0}
+    trials_out: list[dict[str, Any]] = []
+    loads: list[list[float]] = [load_average()]
+    detect: dict[str, list[float]] = {"local_vad_on": [], "local_vad_off": []}
+    streams = []
+    remaining = {"local_vad_on": LATENCY_TRIALS, "local_vad_off": LATENCY_TRIALS}
+    rounds = 0
+    with tempfile.TemporaryDirectory(prefix="parley-barge-") as tmp:
+        while any(v > 0 for v in remaining.values()) and rounds < 4:
+            rounds += 1
+            n = max(remaining.values()) + (2 if rounds == 1 else 1)  # a few spare: onsets in a pause are skipped
+            stage = Stage(server)
+            recording = Path(tmp) / f"stage{rounds}.raw"
+            try:
+                run = asyncio.run(_latency_trials(stage, recording, n))
+            finally:
+                stage.close()
+            streams.append(run["streams"])
+            left, right = Stage.read(recording)
+            onsets = _speech_onsets(left, RATE)
+            loads.append(load_average())
+            if len(onsets) != len(run["log"]):
+                raise RuntimeError(f"found {len(onsets)} utterances in the recording for {len(run['log'])} trials")
+            for onset, entry in zip(onsets, run["log"]):
+                mode = entry["mode"]
+                cut, audible = _cut_after(right, onset, RATE)
+                trial = dict(entry, onset_s=round(onset / RATE, 3))
+                if not audible or cut is None:
+                    skipped[mode] += 1
+                    trial["skipped"] = "speaker silent at the onset (a pause in the story)"
+                else:
+                    latency_ms = (cut - onset) * 1000.0 / RATE
+                    trial["latency_ms"] = round(latency_ms, 1)
+                    results[mode].append(latency_ms)
+                    if entry.get("loud_chunk_to_silencing_action_ms") is not None:
+                        detect[mode].append(entry["loud_chunk_to_silencing_action_ms"])
+                    remaining[mode] = max(0, remaining[mode] - 1)
+                trials_out.append(trial)
+    out: dict[str, Any] = {
+        "method": "one stereo recording of one null sink: left = microphone, right = speaker",
+        "onset_dbfs": ONSET_DBFS, "audible_dbfs": AUDIBLE_DBFS, "voice": VOICE.name,
+        "load_average_during": loads,
+        "skipped_onset_in_pause": skipped,
+        "streams": streams,
+        "trials": trials_out,
+    }
+    for mode, values in results.items():
+        out[mode] = summarize(values)
+        out[f"{mode}_detection_ms"] = summarize(detect[mode])
+    return out
+
+
+# ============================================================================ 2. self-interruption
+async def _answers(room, echo_mode: str, echo_db: float, n: int) -> dict[str, Any]:
+    from desktop.core.actions import BargeInHappened, DuckPlayback, PausePlayback, SpeechBoundary, TurnState
+    from desktop.core.session_config import ServerVad, SessionConfig
+
+    from bench._barge_in_probes import ActionLog
+
+    session, notes = _new_session(SessionConfig(turn_detection=ServerVad(create_response=False)), echo_mode=echo_mode)
+    actions = ActionLog(session)
+    per_answer: list[dict[str, Any]] = []
+    try:
+        if not await session.start():
+            raise RuntimeError(f"session did not start: {session.status}")
+        for i in range(n):
+            question = QUESTIONS[i % len(QUESTIONS)]
+            t0 = time.monotonic()
+            mark = len(notes)
+            session.send_text(question)
+            started = await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30)
+            await _wait(lambda: session.client.state != TurnState.ASSISTANT_SPEAKING
+                        and not session.playback.is_playing() and not session.playback.is_paused(), 40)
+            await asyncio.sleep(0.3)
+            answer_items = [it for it in session.client.conversation if it.role == "assistant"]
+            answer = answer_items[-1] if answer_items else None
+            window = [x for _, x in notes[mark:]]
+            record = {
+                "question": question,
+                "started": started,
+                "audio_ms": answer.audio_received_ms if answer else 0,
+                "truncated": bool(answer and answer.interrupted),
+                "ducks": len(actions.since(t0, DuckPlayback)),
+                "pauses": len(actions.since(t0, PausePlayback)),
+                "server_speech_started": sum(1 for x in window if isinstance(x, SpeechBoundary) and x.started),
+                "barge_ins": sum(1 for x in window if isinstance(x, BargeInHappened)),
+            }
+            record["self_interrupted"] = bool(record["truncated"] or record["ducks"] or record["pauses"]
+                                              or record["server_speech_started"] or record["barge_ins"])
+            per_answer.append(record)
+            # let the echo tail and the server's VAD settle before the next question
+            await _wait(lambda: session.client.state not in (TurnState.ASSISTANT_SPEAKING, TurnState.USER_SPEAKING)
+                        and not session.playback.is_playing() and not session.playback.is_paused(), 10)
+            await asyncio.sleep(0.7)
+        converged = getattr(session.echo, "converged", None)
+        echo_name = getattr(session.echo, "name", None) if session.echo is not None else "none (headset)"
+        underflows = getattr(session._output, "underflows", None)
+        overflows = getattr(session._source, "overflows", None)
+    finally:
+        await session.stop()
+    interrupted = [r for r in per_answer if r["self_interrupted"]]
+    return {
+        "echo_mode": echo_mode,
+        "echo_db": echo_db,
+        "echo_handling": echo_name,
+        "aec_converged_at_end": converged,
+        "answers": len(per_answer),
+        "answers_started": sum(1 for r in per_answer if r["started"]),
+        "self_interrupted": len(interrupted),
+        "truncated": sum(1 for r in per_answer if r["truncated"]),
+        "with_local_duck_or_pause": sum(1 for r in per_answer if r["ducks"] or r["pauses"]),
+        "with_server_speech_started": sum(1 for r in per_answer if r["server_speech_started"]),
+        "answer_audio_ms": summarize([r["audio_ms"] for r in per_answer], 0),
+        "speaker_underflows": underflows,
+        "mic_overflows": overflows,
+        "load_average_after": load_average(),
+        "per_answer": per_answer,
+    }
+
+
+def _self_interruption(server, n: int) -> list[dict[str, Any]]:
+    from tests.room_audio import Room
+
+    out = []
+    for echo_mode in ("aec", "headset"):
+        for echo_db in (-10.0, 0.0):
+            room = Room(server)
+            try:
+                room.add_echo(echo_db)
+                out.append(asyncio.run(_answers(room, echo_mode, echo_db, n)))
+            finally:
+                room.close()
+    return out
+
+
+# ============================================================================ 3. CPU
+async def _idle_capture(seconds: float) -> dict[str, Any]:
+    from bench._barge_in_probes import LoopShare, ThreadCpu, instrument_capture, task_cpu_seconds, task_names
+
+    before = set(task_names())
+    with instrument_capture() as seen:
+        session, _ = _new_session(use_speaker=False)
+        share = LoopShare(session)
+        try:
+            if not await session.start():
+                raise RuntimeError(f"session did not start: {session.status}")
+            share.wrap_transport()
+            await asyncio.sleep(3.0)  # models loaded, streams running
+            if seen.capture is None:
+                raise RuntimeError("the microphone callback never ran")
+            mic_thread = next((t for t in threading.enumerate() if t.name == "parley-mic"), None)
+            if mic_thread is None:
+                raise RuntimeError("no capture consumer thread")
+            names = task_names()
+            python_threads = {t.native_id: t.name for t in threading.enumerate()}
+            known = {seen.capture[1], mic_thread.native_id, threading.main_thread().native_id}
+            others = {tid: python_threads.get(tid, name) for tid, name in names.items()
+                      if tid not in before and tid not in known}
+            callback_cpu = ThreadCpu(seen.capture[0])
+            consumer_cpu = ThreadCpu(mic_thread.ident)
+            main_cpu = ThreadCpu(threading.main_thread().ident)
+            c0, k0, m0 = callback_cpu.seconds(), consumer_cpu.seconds(), main_cpu.seconds()
+            o0 = {tid: task_cpu_seconds(tid) for tid in others}
+            frames0, blocks0 = seen.capture_frames, seen.capture_blocks
+            share.active = True
+            w0 = time.monotonic()
+            await asyncio.sleep(seconds)
+            wall = time.monotonic() - w0
+            share.active = False
+            c1, k1, m1 = callback_cpu.seconds(), consumer_cpu.seconds(), main_cpu.seconds()
+            o1 = {tid: task_cpu_seconds(tid) for tid in others}
+            frames = seen.capture_frames - frames0
+            blocks = seen.capture_blocks - blocks0
+            rate = session._source.device_rate if session._source is not None else None
+            echo = getattr(session.echo, "name", None)
+        finally:
+            await session.stop()
+
+    def pct(cpu: float) -> float:
+        return round(100.0 * cpu / wall, 3)
+
+    other_threads = []
+    for tid, name in others.items():
+        if o0.get(tid) is not None and o1.get(tid) is not None:
+            other_threads.append({"tid": tid, "name": name, "python": tid in python_threads,
+                                  "cpu_pct": pct(o1[tid] - o0[tid])})
+    stages = {
+        "portaudio_capture_callback": pct(c1 - c0),
+        "capture_thread_resample_aec_pcm16": pct(k1 - k0),
+        "loop_chunk_handler_level_vad_encode": pct(share.chunk_cpu),
+        "loop_websocket_send": pct(share.send_cpu),
+    }
+    pulse_client = sum(t["cpu_pct"] for t in other_threads if not t["python"])  # libpulse's threads
+    total = sum(stages.values())
+    return {
+        "seconds": round(wall, 1),
+        "device_rate": rate,
+        "captured_s": round(frames / rate, 1) if rate else None,
+        "echo": echo,
+        "chunks_handled": share.chunks,
+        "capture_callbacks_per_s": round(blocks / wall, 1),
+        "frames_per_callback": round(frames / blocks, 1) if blocks else None,
+        "sends": share.sends,
+        "stages_pct_of_one_core": stages,
+        "capture_path_pct": round(total, 3),
+        "audio_client_threads_pct": round(pulse_client, 3),
+        "capture_path_with_audio_client_threads_pct": round(total + pulse_client, 3),
+        "event_loop_thread_total_pct": pct(m1 - m0),
+        "other_new_threads": other_threads,
+        "load_average": load_average(),
+    }
+
+
+def _micro_stages(chunks: int = 1500) -> dict[str, Any]:
+    """CPU per 20 ms chunk of each capture stage on speech (mic = speech + echo of another answer)."""
+    import json
+
+    import soxr
+
+    from desktop.audio import read_wav_24k
+    from desktop.audio.echo_canceller import make_echo_canceller
+    from desktop.audio.silero_vad import SileroSpeechProbability
+    from desktop.core.events import ClientEvents
+    from desktop.core.pcm import float_to_pcm16, rms_dbfs
+
+    near = read_wav_24k(AUDIO / "hello_weather.wav").astype(np.float32) / 32768.0
+    far = read_wav_24k(AUDIO / "moon_distance.wav").astype(np.float32) / 32768.0
+    n24, n48 = 480, 960
+    need = chunks * n24
+    near = np.resize(near, need)
+    far = np.resize(far, need)
+    mic = 0.7 * near + 0.3 * np.roll(far, 720)
+    mic48 = soxr.resample(mic, 24000, 48000)
+    mic48 = np.resize(mic48, chunks * n48).astype(np.float32)
+    pcm_chunks = [float_to_pcm16(mic[i * n24:(i + 1) * n24]) for i in range(chunks)]
+    far_chunks = [float_to_pcm16(far[i * n24:(i + 1) * n24]) for i in range(chunks)]
+    events = ClientEvents()
+
+    def timed(fn) -> float:
+        t0 = time.thread_time()
+        for i in range(chunks):
+            fn(i)
+        return (time.thread_time() - t0) / chunks * 1000.0  # ms per chunk
+
+    resampler = soxr.ResampleStream(48000, 24000, 1, dtype="float32", quality="HQ")
+    aec = make_echo_canceller("aec")
+    aec_aec = getattr(aec, "aec", aec)  # the AEC alone (the gate only runs until convergence)
+    vad = SileroSpeechProbability()
+    out = {
+        "resample_48k_to_24k_soxr_hq": timed(lambda i: resampler.resample_chunk(mic48[i * n48:(i + 1) * n48])),
+        "float_to_pcm16": timed(lambda i: float_to_pcm16(mic[i * n24:(i + 1) * n24])),
+        "aec_far_end_feed": timed(lambda i: aec_aec.feed_far_end(far_chunks[i])),
+        "aec_process_near_end": timed(lambda i: aec_aec.process_near_end(pcm_chunks[i])),
+        "input_level_dbfs": timed(lambda i: rms_dbfs(pcm_chunks[i])),
+        "silero_vad": timed(lambda i: vad.process(pcm_chunks[i])),
+        "append_event_base64_json": timed(lambda i: json.dumps(events.input_audio_append(pcm_chunks[i]))),
+    }
+    out = {k: round(v, 4) for k, v in out.items()}
+    total = sum(out.values())
+    return {
+        "chunks": chunks,
+        "ms_per_20ms_chunk": out,
+        "total_ms_per_chunk": round(total, 4),
+        "total_pct_of_one_core": round(total / 20.0 * 100.0, 3),
+        "load_average": load_average(),
+    }
+
+
+# ============================================================================ report
+def _markdown(report: dict[str, Any]) -> str:
+    r = report["results"]
+    lines: list[str] = []
+    lat = r["latency"]
+    lines += [
+        "### Barge-in latency (onset of speech at the microphone → last audible sample of the assistant)",
+        "",
+        "Method: the microphone and the speaker are the two channels of **one** PulseAudio null sink, recorded",
+        "as one stereo file (left = exactly what the microphone gets, right = exactly what the speaker plays, on",
+        "the sink's sample clock). The assistant tells a long story; after a random 2.0–3.5 s the user's voice",
+        f"(`{lat['voice']}`) is played into the microphone. Latency = first left-channel sample above",
+        f"{lat['onset_dbfs']:.0f} dBFS → last right-channel sample above {lat['audible_dbfs']:.0f} dBFS before the speaker",
+        "stays silent, i.e. what the user hears, including capture buffering, processing, the event loop, the",
+        "speaker's buffer and the fade. Local VAD on (duck at onset, gain 0 after a 10 ms ramp) and off (only the",
+        "server's `speech_started` stops playback) alternate trial by trial in one session.",
+        "",
+        "| local VAD | p50 ms | p95 ms | min | max | trials | goal |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for mode, label, goal in (("local_vad_on", "on (default)", "≤ 50 ms p95"), ("local_vad_off", "off (server VAD only)", "")):
+        s = lat[mode]
+        lines.append(f"| {label} | {s['median']} | {s['p95']} | {s['min']} | {s['max']} | {s['n']} | {goal} |")
+    loads = lat["load_average_during"]
+    d_on, d_off = lat["local_vad_on_detection_ms"], lat["local_vad_off_detection_ms"]
+    st0 = lat["streams"][0] if lat["streams"] else {}
+    lines += [
+        "",
+        "Where the time goes (wall clock inside the app): from the first microphone chunk above "
+        f"{ONSET_DBFS:.0f} dBFS reaching the event loop to the first action that silences playback (duck, pause or "
+        f"stop): p50 {d_on['median']} / p95 {d_on['p95']} ms with the local VAD, p50 {d_off['median']} / p95 "
+        f"{d_off['p95']} ms with the server's `speech_started` only (the engine runs on loopback, so its VAD "
+        "answers about as fast as the local one). The rest is capture buffering (PortAudio reports "
+        f"{(st0.get('mic_latency_s') or 0) * 1000:.0f} ms for the microphone), the 20 ms chunking and the speaker's "
+        f"buffer ({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms) plus the 10 ms duck ramp.",
+    ]
+    lines += [
+        "",
+        f"Trials skipped because the onset fell in a pause of the story (nothing to stop): "
+        f"on {lat['skipped_onset_in_pause']['local_vad_on']}, off {lat['skipped_onset_in_pause']['local_vad_off']}. "
+        f"Load average (1/5/15 min) before/after: {loads[0]} / {loads[-1]} on {report['machine']['cpu_count']} CPUs.",
+        "",
+        "### Self-interruption (the assistant's own voice looped back into the microphone)",
+        "",
+        "Typed questions with short answers, one after the other in one session per condition; the speaker's",
+        "output is looped into the microphone by PulseAudio at the given level (30 ms). Self-interrupted = during",
+        "the answer the local VAD ducked or paused playback, the server sent `speech_started`, or the answer was",
+        "truncated.",
+        "",
+        "| echo handling | echo level | answers | self-interrupted | truncated | local duck/pause | server speech_started | answer audio p50 ms | speaker underflows | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in r["self_interruption"]:
+        label = "AEC (default)" if c["echo_mode"] == "aec" else "headset mode (no AEC): baseline"
+        lines.append(
+            f"| {label} | {c['echo_db']:+.0f} dB | {c['answers']} | **{c['self_interrupted']}** | {c['truncated']} | "
+            f"{c['with_local_duck_or_pause']} | {c['with_server_speech_started']} | {c['answer_audio_ms']['median']} | "
+            f"{c['speaker_underflows']} | {c['load_average_after']} |")
+    cpu = r["cpu"]
+    st = cpu["stages_pct_of_one_core"]
+    lines += [
+        "",
+        "Goal: 0 self-interruptions in 20 answers with AEC at -10 dB and 0 dB.",
+        "",
+        f"### CPU of the capture path ({cpu['seconds']} s of live capture, connected to the engine, idle)",
+        "",
+        f"Microphone at {cpu['device_rate']} Hz through PulseAudio ({cpu['capture_callbacks_per_s']} callbacks/s of "
+        f"{cpu['frames_per_callback']} frames), echo handling: {cpu['echo']}. CPU time per thread",
+        "(POSIX per-thread CPU clocks), as a share of one core over the wall-clock interval:",
+        "",
+        "| stage | % of one core |",
+        "|---|---:|",
+        f"| PortAudio capture thread (ALSA pulse-plugin read + the callback copying the block) | {st['portaudio_capture_callback']:.3f} |",
+        f"| capture thread: soxr resample to 24 kHz, float→int16, AEC | {st['capture_thread_resample_aec_pcm16']:.3f} |",
+        f"| event loop: level, Silero VAD, local barge-in, base64 + JSON ({cpu['chunks_handled']} chunks) | {st['loop_chunk_handler_level_vad_encode']:.3f} |",
+        f"| event loop: WebSocket send ({cpu['sends']} messages) | {st['loop_websocket_send']:.3f} |",
+        f"| **capture path (goal ≤ 2 %)** | **{cpu['capture_path_pct']:.3f}** |",
+        f"| PulseAudio client threads of the stream (libpulse, 10 ms ticks) | {cpu['audio_client_threads_pct']:.3f} |",
+        f"| capture path + PulseAudio client threads | {cpu['capture_path_with_audio_client_threads_pct']:.3f} |",
+        f"| (whole event-loop thread, incl. the 50 Hz playback watcher and the asyncio wake-ups) | {cpu['event_loop_thread_total_pct']:.3f} |",
+        "",
+        f"Load average: {cpu['load_average']}. Per-stage CPU per 20 ms chunk of speech (micro-benchmark, "
+        f"{r['micro']['chunks']} chunks, time.thread_time):",
+        "",
+        "| stage | ms per 20 ms chunk | % of one core |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in r["micro"]["ms_per_20ms_chunk"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {ms:.4f} | {ms / 20 * 100:.3f} |")
+    lines.append(f"| **total** | **{r['micro']['total_ms_per_chunk']:.4f}** | **{r['micro']['total_pct_of_one_core']:.3f}** |")
+    return "\n".join(lines)
+
+
+def run() -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.pop("OPENAI_API_KEY", None)
+    from tests.pulse_server import pulse_server
+
+    results: dict[str, Any] = {"load_average_start": load_average()}
+    results["micro"] = _micro_stages()
+    with pulse_server() as server:
+        results["latency"] = _latency(server)
+        results["self_interruption"] = _self_interruption(server, ANSWERS)
+        from tests.room_audio import Room
+
+        room = Room(server)  # a silent room as the microphone
+        try:
+            results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
+        finally:
+            room.close()
+    results["load_average_end"] = load_average()
+    report = {
+        "benchmark": "barge_in",
+        "title": "Barge-in: latency, self-interruption, capture-path CPU",
+        "command": ".venv/bin/python -m bench barge_in",
+        "machine": machine_info(),
+        "results": results,
+    }
+    report["markdown"] = _markdown(report)
+    return report
+
+
+if __name__ == "__main__":
+    import json
+
+    rep = run()
+    print(rep["markdown"])
+    print(json.dumps(rep["results"], indent=1, default=str)[:3000])
