@@ -9,13 +9,14 @@ Every change of turn detection goes out as `session.update` through the client (
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .core import turn_taking as tt
-from .core.actions import Action, ItemChanged, Notice, SpeechBoundary, TurnState
+from .core.actions import Action, ItemChanged, Notice, Send, SpeechBoundary, TurnState
 from .core.session_config import ServerVad, describe_turn_detection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,10 @@ class TurnController:
         self.detector_name = ""
         self.silence_override: int | None = None
         self._seen_final: set[str] = set()
-        self._semantic_items: set[str] = set()
+        #: Who made each commit still waiting for its item ("semantic" | "push_to_talk" | "wake_word"), in order,
+        #: so a late transcript of an earlier mode's turn is never taken as a semantic segment.
+        self._commit_owners: deque[str] = deque()
+        self._item_owner: dict[str, str] = {}
         self.sent_audio_ms = 0.0
         #: Called with every microphone chunk before the mode decides what to send (the waveform).
         self.input_taps: list[Any] = []
@@ -92,7 +96,8 @@ class TurnController:
         if s.mode == "client_semantic":
             if rebuild or self.semantic is None:
                 self.semantic = tt.ClientSemanticTurns(s.completion_cues, s.hesitation_cues, threshold=s.threshold,
-                                                       pause_ms=s.semantic_pause_ms, fallback_ms=s.semantic_fallback_ms)
+                                                       pause_ms=s.semantic_pause_ms, fallback_ms=s.semantic_fallback_ms,
+                                                       transcript_wait_ms=s.semantic_transcript_wait_ms)
             else:
                 self.semantic.completion_cues, self.semantic.hesitation_cues = s.completion_cues, s.hesitation_cues
                 self.semantic.fallback_ms = s.semantic_fallback_ms
@@ -180,6 +185,8 @@ class TurnController:
             self.session._apply(self._run(self.dynamic.user_turn_committed()))
         elif isinstance(note, ItemChanged):
             item = self.session.client.conversation.get(note.item_id)
+            if item is not None and item.role == "user" and item.has_audio and note.item_id not in self._item_owner:
+                self._item_owner[note.item_id] = self._commit_owners.popleft() if self._commit_owners else "server"
             if item is None or not item.text_final or note.item_id in self._seen_final:
                 return
             self._seen_final.add(note.item_id)
@@ -189,7 +196,7 @@ class TurnController:
                     ops += self.dynamic.user_transcript(item.text)
                     if ops and self._response_live() and self.settings.create_response:
                         ops.insert(0, tt.Interrupt())  # the turn ended on "let me think": let them go on
-                elif self.semantic is not None:
+                elif self.semantic is not None and self._item_owner.get(note.item_id) == "client_semantic":
                     ops += self.semantic.transcript(item.text)
                 self.session._apply(self._run(ops))
             elif item.role == "assistant" and self.settings.mode == "vad":
@@ -208,7 +215,10 @@ class TurnController:
                 self.sent_audio_ms += tt.pcm_ms(op.pcm16)
                 actions += client.append_audio(op.pcm16)
             elif isinstance(op, tt.Commit):
-                actions += client.commit_turn(create_response=op.respond)
+                done = client.commit_turn(create_response=op.respond)
+                if any(isinstance(a, Send) and a.event.get("type") == "input_audio_buffer.commit" for a in done):
+                    self._commit_owners.append(self.settings.mode)
+                actions += done
             elif isinstance(op, tt.CreateResponse):
                 actions += client.request_response()
             elif isinstance(op, tt.ClearInput):

@@ -153,6 +153,19 @@ def test_client_semantic_hesitation_holds_and_fallback_answers():
     assert any("silence fallback" in d for d in sem.decisions)
 
 
+def test_client_semantic_waits_for_a_slow_transcript_before_the_fallback():
+    sem = tt.ClientSemanticTurns(pause_ms=400, fallback_ms=1000, transcript_wait_ms=3000)
+    _, t = _frames(sem, 0.9, 800, 0)
+    ops, t = _frames(sem, 0.05, 2000, t)  # the fallback time passes while the transcript is still coming
+    assert ops == [tt.Commit(respond=False)]
+    assert sem.transcript("Thank you, that is all for now.") == [tt.CreateResponse()]
+    assert "completion cue" in sem.decisions[-1]
+    lost = tt.ClientSemanticTurns(pause_ms=400, fallback_ms=1000, transcript_wait_ms=3000)
+    _, t = _frames(lost, 0.9, 800, 0)
+    ops, t = _frames(lost, 0.05, 4800, t)  # no transcript ever comes: answered anyway
+    assert ops.count(tt.CreateResponse()) == 1 and "no transcript" in lost.decisions[-1]
+
+
 # ------------------------------------------------------------------ wake word gate
 def test_wake_word_gate_discards_before_phrase_and_commits_command():
     gate = tt.WakeWordGate(silence_ms=500, frame_ms=32)

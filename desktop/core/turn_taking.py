@@ -146,6 +146,7 @@ class TurnSettings:
     hesitation_cues: tuple[str, ...] = DEFAULT_HESITATION_CUES
     semantic_fallback_ms: int = 1500
     semantic_pause_ms: int = 400
+    semantic_transcript_wait_ms: int = 4000  # how long a pending transcript may delay the fallback
     wake_phrase: str = "hey parley"
     preroll_ms: int = 300
 
@@ -443,16 +444,19 @@ class ClientSemanticTurns:
     so far without a response, and the server transcribes it. The transcript of the whole turn so far then
     decides: a completion cue at its end answers at once; a hesitation cue at its end holds the turn
     (the fallback timer is not armed); anything else arms the fallback: after `fallback_ms` of silence
-    since the pause, the turn is answered. Speech resuming disarms the timer.
+    since the pause, the turn is answered. Speech resuming disarms the timer. A transcript still on its way
+    when the timer runs out is waited for (up to `transcript_wait_ms`), since it may carry a cue.
     """
 
     def __init__(self, completion_cues: Iterable[str] = DEFAULT_COMPLETION_CUES,
                  hesitation_cues: Iterable[str] = DEFAULT_HESITATION_CUES, *, threshold: float = 0.5,
-                 pause_ms: int = 400, fallback_ms: int = 1500, hold_max_ms: int = 8000, frame_ms: float = 32.0) -> None:
+                 pause_ms: int = 400, fallback_ms: int = 1500, hold_max_ms: int = 8000, frame_ms: float = 32.0,
+                 transcript_wait_ms: int = 4000) -> None:
         self.completion_cues = tuple(completion_cues)
         self.hesitation_cues = tuple(hesitation_cues)
         self.fallback_ms = fallback_ms
         self.hold_max_ms = hold_max_ms
+        self.transcript_wait_ms = transcript_wait_ms
         self.segmenter = SpeechSegmenter(threshold, 0, pause_ms, frame_ms=frame_ms, min_speech_ms=64)
         self.turn_text: list[str] = []
         self.segments_pending = 0  # committed, transcript not yet seen
@@ -476,7 +480,11 @@ class ClientSemanticTurns:
             # Until its transcript arrives, the fallback guards against a lost transcript.
             self.deadline_ms = end_ms + self.fallback_ms
         if self.deadline_ms is not None and end_ms >= self.deadline_ms and not self.segmenter.in_speech:
-            ops += self._answer("silence fallback")
+            # A transcript still on its way decides (it may carry a cue); wait for it a while, not forever.
+            if self.segments_pending == 0:
+                ops += self._answer("silence fallback")
+            elif end_ms >= self.deadline_ms + self.transcript_wait_ms:
+                ops += self._answer("silence fallback (no transcript came)")
         return ops
 
     def transcript(self, text: str) -> list[TurnOp]:
@@ -486,19 +494,21 @@ class ClientSemanticTurns:
         self.segments_pending = max(0, self.segments_pending - 1)
         if text.strip():
             self.turn_text.append(text.strip())
+        self.decisions.append(f'transcript: "{text.strip()}" ({self.segments_pending} more pending)')
         if self.segmenter.in_speech:
+            self.decisions.append("speaking again: waiting for the next pause")
             return []  # the user is already speaking again: wait for the next pause
         whole = " ".join(self.turn_text)
         for cue in self.completion_cues:
-            if ends_with_phrase(whole, cue, within_words=1):
+            if ends_with_phrase(whole, cue, within_words=2):  # "that's all for now"
                 return self._answer(f'completion cue "{cue}"')
         for cue in self.hesitation_cues:
             if ends_with_phrase(whole, cue, within_words=0):
                 self.decisions.append(f'hesitation cue "{cue}": holding the turn')
                 self.deadline_ms = self.now_ms + self.hold_max_ms
                 return [Hint(f'Holding your turn (you said "{cue}")…')]
-        if self.segments_pending == 0:
-            self.deadline_ms = min(self.deadline_ms or 1 << 62, self.now_ms + self.fallback_ms)
+        if self.segments_pending == 0 and self.deadline_ms is not None and self.now_ms >= self.deadline_ms:
+            return self._answer("silence fallback")  # the pause already lasted long enough
         return []
 
     def _answer(self, why: str) -> list[TurnOp]:
