@@ -192,15 +192,19 @@ class TurnController:
             self._seen_final.add(note.item_id)
             if item.role == "user" and item.has_audio:
                 ops: list[tt.TurnOp] = []
-                if self.settings.mode == "vad":
+                if self._silence_rules_apply():
                     ops += self.dynamic.user_transcript(item.text)
                     if ops and self._response_live() and self.settings.create_response:
                         ops.insert(0, tt.Interrupt())  # the turn ended on "let me think": let them go on
                 elif self.semantic is not None and self._item_owner.get(note.item_id) == "client_semantic":
                     ops += self.semantic.transcript(item.text)
                 self.session._apply(self._run(ops))
-            elif item.role == "assistant" and self.settings.mode == "vad":
+            elif item.role == "assistant" and self._silence_rules_apply():
                 self.session._apply(self._run(self.dynamic.assistant_said(item.text)))
+
+    def _silence_rules_apply(self) -> bool:
+        """Dynamic silence rules change server VAD's silence duration (semantic VAD and manual modes have none)."""
+        return self.settings.mode == "vad" and self.settings.detection == "server_vad"
 
     def _response_live(self) -> bool:
         r = self.session.client.active_response
