@@ -41,6 +41,10 @@ def choose_provider(
     """`--url` wins; then an OpenAI key (argument, environment or keyring); otherwise the embedded engine."""
     env = os.environ if environ is None else environ
     key = api_key or env.get("OPENAI_API_KEY") or None
+    if key is None and environ is None and not force_engine:
+        from .secrets import keyring_key  # the key saved in Settings → API key (OS keyring)
+
+        key = keyring_key()
     if force_engine:
         return ProviderChoice("engine", "offline engine", None)
     if url:

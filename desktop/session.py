@@ -543,6 +543,18 @@ class LiveSession:
         assert self.options.provider.url is not None
         return self.options.provider.url
 
+    def restore_items(self, items: list) -> int:
+        """Bring back a saved conversation: shown in the transcript and, when connected, re-seeded as context."""
+        from .core.actions import ItemChanged
+
+        conversation = self.client.conversation
+        new = [i for i in items if i.item_id not in conversation]
+        conversation.restore(new)
+        for item in new:
+            self._notify(ItemChanged(item.item_id))
+        self._apply(self.client.reseed_context())
+        return len(new)
+
     def retry_now(self) -> None:
         """The user pressed Retry: try to connect at once (also after giving up or a permanent failure)."""
         if self.closed or (self.transport is not None and self.transport.is_open):

@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Never talk to the real cloud from tests, whatever the developer's shell has.
 os.environ.pop("OPENAI_API_KEY", None)
+os.environ["PARLEY_DISABLE_KEYRING"] = "1"  # nor read a key from the developer's OS keyring
 
 pytest_plugins = ["tests.audio_fixtures"]
 

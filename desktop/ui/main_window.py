@@ -132,6 +132,10 @@ class MainWindow(QMainWindow):
 
         #: Microphone / speaker choice, echo handling, local-voice barge-in (persisted).
         self.audio_menu = AudioMenu(self)
+        from .reliability_ui import ReliabilityUi
+
+        #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
+        self.reliability_ui = ReliabilityUi(self)
 
     # ------------------------------------------------------------------ wiring
     def attach(self, session: LiveSession) -> None:
@@ -140,6 +144,7 @@ class MainWindow(QMainWindow):
         self.transcript.set_conversation(session.client.conversation)
         session.subscribe(self.on_notification)
         self.turn_ui.attach(session)
+        self.reliability_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:
         if isinstance(note, InputLevel):
@@ -175,10 +180,11 @@ class MainWindow(QMainWindow):
             "starting engine": f"Starting the {status.provider}…",
             "connecting": f"Connecting to {status.provider}…",
             "connected": f"Connected to {status.provider}",
+            "reconnecting": f"Reconnecting to {status.provider}…",
             "disconnected": f"Disconnected from {status.provider}",
             "failed": f"Could not connect to {status.provider}",
         }.get(status.phase, status.phase)
-        if status.detail and status.phase in ("disconnected", "failed"):
+        if status.detail and status.phase in ("disconnected", "failed", "reconnecting"):
             phase_text += f": {status.detail}"
         self.connection_label.setText(phase_text)
         if status.devices is not None:

@@ -1,0 +1,179 @@
+"""The window's reliability parts: the connection banner (reconnecting, Retry / Stop), the Connection menu,
+the event inspector, Settings → API key, the incremental transcript store and the offer to bring the last
+conversation back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton
+
+from ..core.actions import Notice
+from ..session import ConnectionStatus, LiveSession
+from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered
+from .event_inspector import EventInspector
+
+log = logging.getLogger(__name__)
+
+
+def _menu(window: QMainWindow, title: str):
+    """The menu bar's menu with this title (made if missing), so parts of the window can share one."""
+    bare = title.replace("&", "")
+    for action in window.menuBar().actions():
+        if action.menu() is not None and action.text().replace("&", "") == bare:
+            return action.menu()
+    return window.menuBar().addMenu(title)
+
+
+class _Banner(QFrame):
+    def __init__(self, name: str, color: str) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.setStyleSheet(f"QFrame#{name} {{ background: {color}; border-radius: 4px; }}")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setAccessibleName(name)
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(8, 4, 8, 4)
+        self.row.addWidget(self.label, 1)
+        self.setVisible(False)
+
+    def button(self, text: str, slot) -> QPushButton:
+        b = QPushButton(text)
+        b.clicked.connect(slot)
+        self.row.addWidget(b)
+        return b
+
+
+class ReliabilityUi:
+    def __init__(self, window: QMainWindow) -> None:
+        self.window = window
+        self.session: LiveSession | None = None
+        self.store: TranscriptStore | None = None
+        self.offered: SavedConversation | None = None
+        self._started = False
+
+        layout = window.centralWidget().layout()
+        self.connection_banner = _Banner("ConnectionBanner", "#fff3e0")
+        self.retry_button = self.connection_banner.button("Retry now", self.retry)
+        self.stop_button = self.connection_banner.button("Stop reconnecting", self.stop_reconnecting)
+        self.restore_banner = _Banner("RestoreBanner", "#e3f2fd")
+        self.restore_button = self.restore_banner.button("Restore", self.restore_last)
+        self.dismiss_button = self.restore_banner.button("Dismiss", self.dismiss_last)
+        layout.insertWidget(0, self.restore_banner)
+        layout.insertWidget(0, self.connection_banner)
+
+        connection = _menu(window, "&Connection")
+        self.retry_action = QAction("Reconnect now", window)
+        self.retry_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.retry_action.triggered.connect(self.retry)
+        self.stop_action = QAction("Stop reconnecting", window)
+        self.stop_action.triggered.connect(self.stop_reconnecting)
+        connection.addAction(self.retry_action)
+        connection.addAction(self.stop_action)
+        connection.addSeparator()
+        self.key_action = QAction("API key…", window)
+        self.key_action.triggered.connect(self.edit_key)
+        connection.addAction(self.key_action)
+
+        self.inspector = EventInspector(window)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.inspector)
+        self.inspector.hide()
+        self.inspector_action = self.inspector.toggleViewAction()
+        self.inspector_action.setText("Event inspector")
+        self.inspector_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        _menu(window, "&View").addAction(self.inspector_action)
+        window.addAction(self.inspector_action)
+        window.addAction(self.retry_action)
+
+    # ------------------------------------------------------------------ wiring
+    def attach(self, session: LiveSession, offer_last: bool = True) -> None:
+        self.session = session
+        self.inspector.log.secrets = [s for s in [session.options.provider.api_key] if s and len(s) >= 8]
+        session.event_taps.append(self.inspector.tap)
+        self.store = TranscriptStore(session.client.conversation, provider=session.options.provider.label)
+        session.subscribe(self.on_notification)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.close)
+        if offer_last:
+            self.offer_last()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def on_notification(self, note: Any) -> None:
+        if self.store is not None:
+            self.store.on_notification(note)
+            if self.store.problem and not getattr(self, "_store_problem_shown", False):
+                self._store_problem_shown = True
+                self.window.on_notification(Notice("error", self.store.problem))
+        if isinstance(note, ConnectionStatus):
+            self._show_connection(note)
+
+    def _show_connection(self, status: ConnectionStatus) -> None:
+        if status.phase == "connected":
+            self._started = True
+        down = status.phase in ("reconnecting", "disconnected") or (status.phase == "failed" and self._started)
+        self.connection_banner.setVisible(down)
+        if not down:
+            return
+        headline = {
+            "reconnecting": "Connection lost — you are not being heard. Reconnecting…",
+            "disconnected": "Not connected — you are not being heard.",
+            "failed": "Cannot reconnect — you are not being heard.",
+        }[status.phase]
+        self.connection_banner.label.setText(f"<b>{headline}</b><br/>{status.detail}")
+        self.stop_button.setVisible(status.phase == "reconnecting")
+        self.retry_button.setVisible(True)
+
+    # ------------------------------------------------------------------ user intent
+    def retry(self) -> None:
+        if self.session is not None:
+            self.session.retry_now()
+
+    def stop_reconnecting(self) -> None:
+        if self.session is not None:
+            self.session.cancel_reconnect()
+
+    def edit_key(self) -> None:
+        from .key_dialog import KeyDialog
+
+        KeyDialog(self.window).exec()
+
+    # ------------------------------------------------------------------ the last conversation
+    def offer_last(self) -> SavedConversation | None:
+        exclude = self.store.path if self.store is not None else None
+        saved = latest_saved(exclude=exclude)
+        self.offered = saved
+        if saved is None:
+            self.restore_banner.setVisible(False)
+            return None
+        self.restore_banner.label.setText(
+            f"<b>Your last conversation was saved</b> ({saved.summary()}). Bring it back?"
+        )
+        self.restore_banner.setVisible(True)
+        return saved
+
+    def restore_last(self) -> int:
+        saved, self.offered = self.offered, None
+        self.restore_banner.setVisible(False)
+        if saved is None or self.session is None:
+            return 0
+        count = self.session.restore_items(saved.items)
+        if self.store is not None:
+            self.store.save_all(saved.items)
+        mark_answered(saved.path, "restored")
+        self.window.on_notification(Notice("info", f"Restored {len(saved.turns)} turns of your last conversation."))
+        self.window.transcript.schedule_render()
+        return count
+
+    def dismiss_last(self) -> None:
+        saved, self.offered = self.offered, None
+        self.restore_banner.setVisible(False)
+        if saved is not None:
+            mark_answered(saved.path, "dismissed")
