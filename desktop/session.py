@@ -468,7 +468,8 @@ class LiveSession:
         self._dropped_at = time.perf_counter()
         self._apply(self.client.on_disconnected())
         log.warning("connection %s; reconnecting", reason)
-        self._set_status("reconnecting", f"Connection {reason}. You are not being heard; reconnecting…")
+        what = reason[:1].upper() + reason[1:] if reason.startswith("connection") else f"Connection {reason}"
+        self._set_status("reconnecting", f"{what}. You are not being heard; reconnecting…")
         self.reconnect_policy.reset()
         self._schedule_reconnect()
 
