@@ -15,8 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-PING_INTERVAL_S = 5.0
-PING_TIMEOUT_S = 5.0
+PING_INTERVAL_S = 10.0
+PING_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class WebSocketTransport:
                     additional_headers=self.endpoint.headers(),
                     max_size=MAX_MESSAGE_BYTES,
                     open_timeout=timeout,
-                    # A pulled cable sends no close frame: pings notice it within ~10 s.
+                    # A pulled cable sends no close frame: pings notice it within ~30 s (a busy local engine may be slow to pong).
                     ping_interval=PING_INTERVAL_S,
                     ping_timeout=PING_TIMEOUT_S,
                 ),
