@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -48,7 +50,32 @@ def _self_test(cmd: list[str], home: Path) -> dict:
         raise RuntimeError(f"self-test failed ({done.returncode}): {done.stderr[-2000:]}")
     result = json.loads(lines[-1].split(" ", 1)[1])
     result["spawn_to_connected_ms"] = round((result["connected_unix"] - t0) * 1000, 1)
+    if "ready_ms" in result and "connected_ms" in result:  # + local VAD, audio in/out set up after connecting
+        result["spawn_to_ready_ms"] = round(result["spawn_to_connected_ms"] + result["ready_ms"] - result["connected_ms"], 1)
     return result
+
+
+def _start_quit(cmd: list[str], home: Path) -> dict:
+    """Start the app on the offline engine, quit as soon as the window is connected: wall time, and the CPU
+    time the app and its engine child used (user + sys; not inflated by other processes' load)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd + ["--offline", "--no-speaker", "--quit-after", "0.01"], env=_env(home),
+                          cwd=str(home), capture_output=True, text=True, timeout=120)
+    wall = (time.perf_counter() - t0) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(r"connected window (\d+) ms after launch", done.stderr)
+    if done.returncode != 0 or not m:
+        raise RuntimeError(f"start/quit failed ({done.returncode}): {done.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return {"wall_ms": wall, "cpu_ms": cpu, "in_process_connected_ms": float(m.group(1))}
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return -1.0
 
 
 def _wall_ms(cmd: list[str], home: Path) -> float:
@@ -82,6 +109,10 @@ def run() -> dict:
         bundled = [_self_test(app, home) for _ in range(RUNS)]
         from_source = [_self_test(source, home) for _ in range(3)]
         version_ms = [_wall_ms(app + ["--version"], home) for _ in range(RUNS)]
+        load_before = _load()
+        quick = [_start_quit(app, home) for _ in range(RUNS)]
+        quick_source = [_start_quit(source, home) for _ in range(3)]
+        load_after = _load()
         start = summarize([r["spawn_to_connected_ms"] for r in bundled])
         start_source = summarize([r["spawn_to_connected_ms"] for r in from_source])
         results = {
@@ -91,9 +122,13 @@ def run() -> dict:
             "start_to_connected_window_ms": {
                 "bundled": start,
                 "bundled_first_run": first["spawn_to_connected_ms"],
+                "bundled_ready": summarize([r.get("spawn_to_ready_ms", 0.0) for r in bundled]),
                 "from_source": start_source,
                 "budget": BUDGET_START_MS,
             },
+            "start_quit_bundled": {k: summarize([q[k] for q in quick]) for k in quick[0]},
+            "start_quit_from_source": {k: summarize([q[k] for q in quick_source]) for k in quick_source[0]},
+            "load_average_1min": [load_before, load_after],
             "version_wall_ms": summarize(version_ms),
             "self_test_conversation_s": summarize([r["conversation_s"] for r in bundled], 2),
             "budgets_mb": {"app_without_models": BUDGET_APP_WITHOUT_MODELS_MB, "complete": BUDGET_COMPLETE_MB},
@@ -117,8 +152,14 @@ Largest files: {largest}.
 | start to a window connected to the bundled engine (spawn → connected) | median ms | p95 ms | n |
 |---|---|---|---|
 | bundled app (budget {BUDGET_START_MS} ms) | {start['median']} | {start['p95']} | {start['n']} |
+| bundled app until start-up is complete (local VAD, audio in/out set up after connecting) | {results['start_to_connected_window_ms']['bundled_ready']['median']} | {results['start_to_connected_window_ms']['bundled_ready']['p95']} | {start['n']} |
 | bundled app, first start after the build | {first['spawn_to_connected_ms']} | | 1 |
 | from source (`python -m desktop.ui.app`), same run | {start_source['median']} | {start_source['p95']} | {start_source['n']} |
+
+Start until start-up is complete, then quit (`parley --offline --no-speaker --quit-after 0.01`): bundled {results['start_quit_bundled']['wall_ms']['median']} ms wall,
+**{results['start_quit_bundled']['cpu_ms']['median']} ms CPU** (app + engine, user + sys); from source {results['start_quit_from_source']['wall_ms']['median']} ms wall,
+{results['start_quit_from_source']['cpu_ms']['median']} ms CPU. The CPU figure does not grow with other processes' load; the wall figures do
+(1-minute load average during these runs: {load_before} → {load_after} on {os.cpu_count()} CPUs).
 
 `parley --version` of the bundle: {results['version_wall_ms']['median']} ms median (bootloader + Python start).
 The self-test's spoken turn (recorded question → both transcripts) took {results['self_test_conversation_s']['median']} s median, most of it the engine loading its models on first use.

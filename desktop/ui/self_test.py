@@ -64,18 +64,25 @@ def run_self_test(
         SessionOptions(provider=choose_provider(force_engine=True), audio_in=str(wav), use_speaker=False)
     )
     window.attach(session)
+    result: dict = {"version": __version__, "frozen": bool(getattr(sys, "frozen", False)), "ok": False}
+
+    def on_note(note) -> None:  # the moment the window's status bar says "connected"
+        if getattr(note, "phase", None) == "connected" and "connected_ms" not in result:
+            result["connected_ms"] = round((time.perf_counter() - t_launch) * 1000, 1)
+            result["connected_unix"] = time.time()
+
+    session.subscribe(on_note)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    result: dict = {"version": __version__, "frozen": bool(getattr(sys, "frozen", False)), "ok": False}
 
     async def converse() -> int:
         if not await session.start():
             _fail(f"could not connect to the offline engine: {session.status.detail or session.status.phase}")
             return EXIT_FAILED
-        await asyncio.sleep(0)  # let Qt paint the connected window
-        result["connected_ms"] = round((time.perf_counter() - t_launch) * 1000, 1)
-        result["connected_unix"] = time.time()
-        _say(f"connected window {result['connected_ms']:.0f} ms after launch; speaking {wav.name} into the engine")
+        # "ready": start() has also set up local VAD, audio input and output after connecting.
+        result["ready_ms"] = round((time.perf_counter() - t_launch) * 1000, 1)
+        _say(f"connected window {result['connected_ms']:.0f} ms after launch (ready {result['ready_ms']:.0f} ms); "
+             f"speaking {wav.name} into the engine")
         t_spoken = time.perf_counter()
         deadline = t_spoken + timeout
         user = assistant = None
