@@ -3,8 +3,9 @@
 Why this detector: the packaged neural wake-word models (pymicro-wakeword) know only "alexa",
 "hey jarvis", "hey mycroft" and "okay nabu"; Parley's default phrase is "hey parley". Pocketsphinx spots
 any phrase whose words are in its bundled CMU dictionary, with no download. Measured on Piper-voiced
-clips (`python -m bench wake_word`): at threshold 1e-20 it caught 12 of 15 "hey parley" clips with 0 false
-triggers on the 17 other speech/noise fixtures, costing ~0.45 ms of CPU per 10 ms of audio.
+clips (`./dev bench wake_word`, bench/results/wake_word.json): at threshold 1e-20 it caught 15 of 15
+"hey parley" clips (12 of 15 when a clip starts right at the phrase) with 0 false triggers on the 17 other
+speech/noise fixtures (1e-25 fires on "Hello Parley"), costing ~0.34 ms of CPU per 10 ms of audio.
 
 Audio arrives as int16 at 24 kHz; it is resampled to 16 kHz with a streaming soxr resampler.
 """

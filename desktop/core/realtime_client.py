@@ -82,6 +82,8 @@ class RealtimeClient:
         self.uncommitted_ms = 0.0
         self.appended_ms_total = 0.0
         self.skipped_events = 0
+        #: session.update events sent and not yet answered (session.updated or an error).
+        self._updates_in_flight = 0
         self.last_error: ev.ServerError | None = None
         #: Sent events by id, so an `error` can say which of ours caused it.
         self._sent_types: dict[str, str] = {}
@@ -98,6 +100,7 @@ class RealtimeClient:
         self.active_response = None
         self._response_create_waiting = None
         self.uncommitted_ms = 0.0
+        self._updates_in_flight = 1
         return [self._send(self.events.session_update(self.requested.to_wire())), *self._set_state(TurnState.LISTENING)]
 
     def reseed_context(self, max_items: int = 20, max_chars: int = 12_000) -> list[Action]:
@@ -132,6 +135,7 @@ class RealtimeClient:
         self.requested = config
         if not self.connected:
             return []
+        self._updates_in_flight = self._updates_in_flight + 1
         return [self._send(self.events.session_update(config.to_wire()))]
 
     def append_audio(self, pcm16: np.ndarray) -> list[Action]:
@@ -291,7 +295,9 @@ class RealtimeClient:
 
     def _on_SessionUpdated(self, e: ev.SessionUpdated) -> list[Action]:
         self.effective = SessionConfig.from_wire(e.session)
-        diffs = self._differences()
+        self._updates_in_flight = max(0, self._updates_in_flight - 1)
+        # With newer updates still unanswered this one reflects an older request: no false "differs" alarm.
+        diffs = self._differences() if self._updates_in_flight == 0 else ()
         actions: list[Action] = [SessionChanged(diffs)]
         if diffs:
             log.info("server kept different values: %s", ", ".join(diffs))
@@ -509,6 +515,8 @@ class RealtimeClient:
     def _on_ServerError(self, e: ev.ServerError) -> list[Action]:
         self.last_error = e
         cause = self._sent_types.get(e.caused_by or "", "")
+        if cause == "session.update":  # rejected: no session.updated will answer it
+            self._updates_in_flight = max(0, self._updates_in_flight - 1)
         log.warning("server error %s (%s): %s", e.code, cause or "no cause given", e.message)
         from .error_words import plain_words
 

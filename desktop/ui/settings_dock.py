@@ -16,10 +16,12 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -154,7 +156,11 @@ class SettingsDock(QDockWidget):
         self.log_view.setFixedHeight(90)
         outer.addWidget(self.log_view)
         outer.addStretch(1)
-        self.setWidget(body)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
         self.set_settings(self._settings)
         self.mode.currentIndexChanged.connect(self._edited)
@@ -211,9 +217,12 @@ class SettingsDock(QDockWidget):
             w.setEnabled(not semantic or not vad_mode)
         self.eagerness.setEnabled(vad_mode and semantic)
         self.detection.setEnabled(vad_mode)
-        self.rules_box.setEnabled(vad_mode and not semantic)
-        self.semantic_box.setEnabled(s.mode == "client_semantic")
-        self.wake_box.setEnabled(s.mode == "wake_word")
+        # Show only what applies to the mode (the VAD values stay: leaving a manual mode restores them).
+        self.rules_box.setVisible(vad_mode)
+        self.rules_box.setEnabled(not semantic)
+        self.semantic_box.setVisible(s.mode == "client_semantic")
+        self.wake_box.setVisible(s.mode == "wake_word")
+        self.vad_box.setTitle("Server turn detection" if vad_mode else "Voice activity values (used again when you leave this mode)")
 
     def _read(self) -> tt.TurnSettings:
         s = self._settings

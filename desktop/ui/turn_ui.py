@@ -37,6 +37,14 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = "turn"
 
 
+def _view_menu(window):
+    """The menu bar's View menu (shared with other parts of the window; made if missing)."""
+    for action in window.menuBar().actions():
+        if action.menu() is not None and action.text().replace("&", "") == "View":
+            return action.menu()
+    return window.menuBar().addMenu("&View")
+
+
 class TurnUi(QObject):
     def __init__(self, window, settings: Settings | None = None) -> None:
         super().__init__(window)
@@ -46,6 +54,12 @@ class TurnUi(QObject):
         self.session = None
         self.dock = SettingsDock(turn, window)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        if window.width() < 1100:  # room for the conversation next to the dock
+            window.resize(1100, max(window.height(), 700))
+        toggle = self.dock.toggleViewAction()
+        toggle.setText("Turn detection")
+        toggle.setShortcut("Ctrl+T")
+        _view_menu(window).addAction(toggle)
         self.dock.changed.connect(self._changed)
 
         self.waveform = Waveform()

@@ -27,7 +27,7 @@ COLUMN_MS = 10
 
 
 class Waveform(QWidget):
-    def __init__(self, parent: QWidget | None = None, window_ms: int = 6000, fps: int = 30) -> None:
+    def __init__(self, parent: QWidget | None = None, window_ms: int = 8000, fps: int = 30) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setMinimumHeight(70)
