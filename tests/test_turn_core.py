@@ -195,3 +195,23 @@ def test_wake_word_gate_times_out_without_a_command():
         t += 32
         out += gate.frame(0.01, t)
     assert any(isinstance(o, tt.ClearInput) for o in out) and not gate.awake
+
+
+def test_a_damaged_settings_file_is_reported_in_the_window_and_defaults_are_used(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "Parley").mkdir()
+    (tmp_path / "Parley" / "settings.json").write_text('{"turn": {"mode": ')
+    Settings._shared.clear()
+    try:
+        from desktop.ui.main_window import MainWindow
+
+        window = MainWindow()
+        qtbot.addWidget(window)
+        assert window.turn_ui.dock.settings() == tt.TurnSettings()
+        assert any("damaged" in n.message for n in window.notices)
+        assert list((tmp_path / "Parley").glob("settings.corrupt-*.json"))
+        window.turn_ui.dock.silence.setValue(700)  # an edit saves a fresh, valid file
+        saved = json.loads((tmp_path / "Parley" / "settings.json").read_text())
+        assert saved["turn"]["silence_duration_ms"] == 700
+    finally:
+        Settings._shared.clear()

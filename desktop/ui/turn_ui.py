@@ -87,8 +87,9 @@ class TurnUi(QObject):
         self._t0 = time.monotonic()
         QApplication.instance().installEventFilter(self)
         window.destroyed.connect(self._uninstall)
-        if self.store.problem:
+        if self.store.problem:  # a damaged settings file: say so once, in the window and the dock's log
             self.dock.append_log(self.store.problem)
+            window.on_notification(Notice("warning", self.store.problem))
 
     def _uninstall(self, *_args) -> None:
         app = QApplication.instance()

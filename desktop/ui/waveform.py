@@ -140,8 +140,8 @@ class Waveform(QWidget):
         p.drawLine(QPointF(r.left(), y_thr), QPointF(r.right(), y_thr))
         pts = [QPointF(self._x(end_ms, r), top + (1.0 - prob) * height) for end_ms, prob in self._probs if end_ms >= start_ms]
         if len(pts) > 1:
-            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            p.setPen(QPen(QColor(255, 152, 0), 1.6))
+            # A 1 px cosmetic pen without antialiasing: wide or antialiased polylines cost 5-10× more to raster.
+            p.setPen(QPen(QColor(255, 152, 0), 0))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawPolyline(QPolygonF(pts))
         p.setPen(QColor(200, 200, 200))
