@@ -17,7 +17,7 @@ import numpy as np
 
 from .core import turn_taking as tt
 from .core.actions import Action, ItemChanged, Notice, Send, SpeechBoundary, TurnState
-from .core.session_config import ServerVad, describe_turn_detection
+from .core.session_config import SemanticVad, ServerVad, describe_turn_detection
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import LiveSession
@@ -45,10 +45,26 @@ class PushToTalkState:
     held: bool
 
 
+def settings_from_config(td) -> tt.TurnSettings:
+    """Turn settings that keep a session's configured turn detection, with no dynamic rules."""
+    base = tt.TurnSettings(dynamic_rules=False)
+    if isinstance(td, ServerVad):
+        s = replace(base, threshold=td.threshold, prefix_padding_ms=td.prefix_padding_ms,
+                    silence_duration_ms=td.silence_duration_ms, idle_timeout_ms=td.idle_timeout_ms,
+                    create_response=td.create_response, interrupt_response=td.interrupt_response)
+        return replace(s, profile=s.matching_profile())
+    if isinstance(td, SemanticVad):
+        return replace(base, detection="semantic_vad", eagerness=td.eagerness, create_response=td.create_response,
+                       interrupt_response=td.interrupt_response)
+    return replace(base, mode="manual")
+
+
 class TurnController:
     def __init__(self, session: "LiveSession", settings: tt.TurnSettings | None = None) -> None:
         self.session = session
-        self.settings = settings or tt.TurnSettings()
+        #: Without settings (a session made by code, not the window) the session's own turn detection stands,
+        #: and no rule changes it behind the caller's back.
+        self.settings = settings or settings_from_config(session.client.requested.turn_detection)
         self.ptt = tt.PushToTalk(self.settings.preroll_ms)
         self.dynamic = tt.DynamicSilence(self.settings.rules, self.settings.dynamic_rules)
         self.semantic: tt.ClientSemanticTurns | None = None
@@ -141,6 +157,8 @@ class TurnController:
             ops = self.wake.audio(chunk)
             if self.detector is not None and not self.wake.awake:
                 for end_ms in self.detector.feed(chunk):
+                    if self._assistant_active():
+                        ops.append(tt.Interrupt())  # "hey parley" over the answer stops it
                     ops += self.wake.detected(end_ms)
             elif self.detector is not None:
                 self.detector.feed(chunk)  # keep its clock in step with the gate's
@@ -150,18 +168,24 @@ class TurnController:
 
     def on_vad_frame(self, probability: float, end_ms: int) -> list[Action]:
         if self.semantic is not None:
-            return self._run(self.semantic.frame(probability, end_ms))
+            was_speaking = self.semantic.segmenter.in_speech
+            ops = self.semantic.frame(probability, end_ms)
+            if not was_speaking and self.semantic.segmenter.in_speech and self._assistant_active():
+                ops.insert(0, tt.Interrupt())  # manual turns: the client is the one to stop the answer
+            return self._run(ops)
         if self.wake is not None:
             return self._run(self.wake.frame(probability, end_ms))
         return []
 
     # ------------------------------------------------------------------ push-to-talk
+    def _assistant_active(self) -> bool:
+        client = self.session.client
+        return client.audible_item is not None or client.audio_queued or client.active_response is not None
+
     def press(self) -> None:
         if self.settings.mode != "push_to_talk":
             self.apply(replace(self.settings, mode="push_to_talk"))
-        client = self.session.client
-        active = client.audible_item is not None or client.audio_queued or client.active_response is not None
-        self.session._apply(self._run(self.ptt.press(assistant_active=active)))
+        self.session._apply(self._run(self.ptt.press(assistant_active=self._assistant_active())))
         self.session._notify(PushToTalkState(True))
 
     def release(self) -> None:
@@ -232,11 +256,12 @@ class TurnController:
                 actions += client.cancel_response()
             elif isinstance(op, tt.SetSilence):
                 log.info("dynamic silence: %s", op.reason)
-                if self.settings.mode == "vad" and isinstance(self.settings.turn_detection(), ServerVad):
+                current = client.requested.turn_detection
+                if self.settings.mode == "vad" and isinstance(current, ServerVad):
                     self.silence_override = op.silence_ms
-                    td = self.settings.turn_detection(op.silence_ms)
-                    client.requested = client.requested.with_turn_detection(td)
-                    actions += client.update_session(client.requested)
+                    silence = self.settings.silence_duration_ms if op.silence_ms is None else op.silence_ms
+                    td = replace(current, silence_duration_ms=silence)  # only the silence changes
+                    actions += client.update_session(client.requested.with_turn_detection(td))
                 actions.append(Notice("info", op.reason[0].upper() + op.reason[1:] + "."))
                 self.session._notify(SilenceOverride(op.silence_ms, op.reason))
             elif isinstance(op, tt.Hint):

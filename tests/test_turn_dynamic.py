@@ -76,3 +76,29 @@ def test_rules_off_or_other_modes_leave_silence_alone():
     session, _ = _session(TurnSettings(detection="semantic_vad"))
     _user_turn(session, "item_u1", "let me think")
     assert _silences(session) == [None]  # semantic VAD has no silence duration to change
+
+
+def test_a_session_made_by_code_keeps_its_own_turn_detection():
+    """No turn settings: the config's VAD stands (threshold 1.0 here), no rule rewrites it, and a manual
+    config streams all audio for the caller to commit."""
+    import numpy as np
+
+    from desktop.core.session_config import ManualTurns, SessionConfig
+
+    config = SessionConfig(turn_detection=ServerVad(threshold=1.0, silence_duration_ms=700))
+    session = LiveSession(SessionOptions(choose_provider(environ={}), config=config, use_speaker=False))
+    session.record_sent = True
+    session._apply(session.client.on_connected())
+    _server(session, type="response.output_audio_transcript.done", event_id="s5", item_id="item_a1",
+            response_id="resp_1", output_index=0, content_index=0, transcript="Shall I go on?")
+    _user_turn(session, "item_u1", "let me think")
+    assert _silences(session) == [700]
+    assert session.client.requested.turn_detection == ServerVad(threshold=1.0, silence_duration_ms=700)
+
+    manual = LiveSession(SessionOptions(choose_provider(environ={}), config=SessionConfig(turn_detection=ManualTurns()),
+                                        use_speaker=False))
+    manual.record_sent = True
+    manual._apply(manual.client.on_connected())
+    manual._apply(manual.turns.on_input_audio(np.full(2400, 100, dtype=np.int16)))
+    assert [e["type"] for e in manual.sent_events] == ["session.update", "input_audio_buffer.append"]
+    assert manual.sent_events[0]["session"]["audio"]["input"]["turn_detection"] is None

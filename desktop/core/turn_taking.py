@@ -33,12 +33,15 @@ from .speech_segmenter import SegmentEnd, SegmentStart, SpeechSegmenter
 
 log = logging.getLogger(__name__)
 
-MODES = ("vad", "push_to_talk", "wake_word", "client_semantic")
+MODES = ("vad", "push_to_talk", "wake_word", "client_semantic")  # what the dock offers
+#: "manual": turn_detection null with all audio streamed; the caller commits (sessions driven by code).
+ALL_MODES = MODES + ("manual",)
 MODE_LABELS = {
     "vad": "Voice activity (server decides)",
     "push_to_talk": "Push-to-talk (manual)",
     "wake_word": "Wake word",
     "client_semantic": "Semantic (client decides from the transcript)",
+    "manual": "Manual (the caller commits)",
 }
 PROFILES = ("fast", "balanced", "patient", "noisy", "custom")
 #: The server rejects a manual commit of less than this much audio.
@@ -224,7 +227,7 @@ class TurnSettings:
             elif isinstance(d, str) and isinstance(v, str):
                 values[f.name] = v
         out = replace(base, **values)
-        if out.mode not in MODES:
+        if out.mode not in ALL_MODES:
             out = replace(out, mode="vad")
         if out.detection not in ("server_vad", "semantic_vad"):
             out = replace(out, detection="server_vad")
