@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import logging
+import threading
 import re
 import time
 from collections import defaultdict
@@ -504,8 +505,11 @@ def test_two_sessions_do_not_block_each_other(models):
 class FakeChatCompletions:
     """A small OpenAI-compatible chat-completions server on 127.0.0.1 (streams server-sent events)."""
 
-    def __init__(self, pieces: list[str], gap_s: float = 0.0, status: int = 200) -> None:
-        self.pieces, self.gap_s, self.status = pieces, gap_s, status
+    def __init__(self, pieces: list[str], status: int = 200, hold_last: threading.Event | None = None) -> None:
+        self.pieces, self.status = pieces, status
+        #: When given, the last piece is only sent once this is set (or after 30 s).
+        self.hold_last = hold_last
+        self.released_in_time: bool | None = None
         self.requests: list[dict[str, Any]] = []
         self.last_piece_sent_at: float | None = None
         self.server: asyncio.AbstractServer | None = None
@@ -545,8 +549,8 @@ class FakeChatCompletions:
                 await writer.drain()
 
             for i, piece in enumerate(self.pieces):
-                if i and self.gap_s:
-                    await asyncio.sleep(self.gap_s)
+                if self.hold_last is not None and i == len(self.pieces) - 1:
+                    self.released_in_time = await asyncio.to_thread(self.hold_last.wait, 30)
                 chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
                          "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]}
                 await event(json.dumps(chunk))
@@ -565,7 +569,9 @@ PNG_1PX = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAA
 
 
 def test_llm_brain_gets_text_and_images_and_is_spoken_sentence_by_sentence(models):
-    fake = FakeChatCompletions(["Hello from the", " language model. ", "This second sentence", " arrives later."], gap_s=0.8)
+    first_audio = threading.Event()
+    fake = FakeChatCompletions(["Hello from the", " language model. ", "This second sentence", " arrives later."],
+                               hold_last=first_audio)
 
     async def scenario(peer: TimedPeer) -> None:
         await peer.update({"type": "realtime", "instructions": "Be a helpful test.", "audio": {"input": {"turn_detection": None}}})
@@ -573,15 +579,18 @@ def test_llm_brain_gets_text_and_images_and_is_spoken_sentence_by_sentence(model
             {"type": "input_text", "text": "What is in this picture?"}, {"type": "input_image", "image_url": PNG_1PX}]})
         mark = peer.mark()
         await peer.send("response.create")
+        # The model holds back the end of its reply until the first sentence is heard: the engine must speak
+        # sentence by sentence while the stream is still open.
+        await peer.until("response.output_audio.delta")
+        first_audio.set()
         done = (await peer.until("response.done"))["response"]
         assert done["status"] == "completed", done
         transcript = done["output"][0]["content"][0]["transcript"]
         assert transcript == "Hello from the language model. This second sentence arrives later."
         deltas = [e["delta"] for e in peer.since(mark, "response.output_audio_transcript.delta")]
         assert deltas == ["Hello from the language model.", " This second sentence arrives later."]
-        # The first sentence was heard before the model had finished writing.
-        first_audio = peer.first_time("response.output_audio.delta", mark)
-        assert fake.last_piece_sent_at is not None and first_audio < fake.last_piece_sent_at
+        assert fake.released_in_time is True, "no audio until the model's reply was complete"
+        assert peer.first_time("response.output_audio.delta", mark) < fake.last_piece_sent_at
         request = fake.requests[0]
         assert request["line"].startswith("POST /v1/chat/completions")
         assert request["headers"]["authorization"] == "Bearer sk-fake-llm"
