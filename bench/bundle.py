@@ -94,9 +94,12 @@ def run() -> dict:
             bundle = Path(existing)
         else:
             t0 = time.perf_counter()
-            subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--dist", str(tmp / "dist"),
-                            "--work", str(tmp / "work")], cwd=str(ROOT), env=dict(os.environ, PYTHON=sys.executable),
-                           check=True, capture_output=True, timeout=3000)
+            built = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--dist", str(tmp / "dist"),
+                                    "--work", str(tmp / "work")], cwd=str(ROOT),
+                                   env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True,
+                                   timeout=3000)
+            if built.returncode != 0:
+                raise RuntimeError(f"packaging/build.sh failed ({built.returncode}): {built.stderr[-3000:]}")
             build_s = round(time.perf_counter() - t0, 1)
             bundle = tmp / "dist" / "parley"
             archives = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted((tmp / "dist").glob("*.tar.gz"))}

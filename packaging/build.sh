@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build Parley's one-folder bundle with PyInstaller: the app, its embedded offline engine and the
-# engine's models, for the platform it runs on. On Linux also pack it as a .tar.gz with a .desktop file
-# and icon. `./dev package` sets up .venv and then runs this script.
+# engine's models, for the platform it runs on. On Linux also pack it as two .tar.gz archives (the app
+# with a .desktop file and icon; the engine's models). `./dev package` sets up .venv, then runs this.
 #
 #   packaging/build.sh [--dist DIR] [--work DIR] [--no-archive]
 #
-#   --dist DIR     where the bundle (DIR/parley/) and the archive go (default: dist/)
+#   --dist DIR     where the bundle (DIR/parley/) and the archives go (default: dist/)
 #   --work DIR     PyInstaller's scratch folder, emptied first: no cache is shared between builds
 #                  (default: build/pyinstaller/)
 #   --no-archive   build the folder only
@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
         --dist) dist=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
         --work) work="$2"; shift 2 ;;
         --no-archive) archive=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
 done
