@@ -76,6 +76,9 @@ class MicrophoneCapture:
                     samplerate=rate,
                     dtype="float32",
                     latency=self.latency,
+                    # 10 ms blocks: with PortAudio's default ("any size"), the ALSA pulse plugin called back
+                    # ~580 times a second with ~76 frames each, and the capture path cost several % of a core.
+                    blocksize=max(1, rate // 100),
                     callback=self._callback,
                     finished_callback=self._finished,
                 )
