@@ -104,6 +104,7 @@ class LiveSession:
         self._device_trouble: set[str] = set()
         self._last_device_retry = 0.0
         self._device_check_ticks = 0
+        self._seen_underflows = 0
         #: Wall-clock marks of the barge-in in progress (local onset, pause, stop), for its log line.
         self._barge_in_marks: dict[str, float] = {}
         self._vad_frames = 0
@@ -437,6 +438,13 @@ class LiveSession:
             self._device_check_ticks += 1
             if self._device_check_ticks % 10 == 0:  # every ~200 ms
                 self._check_devices()
+            underflows = getattr(self._output, "underflows", 0)
+            if underflows != self._seen_underflows:
+                # The speaker inserted silence the echo canceller's reference never saw: gate while it re-aligns.
+                self._seen_underflows = underflows
+                rearm = getattr(self.echo, "rearm", None)
+                if rearm is not None and playing:
+                    rearm(1000)
             if playing and not self._was_playing:
                 item = self.playback.current_item()
                 if item is None:

@@ -191,3 +191,16 @@ def test_gate_covers_the_aec_until_it_has_converged():
     assert ec.converged
     # During the first second the gate silenced the echo entirely.
     assert not out[: RATE].any()
+
+
+def test_rearm_gates_again_after_an_underrun():
+    if not EchoCanceller.available():
+        pytest.skip("livekit not installed")
+    ec = ConvergingEchoCanceller(EchoCanceller(RATE), EchoGate(RATE), warmup_ms=1000)
+    far = (np.random.default_rng(5).standard_normal(RATE * 2) * 3000).astype(np.int16)
+    ec.feed_far_end(far)
+    assert ec.converged
+    ec.rearm(500)
+    assert not ec.converged
+    ec.feed_far_end(far[: RATE // 2 + 240])
+    assert ec.converged

@@ -336,6 +336,14 @@ class ConvergingEchoCanceller:
     def set_delay_ms(self, ms: int | None) -> None:
         self.aec.set_delay_ms(ms)
 
+    def rearm(self, ms: int | None = None) -> None:
+        """Gate again for `ms` of far-end speech (default: the whole warm-up): after a speaker underrun the
+        device inserted silence the far-end reference never saw, the echo path delay shifted, and the AEC
+        needs a moment to find it again."""
+        ms = self.warmup_ms if ms is None else max(0, min(int(ms), self.warmup_ms))
+        target = (self.warmup_ms - ms) * self._rate // 1000
+        self._active_samples = min(self._active_samples, target)
+
     def reset(self) -> None:
         self.aec.reset()
         self.gate.reset()
