@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transcribe a turn only after it has ended, not during the pause before (slower; for comparison)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="debug logs one line per event")
+    p.add_argument("--exit-with-stdin", action="store_true",
+                   help="exit when standard input closes (Parley starts its engine this way, so the engine never "
+                        "outlives the app, even after kill -9)")
     p.add_argument("--version", action="version", version=f"parley-engine {__version__}")
     return p
 
@@ -81,6 +84,18 @@ async def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    if args.exit_with_stdin:
+        def watch_stdin() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            loop.call_soon_threadsafe(stop.set)
+
+        import threading
+
+        threading.Thread(target=watch_stdin, name="engine-parent-watch", daemon=True).start()
     await stop.wait()
     await server.stop()
     return 0

@@ -41,9 +41,11 @@ class EngineProcess:
     async def start(self, timeout: float = 30.0) -> int:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         env.pop("OPENAI_API_KEY", None)  # the engine never needs it
-        cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level]
+        cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level, "--exit-with-stdin"]
+        # The engine's stdin is a pipe only we hold: when this process ends in any way (even kill -9), the
+        # pipe closes and the engine exits by itself.
         self._proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
         )
         self._pump = asyncio.create_task(self._pump_stderr())
         assert self._proc.stdout is not None
