@@ -115,3 +115,19 @@ def test_client_local_then_server_turn_stops_and_truncates():
     truncs = [a.event for a in after if isinstance(a, Send)]
     assert truncs and truncs[0]["type"] == "conversation.item.truncate" and truncs[0]["audio_end_ms"] == 120
     assert not any(isinstance(a, UnduckPlayback) for a in after)
+
+
+def test_cancel_crossing_the_end_of_the_answer_is_not_an_error():
+    from desktop.core.actions import Notice
+
+    c = _client_playing()
+    cancel = [a.event for a in c.cancel_response() if isinstance(a, Send) and a.event["type"] == "response.cancel"]
+    assert cancel, "a live response is cancelled when the user stops it"
+    notes = c.receive({"type": "error", "event_id": "e9", "error": {"type": "invalid_request_error",
+                       "code": "response_cancel_not_active", "message": "no active response",
+                       "event_id": cancel[0]["event_id"]}})
+    assert not any(isinstance(n, Notice) for n in notes)
+    # Any other error still reaches the user.
+    notes = c.receive({"type": "error", "event_id": "e10", "error": {"type": "invalid_request_error",
+                       "code": "invalid_value", "message": "bad", "event_id": cancel[0]["event_id"]}})
+    assert any(isinstance(n, Notice) for n in notes)

@@ -517,6 +517,10 @@ class RealtimeClient:
         cause = self._sent_types.get(e.caused_by or "", "")
         if cause == "session.update":  # rejected: no session.updated will answer it
             self._updates_in_flight = max(0, self._updates_in_flight - 1)
+        if e.code == "response_cancel_not_active" and cause == "response.cancel":
+            # The answer finished on the server while our cancel was on its way: nothing went wrong.
+            log.info("response.cancel crossed the end of the response; ignored")
+            return []
         log.warning("server error %s (%s): %s", e.code, cause or "no cause given", e.message)
         from .error_words import plain_words
 
