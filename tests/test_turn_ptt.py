@@ -79,8 +79,8 @@ def test_push_to_talk_sends_only_the_press(qtbot, qasync_loop, private_config, t
         assert await session.start()
         assert await wait_until(lambda: session.client.effective is not None
                                 and session.client.effective.turn_detection == ManualTurns(), 5)
-        # Press 150 ms into the command: the pre-roll must bring its first syllable along.
-        assert await wait_until(lambda: clock() >= c0 + 150, 15)
+        # Press just after the command starts: the pre-roll must bring its first syllable along.
+        assert await wait_until(lambda: clock() >= c0 + 50, 15)
         space(window, QEvent.Type.KeyPress)
         pressed_at.append(seen[0] * 1000 / 24000)
         assert session.turns.ptt.held and "Recording" in ui.ptt_button.text()
@@ -126,7 +126,10 @@ def test_push_to_talk_sends_only_the_press(qtbot, qasync_loop, private_config, t
         pieces.append((start * 1000 / 24000, (start + n) * 1000 / 24000))
         pos += n
     first = pieces[0]
-    assert b0 + 500 < first[0] < c0, (pieces, c0)  # the pre-roll starts before the command, after the earlier speech
+    # The pre-roll starts after the earlier speech, and before the command whenever the press came less than
+    # 300 ms into it (a loaded machine may press late; the exact pre-roll is checked just below).
+    assert b0 + 500 < first[0], (pieces, b0)
+    assert first[0] < c0 or pressed_at[0] >= c0 + 300, (pieces, c0, pressed_at)
     assert first[0] == pytest.approx(pressed_at[0] - 300, abs=0.5)  # exactly the 300 ms pre-roll before the press
     assert c1 < first[1] < a0  # released after the command, before the later speech
     assert all(p[1] - p[0] < 1500 for p in pieces[1:]), pieces  # the short press
