@@ -115,13 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if session.engine is not None:
             session.engine.stop_now()
-    # Tear Qt down in order while Python is still fully alive (avoids crashes in interpreter finalization).
+    # Everything that must reach the disk does so now: the conversation file and the logs.
+    window.reliability_ui.close()
+    # Tear Qt down in order while Python is still fully alive.
     window.close()
     window.deleteLater()
     del window
     app.processEvents()
     app.shutdown()
-    return 0
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Then leave without interpreter finalization: native extensions (nanobind's soxr, Qt) have been seen to
+    # abort while their objects are garbage-collected at exit ("bool_dealloc"), after all the work was done.
+    os._exit(0)
 
 
 if __name__ == "__main__":
