@@ -41,8 +41,9 @@ async def _wait(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def _session(config: SessionConfig | None = None, local: LocalBargeInSettings | None = None) -> tuple[LiveSession, list]:
-    options = SessionOptions(choose_provider(environ={}), config=config or SessionConfig())
+def _session(config: SessionConfig | None = None, local: LocalBargeInSettings | None = None,
+             echo_mode: str = "aec") -> tuple[LiveSession, list]:
+    options = SessionOptions(choose_provider(environ={}), config=config or SessionConfig(), echo_mode=echo_mode)
     if local is not None:
         options.local_barge_in = local
     session = LiveSession(options)
@@ -57,7 +58,8 @@ def _sent(session: LiveSession, type_: str) -> list[dict]:
 
 
 def test_speech_during_playback_stops_it_and_truncates_to_what_was_heard(room, tmp_path):
-    session, notes = _session()
+    # No echo path in this room: no echo handling (the AEC is tested with echo below).
+    session, notes = _session(echo_mode="headset")
     recording = tmp_path / "speaker.raw"
     played: dict[str, list[np.ndarray]] = {}
     session.output_taps.append(lambda item_id, pcm: played.setdefault(item_id, []).append(pcm))
@@ -136,22 +138,40 @@ def test_false_interruption_resumes_playback_where_it_paused(room, tmp_path):
     # playback pauses, no user turn follows, and the answer goes on from where it stopped.
     config = SessionConfig(turn_detection=ServerVad(threshold=1.0))
     local = LocalBargeInSettings(threshold=0.5, confirm_ms=150, resume_after_ms=1000, warmup_ms=500)
-    session, notes = _session(config, local)
-    recording = tmp_path / "speaker.raw"
 
-    async def scenario():
-        assert await session.start()
-        room.record_speaker(recording)
-        session.send_text(STORY)
-        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
-        await asyncio.sleep(3.0)  # past the echo canceller's warm-up gate
-        room.say(AUDIO / "thank_you.wav")
-        resumed = lambda: any(getattr(n, "message", "").startswith("False interruption") for n in notes)  # noqa: E731
-        assert await _wait(resumed, 8), "playback did not resume"
-        await asyncio.sleep(3.0)
-        await session.stop()
+    def attempt(recording):
+        # This room has no echo path, so no echo handling: the echo gate (re-armed after speaker underruns,
+        # which the null sink produces now and then) would otherwise hold back the quiet reply at random.
+        session, notes = _session(config, local, echo_mode="headset")
 
-    asyncio.run(scenario())
+        async def scenario():
+            assert await session.start()
+            try:
+                room.record_speaker(recording)
+                session.send_text(STORY)
+                assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+                await asyncio.sleep(3.0)  # past the echo canceller's warm-up gate
+                room.say(AUDIO / "thank_you.wav")
+                resumed = lambda: any(getattr(n, "message", "").startswith("False interruption") for n in notes)  # noqa: E731
+                ok = await _wait(resumed, 8)
+                await asyncio.sleep(3.0 if ok else 0)
+                return ok
+            finally:
+                await session.stop()
+
+        return session, notes, asyncio.run(scenario())
+
+    session, notes, resumed = attempt(tmp_path / "speaker.raw")
+    if not resumed and session.drops:
+        # The connection to the engine dropped mid-answer (seen once in a while on a shared CI machine; the
+        # reconnect itself is tested elsewhere): the scenario did not happen, so play it once more.
+        tail = list(session.engine._stderr_tail) if session.engine else []
+        print("connection dropped during the scenario; engine log tail:", *tail[-10:], sep="\n  ")
+        session, notes, resumed = attempt(tmp_path / "speaker2.raw")
+        recording = tmp_path / "speaker2.raw"
+    else:
+        recording = tmp_path / "speaker.raw"
+    assert resumed, ("playback did not resume", session.drops, list(session.engine._stderr_tail)[-10:] if session.engine else [])
     kinds = [type(n) for n in notes]
     answer = next(i for i in session.client.conversation if i.role == "assistant")
     assert not _sent(session, "conversation.item.truncate"), "a false interruption must not truncate"

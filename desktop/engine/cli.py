@@ -86,10 +86,11 @@ async def _run(args: argparse.Namespace) -> int:
             pass
     if args.exit_with_stdin:
         def watch_stdin() -> None:
+            # os.read on the raw descriptor: no buffered-reader lock for interpreter shutdown to trip over.
             try:
-                while sys.stdin.buffer.read(4096):
+                while os.read(0, 4096):
                     pass
-            except (OSError, ValueError):
+            except OSError:
                 pass
             loop.call_soon_threadsafe(stop.set)
 
