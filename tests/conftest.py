@@ -21,6 +21,20 @@ os.environ["PARLEY_DISABLE_KEYRING"] = "1"  # nor read a key from the developer'
 pytest_plugins = ["tests.audio_fixtures"]
 
 
+@pytest.fixture
+def qasync_loop(qapp):
+    """A qasync event loop on the test's QApplication, for tests that run LiveSession with widgets."""
+    import asyncio
+
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_user_dirs(tmp_path_factory):
     """Settings, transcripts and logs go to a temporary home, never the developer's."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 import qasync
@@ -14,17 +13,11 @@ from desktop.providers import choose_provider
 from desktop.session import LiveSession, SessionOptions
 from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
+from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
 
 
-async def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_audio, tmp_path):

@@ -12,9 +12,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-import qasync
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication
 
@@ -23,6 +22,7 @@ from desktop.engine.vision import describe_data_url
 from desktop.media.image_pipeline import ImageError, PipelineSettings, prepare_bytes, prepare_file, prepare_pil
 from tests.conftest import FIXTURES
 from tests.protocol_oracle import validate_client_event
+from tests.waiting import wait_until as _wait_until
 
 IMAGES = FIXTURES / "images"
 
@@ -155,22 +155,6 @@ def test_engine_vision_reads_text_and_size():
 
 
 # ------------------------------------------------------------------------------------------------ the window
-@pytest.fixture
-def qasync_loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
-
-
-async def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 def _drop(window, paths: list[Path]) -> bool:

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import qasync
 
 from desktop.audio.file_source import WavFileSource
 from desktop.core.actions import SpeechBoundary
@@ -22,15 +21,6 @@ from tests.protocol_oracle import validate_client_event
 from tests.turn_audio import ms, quiet, speech, wait_until, write
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def qasync_loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import qasync
 
 from desktop.audio.file_source import read_wav_24k
 from desktop.core.session_config import ManualTurns
@@ -23,15 +22,6 @@ from tests.protocol_oracle import validate_client_event
 from tests.turn_audio import load, ms, quiet, speech, wait_until, write
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def qasync_loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture

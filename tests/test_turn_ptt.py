@@ -9,7 +9,6 @@ import base64
 
 import numpy as np
 import pytest
-import qasync
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication
@@ -25,15 +24,6 @@ from tests.protocol_oracle import validate_client_event
 from tests.turn_audio import ms, quiet, speech, wait_until, write
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def qasync_loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture

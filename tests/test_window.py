@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
-import qasync
 
 from desktop.core.actions import TurnState
 from desktop.providers import choose_provider
@@ -14,26 +12,11 @@ from desktop.session import LiveSession, SessionOptions
 from desktop.ui.main_window import MainWindow
 from tests.conftest import AUDIO
 from tests.protocol_oracle import validate_client_event
+from tests.waiting import wait_until as _wait_until
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def qasync_loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
-
-
-async def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import wave
 from pathlib import Path
 
@@ -47,10 +45,4 @@ def write(path: Path, pcm: np.ndarray) -> str:
     return str(path)
 
 
-async def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return bool(predicate())
+from tests.waiting import wait_until  # noqa: E402,F401 (re-exported for the turn tests)
