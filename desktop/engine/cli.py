@@ -83,7 +83,8 @@ async def _run(args: argparse.Namespace) -> int:
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
-            pass
+            # No loop signal handlers (Windows): Ctrl+C still arrives as KeyboardInterrupt in main().
+            logging.getLogger(__name__).debug("signal handler for %s unavailable on this platform", sig)
     if args.exit_with_stdin:
         def watch_stdin() -> None:
             # os.read on the raw descriptor: no buffered-reader lock for interpreter shutdown to trip over.

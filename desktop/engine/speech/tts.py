@@ -72,7 +72,30 @@ def _to_protocol_rate(audio: np.ndarray, rate: int) -> np.ndarray:
     return float_to_pcm16(audio)
 
 
-class PiperSynthesizer:
+class _SentenceSynthesizer:
+    """What every voice shares: split into sentences, synthesize each one as it is asked for."""
+
+    def load(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _synthesize_one(self, sentence: str) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield (sentence, int16 mono PCM at 24 kHz) per sentence, synthesizing lazily."""
+        self.load()
+        for sentence in split_sentences(text):
+            pcm = self._synthesize_one(sentence)
+            if pcm.size:
+                yield sentence, pcm
+
+    def synthesize_sentence(self, sentence: str) -> np.ndarray:
+        """One already-split sentence to int16 mono PCM at 24 kHz."""
+        self.load()
+        return self._synthesize_one(sentence)
+
+
+class PiperSynthesizer(_SentenceSynthesizer):
     """Piper with the bundled `en_US-joe-medium` voice (22.05 kHz, resampled to 24 kHz)."""
 
     sample_rate = PROTOCOL_RATE
@@ -128,21 +151,8 @@ class PiperSynthesizer:
             return np.zeros(0, dtype=np.int16)
         return _to_protocol_rate(np.concatenate(parts), rate)
 
-    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield (sentence, int16 mono PCM at 24 kHz) per sentence, synthesizing lazily."""
-        self.load()
-        for sentence in split_sentences(text):
-            pcm = self._synthesize_one(sentence)
-            if pcm.size:
-                yield sentence, pcm
 
-    def synthesize_sentence(self, sentence: str) -> np.ndarray:
-        """One already-split sentence to int16 mono PCM at 24 kHz."""
-        self.load()
-        return self._synthesize_one(sentence)
-
-
-class EspeakSynthesizer:
+class EspeakSynthesizer(_SentenceSynthesizer):
     """The Debian `espeak-ng` binary (robotic, but small and fast), resampled to 24 kHz."""
 
     sample_rate = PROTOCOL_RATE
@@ -188,19 +198,6 @@ class EspeakSynthesizer:
         if channels > 1:
             pcm = pcm.reshape(-1, channels)[:, 0]
         return _to_protocol_rate(pcm.astype(np.float32) / 32768.0, rate)
-
-    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield (sentence, int16 mono PCM at 24 kHz) per sentence, synthesizing lazily."""
-        self.load()
-        for sentence in split_sentences(text):
-            pcm = self._synthesize_one(sentence)
-            if pcm.size:
-                yield sentence, pcm
-
-    def synthesize_sentence(self, sentence: str) -> np.ndarray:
-        """One already-split sentence to int16 mono PCM at 24 kHz."""
-        self.load()
-        return self._synthesize_one(sentence)
 
 
 def best_synthesizer() -> PiperSynthesizer | EspeakSynthesizer:
