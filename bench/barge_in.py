@@ -63,6 +63,9 @@ AUDIO = ROOT / "tests" / "fixtures" / "audio"
 LATENCY_TRIALS = int(os.environ.get("PARLEY_BENCH_BARGE_TRIALS", "20"))  # per mode
 ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "20"))  # per condition
 CPU_SECONDS = float(os.environ.get("PARLEY_BENCH_CPU_SECONDS", "30"))
+#: Parts to run (comma-separated; the published figures come from all four). A partial run is for exploring:
+#: `PARLEY_BENCH_BARGE_PARTS=latency python -m bench.barge_in` prints without saving.
+PARTS = set(os.environ.get("PARLEY_BENCH_BARGE_PARTS", "micro,latency,self_interruption,cpu").split(","))
 
 STORY = "Tell me a long story about a dragon."
 VOICE = AUDIO / "stop_talking.wav"
@@ -157,10 +160,10 @@ async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]
     loud_chunks: list[float] = []  # when a microphone chunk above ONSET_DBFS reached the event loop
     handler = session._on_input_chunk
 
-    def tap(chunk: np.ndarray) -> None:
+    def tap(chunk: np.ndarray, raw_dbfs: float | None = None) -> None:
         if rms_dbfs(chunk) > ONSET_DBFS:
             loud_chunks.append(time.monotonic())
-        handler(chunk)
+        handler(chunk, raw_dbfs)
 
     session._on_input_chunk = tap
     log: list[dict[str, Any]] = []
@@ -592,17 +595,21 @@ def run() -> dict[str, Any]:
     from tests.pulse_server import pulse_server
 
     results: dict[str, Any] = {"load_average_start": load_average()}
-    results["micro"] = _micro_stages()
+    if "micro" in PARTS:
+        results["micro"] = _micro_stages()
     with pulse_server() as server:
-        results["latency"] = _latency(server)
-        results["self_interruption"] = _self_interruption(server, ANSWERS)
-        from tests.room_audio import Room
+        if "latency" in PARTS:
+            results["latency"] = _latency(server)
+        if "self_interruption" in PARTS:
+            results["self_interruption"] = _self_interruption(server, ANSWERS)
+        if "cpu" in PARTS:
+            from tests.room_audio import Room
 
-        room = Room(server)  # a silent room as the microphone
-        try:
-            results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
-        finally:
-            room.close()
+            room = Room(server)  # a silent room as the microphone
+            try:
+                results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
+            finally:
+                room.close()
     results["load_average_end"] = load_average()
     report = {
         "benchmark": "barge_in",
@@ -611,7 +618,8 @@ def run() -> dict[str, Any]:
         "machine": machine_info(),
         "results": results,
     }
-    report["markdown"] = _markdown(report)
+    partial = PARTS != {"micro", "latency", "self_interruption", "cpu"}
+    report["markdown"] = "" if partial else _markdown(report)
     return report
 
 

@@ -33,7 +33,7 @@ from .core.actions import (
     UnduckPlayback,
 )
 from .core.local_barge_in import LocalBargeInSettings
-from .core.pcm import rms_dbfs
+from .core.pcm import PROTOCOL_RATE, rms_dbfs
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
 from .core.turn_taking import TurnSettings
@@ -108,6 +108,7 @@ class LiveSession:
         #: Wall-clock marks of the barge-in in progress (local onset, pause, stop), for its log line.
         self._barge_in_marks: dict[str, float] = {}
         self._vad_frames = 0
+        self._input_samples = 0
         self._heard_samples = 0
         self._last_position = 0
         self.playback = PlaybackBuffer()
@@ -243,12 +244,14 @@ class LiveSession:
         def deliver_without_echo(chunk: np.ndarray) -> None:
             # Runs on the capture thread: echo cancellation stays off the UI/event-loop thread.
             echo = self.echo
+            raw_dbfs = None
             if echo is not None:
+                raw_dbfs = rms_dbfs(chunk)  # how much the canceller removes tells echo from a voice
                 chunk = echo.process_near_end(chunk)
                 if len(chunk) == 0:
                     return
             if not loop.is_closed():
-                loop.call_soon_threadsafe(self._on_input_chunk, chunk)
+                loop.call_soon_threadsafe(self._on_input_chunk, chunk, raw_dbfs)
 
         self._deliver_mic = deliver_without_echo
         if self.options.audio_in:
@@ -410,10 +413,13 @@ class LiveSession:
         self._output = NullOutput(self.playback)
         self._output.start()
 
-    def _on_input_chunk(self, chunk: np.ndarray) -> None:
+    def _on_input_chunk(self, chunk: np.ndarray, raw_dbfs: float | None = None) -> None:
         if self.closed:
             return
-        self._notify(InputLevel(rms_dbfs(chunk)))
+        level = rms_dbfs(chunk)
+        self._notify(InputLevel(level))
+        self._input_samples += len(chunk)
+        self._apply(self.client.local_level(level, raw_dbfs, self._input_samples * 1000 // PROTOCOL_RATE))
         if self.local_vad is not None:
             for probability in self.local_vad.process(chunk):
                 self._vad_frames += 1
@@ -610,13 +616,16 @@ class LiveSession:
             if isinstance(action, PausePlayback):
                 report = self.playback.pause()
                 self._barge_in_marks.setdefault("onset", time.perf_counter())
-                self._barge_in_marks["paused"] = time.perf_counter()
-                log.info("playback paused (possible interruption): %s heard %d ms", report.item_id, report.played_ms)
+                self._barge_in_marks["held" if action.tentative else "paused"] = time.perf_counter()
+                log.info("playback %s: %s heard %d ms", "held (a sudden sound)" if action.tentative else
+                         "paused (possible interruption)", report.item_id, report.played_ms)
                 continue
             if isinstance(action, ResumePlayback):
                 self.playback.unduck()
                 self.playback.resume()
-                log.info("false interruption: playback resumed")
+                if action.tentative:
+                    self._barge_in_marks = {}
+                log.info("%s: playback resumed", "not speech" if action.tentative else "false interruption")
                 continue
             if isinstance(action, StopPlayback):
                 report = self.playback.stop()

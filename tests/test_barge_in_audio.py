@@ -123,6 +123,9 @@ def test_a_click_does_not_end_the_answer(room, tmp_path):
     assert not any(isinstance(n, BargeInHappened) for n in notes)
     answer = next(i for i in session.client.conversation if i.role == "assistant")
     assert not answer.interrupted
+    # The click was heard: its sudden loudness held playback for a moment, and the VAD let it go on.
+    machine = session.client.local_barge_in
+    assert machine.released_holds + machine.false_interruptions >= 1, "the click went unnoticed"
 
 
 def test_false_interruption_resumes_playback_where_it_paused(room, tmp_path):

@@ -61,12 +61,18 @@ class UnduckPlayback:
 
 @dataclass(frozen=True)
 class PausePlayback:
-    """Silence playback but keep the unplayed audio (an interruption awaiting the server's verdict)."""
+    """Silence playback but keep the unplayed audio (an interruption awaiting the server's verdict).
+
+    tentative: a loudness onset the VAD has not confirmed yet (no state change, nothing to report)."""
+
+    tentative: bool = False
 
 
 @dataclass(frozen=True)
 class ResumePlayback:
-    """A false interruption: continue playback where it paused."""
+    """A false interruption: continue playback where it paused (tentative: a released loudness hold)."""
+
+    tentative: bool = False
 
 
 @dataclass(frozen=True)

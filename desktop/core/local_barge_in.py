@@ -1,8 +1,12 @@
 """Barge-in from a local voice activity detector, before the server knows — and recovery from false ones.
 
-The microphone's speech probability arrives here frame by frame (with the time, in ms, on the input
-clock). While the assistant is audible:
+The microphone's level arrives here chunk by chunk and its speech probability frame by frame (both with
+the time, in ms, on the input clock). While the assistant is audible:
 
+0. **hold** — a sudden rise in the microphone's level that is not echo (`speech_onset`, two 10 ms chunks)
+   pauses playback at once, keeping the unplayed audio; unless the VAD hears speech within
+   `hold_confirm_ms`, playback goes on where it stopped (a cough, a knock). This is what makes the voice
+   stop within the user's first syllable; the VAD alone needs 100-150 ms of speech;
 1. **onset** — the first frame at or above `threshold` ducks playback at once (gain `duck_gain`; 0 mutes);
 2. **confirmed** — speech lasting `confirm_ms` (or the server's `speech_started`) pauses playback, keeping
    the unplayed audio: the interruption is still reversible;
@@ -19,7 +23,9 @@ converges) from triggering anything. Pure logic: no clocks, no devices; the call
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,16 @@ class LocalBargeInSettings:
     hysteresis: float = 0.15
     #: A gap this long ends a local speech run.
     gap_ms: int = 96
+    #: Hold playback on a sudden, non-echo rise in level, before the VAD can tell (see `speech_onset`).
+    energy_onset: bool = True
+    #: A hold the VAD does not confirm within this long is released (playback goes on).
+    hold_confirm_ms: int = 320
+    onset: SpeechOnsetSettings = field(default_factory=SpeechOnsetSettings)
 
 
 class LocalBargeInPhase(enum.Enum):
     IDLE = "idle"
+    HELD = "held"  # a loudness onset paused playback; waiting for the VAD
     DUCKED = "ducked"  # onset seen, waiting for confirmation
     PAUSED = "paused"  # confirmed locally, waiting for the server's turn
     COMMITTED = "committed"  # the server started a turn; waiting for the assistant to stop being audible
@@ -63,6 +75,18 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Pause playback on a loudness onset (tentative: no state change, no message)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """The hold was not speech: play on from where the hold stopped."""
+
+    held_ms: int
+
+
+@dataclass(frozen=True)
 class Resume:
     """A false interruption: play on from where playback paused."""
 
@@ -76,7 +100,7 @@ class Commit:
     onset_ms: int
 
 
-LocalAction = Duck | Unduck | Pause | Resume | Commit
+LocalAction = Duck | Unduck | Pause | Resume | Commit | Hold | Release
 
 
 class LocalBargeIn:
@@ -87,20 +111,51 @@ class LocalBargeIn:
         self._speech_run_start: int | None = None
         self._last_speech_ms: int | None = None
         self._paused_at: int | None = None
+        self._held_at: int | None = None
+        self.onset_detector = SpeechOnsetDetector(self.settings.onset)
         #: Assistant audio heard so far in this session (for the warm-up), reported by playback.
         self.assistant_heard_ms = 0
         self.false_interruptions = 0
+        self.released_holds = 0
         self.commits = 0
 
     def configure(self, settings: LocalBargeInSettings) -> list[LocalAction]:
         self.settings = settings
-        if not settings.enabled and self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED):
-            return self._back_to_idle(resume=True, now_ms=self._paused_at or 0)
+        self.onset_detector.settings = settings.onset
+        if not settings.enabled and self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED,
+                                                   LocalBargeInPhase.HELD):
+            return self._back_to_idle(resume=True, now_ms=self._paused_at or self._held_at or 0)
+        if not settings.energy_onset and self.phase == LocalBargeInPhase.HELD:
+            return self._back_to_idle(resume=True, now_ms=self._held_at or 0)
         return []
 
     @property
     def warming_up(self) -> bool:
         return self.assistant_heard_ms < self.settings.warmup_ms
+
+    def on_level(self, level_dbfs: float, raw_dbfs: float | None, now_ms: int,
+                 assistant_audible: bool) -> list[LocalAction]:
+        """One chunk of microphone audio ending at `now_ms`: its level after echo cancellation and, when
+        an echo canceller ran, before it (`raw_dbfs`)."""
+        s = self.settings
+        onset = self.onset_detector.update(level_dbfs, raw_dbfs)
+        if not (s.enabled and s.energy_onset):
+            return []
+        if self.phase == LocalBargeInPhase.IDLE:
+            if onset and assistant_audible and not self.warming_up:
+                self.phase = LocalBargeInPhase.HELD
+                self._held_at = now_ms
+                self.onset_ms = now_ms
+                return [Hold()]
+            return []
+        return self._expire_hold(now_ms)
+
+    def _expire_hold(self, now_ms: int) -> list[LocalAction]:
+        if self.phase == LocalBargeInPhase.HELD and self._held_at is not None:
+            if now_ms - self._held_at >= self.settings.hold_confirm_ms:
+                self.released_holds += 1
+                return self._back_to_idle(resume=True, now_ms=now_ms)
+        return []
 
     def on_frame(self, probability: float, now_ms: int, assistant_audible: bool) -> list[LocalAction]:
         """One VAD frame ending at `now_ms` on the input clock."""
@@ -121,6 +176,12 @@ class LocalBargeIn:
                 self.phase = LocalBargeInPhase.DUCKED
                 self.onset_ms = self._speech_run_start if self._speech_run_start is not None else now_ms
                 actions.append(Duck(s.duck_gain))
+        elif self.phase == LocalBargeInPhase.HELD:
+            if speech:
+                # The VAD agrees: carry on as a local onset (playback is already silent).
+                self.phase = LocalBargeInPhase.DUCKED
+            else:
+                actions += self._expire_hold(now_ms)
         elif self.phase == LocalBargeInPhase.DUCKED:
             if self._speech_run_start is None:
                 # Speech ended before it was confirmed: a click or a breath.
@@ -136,6 +197,8 @@ class LocalBargeIn:
 
     def tick(self, now_ms: int) -> list[LocalAction]:
         """Time passes (called regularly): a pause with no server turn in time is resumed."""
+        if self.phase == LocalBargeInPhase.HELD:
+            return self._expire_hold(now_ms)
         if self.phase == LocalBargeInPhase.PAUSED and self._paused_at is not None:
             if now_ms - self._paused_at >= self.settings.resume_after_ms and self._speech_run_start is None:
                 self.false_interruptions += 1
@@ -144,15 +207,17 @@ class LocalBargeIn:
 
     def on_server_turn_started(self, now_ms: int) -> list[LocalAction]:
         """The server's VAD started a user turn: any pending local interruption becomes real."""
-        if self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED):
+        if self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED, LocalBargeInPhase.HELD):
             self.phase = LocalBargeInPhase.COMMITTED
+            self._held_at = None
             self.commits += 1
             return [Commit(self.onset_ms if self.onset_ms is not None else now_ms)]
         return []
 
     def on_assistant_silent(self) -> list[LocalAction]:
         """Playback ended or was stopped: nothing left to interrupt."""
-        if self.phase == LocalBargeInPhase.DUCKED:
+        if self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.HELD):
+            self._held_at = None  # nothing left to release
             return self._back_to_idle(resume=False, now_ms=0)
         if self.phase == LocalBargeInPhase.COMMITTED:
             self.phase = LocalBargeInPhase.IDLE
@@ -165,8 +230,11 @@ class LocalBargeIn:
         self.phase = LocalBargeInPhase.IDLE
         self.onset_ms = None
         paused_at, self._paused_at = self._paused_at, None
+        held_at, self._held_at = self._held_at, None
         if was == LocalBargeInPhase.PAUSED or resume and paused_at is not None:
             return [Resume(max(0, now_ms - (paused_at or now_ms)))]
+        if held_at is not None:
+            return [Release(max(0, now_ms - held_at))]
         if was == LocalBargeInPhase.DUCKED:
             return [Unduck()]
         return []

@@ -195,9 +195,16 @@ class RealtimeClient:
     def local_vad_frame(self, probability: float, frame_end_ms: int) -> list[Action]:
         """One frame of the local VAD on the microphone (after echo cancellation)."""
         self.input_clock_ms = max(self.input_clock_ms, frame_end_ms)
+        return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, self._assistant_audible()))
+
+    def local_level(self, level_dbfs: float, raw_dbfs: float | None, chunk_end_ms: int) -> list[Action]:
+        """One chunk of microphone audio: its level after echo cancellation (and before, if it ran)."""
+        self.input_clock_ms = max(self.input_clock_ms, chunk_end_ms)
+        return self._local(self.local_barge_in.on_level(level_dbfs, raw_dbfs, chunk_end_ms, self._assistant_audible()))
+
+    def _assistant_audible(self) -> bool:
         td = self.effective.turn_detection if self.effective else self.requested.turn_detection
-        audible = (self.audible_item is not None or self.audio_queued) and not isinstance(td, ManualTurns)
-        return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, audible))
+        return (self.audible_item is not None or self.audio_queued) and not isinstance(td, ManualTurns)
 
     def tick(self, now_ms: int | None = None) -> list[Action]:
         """Time passes on the input clock (false-interruption timeout)."""
@@ -214,6 +221,10 @@ class RealtimeClient:
                 actions.append(DuckPlayback(a.gain))
             elif isinstance(a, lb.Unduck):
                 actions.append(UnduckPlayback())
+            elif isinstance(a, lb.Hold):
+                actions.append(PausePlayback(tentative=True))
+            elif isinstance(a, lb.Release):
+                actions.append(ResumePlayback(tentative=True))
             elif isinstance(a, lb.Pause):
                 actions.append(PausePlayback())
                 actions += self._set_state(TurnState.INTERRUPTED)
