@@ -196,6 +196,7 @@ class LiveSession:
         self._notify(Timing("connect", time.perf_counter() - t0))
         self._apply(self.client.on_connected())
         self._set_status("connected")
+        self._apply(self.client.flush_outbox())  # anything typed while the engine was starting
         try:
             from .audio.silero_vad import SileroSpeechProbability
 
@@ -546,6 +547,7 @@ class LiveSession:
             self._set_status("connected")
             restored = f" and {len(reseed)} recent turns restored as context" if reseed else ""
             self._notify(Notice("info", f"Reconnected to {provider.label}{restored}."))
+            self._apply(self.client.flush_outbox())
             return
 
     async def _current_url(self) -> str:
@@ -651,11 +653,16 @@ class LiveSession:
             self._notify(action)
 
     # ------------------------------------------------------------------ user intent
-    def send_text(self, text: str) -> None:
+    def send_text(self, text: str) -> bool:
+        """Send a typed message (or keep it for the reconnect); False if it was refused."""
+        waiting = len(self.client.outbox)
         self._apply(self.client.send_text(text))
+        return self.client.connected or len(self.client.outbox) > waiting
 
-    def send_content(self, content: list[dict[str, Any]], images=None) -> None:
+    def send_content(self, content: list[dict[str, Any]], images=None) -> bool:
+        waiting = len(self.client.outbox)
         self._apply(self.client.send_user_content(content, images))
+        return self.client.connected or len(self.client.outbox) > waiting
 
     def commit_turn(self) -> None:
         self._apply(self.client.commit_turn())

@@ -98,6 +98,72 @@ def test_reseed_echo_does_not_duplicate_the_transcript():
     assert [(i.item_id, i.text) for i in client.conversation] == [("item_a", "hi"), ("item_b", "hello")]
 
 
+def test_messages_typed_while_disconnected_wait_and_are_sent_in_order_on_reconnect():
+    from desktop.core.actions import Send
+    from desktop.core.realtime_client import OUTBOX_LIMIT
+
+    client = RealtimeClient()
+    client.on_connected()
+    client.on_disconnected()
+    first = client.send_text("first while offline")
+    assert not any(isinstance(a, Send) for a in first)
+    assert "1 message is waiting" in next(a.message for a in first if isinstance(a, Notice))
+    client.send_text("second while offline")
+    for i in range(OUTBOX_LIMIT - 2):
+        client.send_text(f"more {i}")
+    refused = client.send_text("one too many")
+    assert len(client.outbox) == OUTBOX_LIMIT
+    assert any(isinstance(a, Notice) and a.level == "warning" and "not sent" in a.message for a in refused)
+    assert client.flush_outbox() == []  # still offline: nothing goes out
+    client.on_connected()
+    sent = [a.event for a in client.flush_outbox() if isinstance(a, Send)]
+    for event in sent:
+        validate_client_event(event)
+    texts = [e["item"]["content"][0]["text"] for e in sent if e["type"] == "conversation.item.create"]
+    assert texts[:2] == ["first while offline", "second while offline"] and len(texts) == OUTBOX_LIMIT
+    assert [e["type"] for e in sent][-1] == "response.create" and sum(e["type"] == "response.create" for e in sent) == 1
+    assert client.outbox == [] and client.flush_outbox() == []
+
+
+def test_a_message_typed_during_an_outage_is_answered_after_the_reconnect():
+    async def scenario():
+        engine = EngineProcess("warning")
+        await engine.start()
+        proxy = CuttingProxy(engine.port)
+        await proxy.start()
+        provider = ProviderChoice("custom", "engine via proxy", f"ws://127.0.0.1:{proxy.port}/v1/realtime")
+        session = LiveSession(SessionOptions(provider, audio_in=str(AUDIO / "silence_2s.wav"), use_speaker=False))
+        session.record_sent = True
+        notices: list[str] = []
+        session.subscribe(lambda n: notices.append(n.message) if isinstance(n, Notice) else None)
+        try:
+            assert await session.start(), session.status
+            await _turn(session, "Repeat after me: before the outage.")
+            proxy.refuse = True  # the network goes down and stays down for a while
+            proxy.cut()
+            await _wait(lambda: session.status.phase == "reconnecting", 2, "the drop to be shown")
+            assert session.send_text("Repeat after me: typed in the dark.")  # kept, not refused
+            assert any("will be sent when Parley reconnects" in m for m in notices), notices
+            await asyncio.sleep(1.0)
+            assert session.status.phase == "reconnecting"
+            proxy.refuse = False
+            await _wait(lambda: session.status.phase == "connected", 15, "the reconnect")
+            await _wait(lambda: any(i.role == "assistant" and i.text_final and "typed in the dark" in i.text.lower()
+                                    for i in session.client.conversation), 30, "the answer to the waiting message")
+            return session, notices
+        finally:
+            await session.stop()
+            await proxy.close()
+            await engine.stop()
+
+    session, notices = asyncio.run(scenario())
+    users = [i.text for i in session.client.conversation if i.role == "user"]
+    assert users.count("Repeat after me: typed in the dark.") == 1, users
+    assert any("typed while disconnected" in m for m in notices), notices
+    for event in session.sent_events:
+        validate_client_event(event)
+
+
 def test_server_errors_are_plain_words_with_the_code():
     client = RealtimeClient()
     client.on_connected()

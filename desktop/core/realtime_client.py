@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: The server rejects a manual commit of less than this much audio.
 MIN_COMMIT_MS = 100
+#: Messages typed while disconnected that are kept for the reconnect (more are refused, with a message).
+OUTBOX_LIMIT = 10
 
 
 @dataclass
@@ -91,6 +93,8 @@ class RealtimeClient:
         self._pending_images: list[ImageInfo] = []
         #: Items put back into a new server session after a reconnect: their echo is not a new turn.
         self._reseeded_ids: set[str] = set()
+        #: Messages (content parts, images) typed while not connected, sent on reconnect.
+        self.outbox: list[tuple[list[dict[str, Any]], list[ImageInfo]]] = []
 
     # ------------------------------------------------------------------ connection
     def on_connected(self) -> list[Action]:
@@ -167,11 +171,34 @@ class RealtimeClient:
     def send_user_content(self, content: list[dict[str, Any]], images: list[ImageInfo] | None = None) -> list[Action]:
         """A typed message and/or images as one user item, followed by a response."""
         if not self.connected:
-            return [Notice("warning", "Not connected: the message was not sent.")]
+            # Nothing typed is lost: held until the connection is back (see flush_outbox).
+            if len(self.outbox) >= OUTBOX_LIMIT:
+                return [Notice("warning", f"Not connected, and {OUTBOX_LIMIT} messages are already waiting: "
+                                          "this one was not sent.")]
+            self.outbox.append((list(content), list(images or [])))
+            n = len(self.outbox)
+            waiting = "1 message is" if n == 1 else f"{n} messages are"
+            return [Notice("info", f"Not connected: {waiting} waiting and will be sent when Parley reconnects.")]
         event = self.events.user_message(content, previous_item_id=None)
         # Let the server place it at the end of the conversation (no previous_item_id).
         actions: list[Action] = [self._send(event)]
         self._pending_images = images or []
+        return actions + self.request_response()
+
+    def flush_outbox(self) -> list[Action]:
+        """After (re)connecting: send the messages typed while disconnected, in order, then one response."""
+        if not self.connected or not self.outbox:
+            return []
+        queued, self.outbox = self.outbox, []
+        actions: list[Action] = []
+        images: list[ImageInfo] = []
+        for content, imgs in queued:
+            actions.append(self._send(self.events.user_message(content, previous_item_id=None)))
+            images += imgs
+        self._pending_images = images
+        n = len(queued)
+        actions.append(Notice("info", "Sent the message typed while disconnected." if n == 1 else
+                              f"Sent the {n} messages typed while disconnected."))
         return actions + self.request_response()
 
     def send_text(self, text: str) -> list[Action]:

@@ -445,8 +445,8 @@ class AttachmentController(QObject):
         if batch.question:
             content.append(text_part(batch.question))
         log.info("sending %d image(s) from %s: %s", len(infos), batch.origin, "; ".join(i.describe() for i in batch.images))
-        session.send_content(content, images=infos)
-        if batch.question and self.window.text_input.text().strip() == batch.question:
+        accepted = session.send_content(content, images=infos)  # sent, or kept for the reconnect
+        if accepted and batch.question and self.window.text_input.text().strip() == batch.question:
             self.window.text_input.clear()
         self.window.transcript.schedule_render()
 

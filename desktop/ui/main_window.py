@@ -217,8 +217,8 @@ class MainWindow(QMainWindow):
         text = self.text_input.text().strip()
         if not text or self.session is None:
             return
-        self.session.send_text(text)
-        self.text_input.clear()
+        if self.session.send_text(text):  # refused (not connected, too many waiting): the text stays
+            self.text_input.clear()
 
     def _stop_answer(self) -> None:
         if self.session is not None:
