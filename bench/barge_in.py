@@ -63,6 +63,8 @@ AUDIO = ROOT / "tests" / "fixtures" / "audio"
 LATENCY_TRIALS = int(os.environ.get("PARLEY_BENCH_BARGE_TRIALS", "20"))  # per mode
 ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "20"))  # per condition
 CPU_SECONDS = float(os.environ.get("PARLEY_BENCH_CPU_SECONDS", "30"))
+#: The speaker's buffer (the app's default is 40 ms; `--output-latency`).
+OUTPUT_LATENCY_S = float(os.environ.get("PARLEY_BENCH_OUTPUT_LATENCY_MS", "40")) / 1000.0
 #: Parts to run (comma-separated; the published figures come from all four). A partial run is for exploring:
 #: `PARLEY_BENCH_BARGE_PARTS=latency python -m bench.barge_in` prints without saving.
 PARTS = set(os.environ.get("PARLEY_BENCH_BARGE_PARTS", "micro,latency,self_interruption,cpu").split(","))
@@ -100,7 +102,7 @@ def _new_session(config=None, echo_mode: str = "aec", use_speaker: bool = True, 
     from desktop.session import LiveSession, SessionOptions
 
     options = SessionOptions(choose_provider(environ={}), config=config or SessionConfig(), echo_mode=echo_mode,
-                             use_speaker=use_speaker)
+                             use_speaker=use_speaker, output_latency_s=OUTPUT_LATENCY_S)
     if local is not None:
         options.local_barge_in = local
     session = LiveSession(options)

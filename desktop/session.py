@@ -89,6 +89,9 @@ class SessionOptions:
     #: Echo handling on the microphone: "aec" (WebRTC AEC3, falls back to the gate), "gate", or "headset" (none).
     echo_mode: str = "aec"
     turn_settings: TurnSettings | None = None  # None: the config's own turn detection, mode "vad"
+    #: The speaker's buffer (PortAudio's suggested latency): shorter stops the voice sooner on a barge-in,
+    #: too short underruns on a busy machine.
+    output_latency_s: float = 0.04
 
 
 Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
@@ -321,6 +324,12 @@ class LiveSession:
         self.options.local_barge_in = settings
         self._apply(self.client._local(self.client.local_barge_in.configure(settings)))
 
+    def set_hold_on_onset(self, enabled: bool) -> None:
+        """Pause playback at a sudden loudness onset, before the VAD confirms (see core/speech_onset)."""
+        settings = replace(self.client.local_barge_in.settings, energy_onset=enabled)
+        self.options.local_barge_in = settings
+        self._apply(self.client._local(self.client.local_barge_in.configure(settings)))
+
     def _refresh_device_status(self) -> None:
         if self.devices is None:
             return
@@ -365,7 +374,7 @@ class LiveSession:
                 self._refresh_device_status()
             if "output" in self._device_trouble:
                 try:
-                    speaker = SpeakerOutput(self.playback, device=self.options.output_device)
+                    speaker = SpeakerOutput(self.playback, device=self.options.output_device, latency=self.options.output_latency_s)
                     speaker.start()
                 except (AudioDeviceError, OSError):
                     pass  # still gone: try again in a few seconds
@@ -403,7 +412,7 @@ class LiveSession:
         has_speaker = self.devices is not None and (self.devices.output_name is not None or self.options.output_device is not None)
         if self.options.use_speaker and has_speaker:
             try:
-                speaker = SpeakerOutput(self.playback, device=self.options.output_device)
+                speaker = SpeakerOutput(self.playback, device=self.options.output_device, latency=self.options.output_latency_s)
                 speaker.start()
                 self._output = speaker
                 return

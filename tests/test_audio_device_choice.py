@@ -41,7 +41,10 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
         window.audio_menu.choose_device("input", "pulse")
         window.audio_menu.choose_device("output", "pulse")
         window.audio_menu.set_echo_mode("headset")
+        window.audio_menu.hold_action.setChecked(False)
+        assert not session.client.local_barge_in.settings.energy_onset
         window.audio_menu.local_vad_action.setChecked(False)
+        assert not window.audio_menu.hold_action.isEnabled()  # the hold belongs to local detection
         assert session.options.input_device == "pulse" and session.echo is None
         assert not session.client.local_barge_in.settings.enabled
         assert await _wait(lambda: session._source is not None and session._source.running, 5)
@@ -67,7 +70,8 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
         loop.close()
         asyncio.set_event_loop(None)
     saved = Settings.load(tmp_path / "settings.json").get("audio")
-    assert saved == {"input_device": "pulse", "output_device": "pulse", "echo_mode": "headset", "local_barge_in": False}
+    assert saved == {"input_device": "pulse", "output_device": "pulse", "echo_mode": "headset", "hold_on_onset": False,
+                     "local_barge_in": False}
     # A new window and session get the saved choices.
     session2 = LiveSession(SessionOptions(choose_provider(environ={})))
     window2 = MainWindow()
@@ -75,4 +79,4 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
     window2.audio_menu.store = Settings.load(tmp_path / "settings.json")
     window2.audio_menu.attach(session2)
     assert session2.options.input_device == "pulse" and session2.options.echo_mode == "headset"
-    assert not session2.options.local_barge_in.enabled
+    assert not session2.options.local_barge_in.enabled and not session2.options.local_barge_in.energy_onset

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-device", help="microphone (name or index)")
     p.add_argument("--output-device", help="speaker (name or index)")
     p.add_argument("--no-speaker", action="store_true", help="do not play answers aloud")
+    p.add_argument("--output-latency", type=float, default=40.0, metavar="MS",
+                   help="speaker buffer in ms (default 40; shorter stops the voice sooner on an interruption, "
+                        "too short crackles on a busy machine)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds")
     p.add_argument("--screenshot", metavar="FILE.png", help="with --quit-after: save a screenshot of the window before quitting")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             input_device=_device(args.input_device),
             output_device=_device(args.output_device),
             use_speaker=not args.no_speaker,
+            output_latency_s=max(0.005, args.output_latency / 1000.0),
         )
     )
     window.attach(session)

@@ -49,11 +49,22 @@ class AudioMenu:
         )
         self.local_vad_action.toggled.connect(self.set_local_barge_in)
         self.menu.addAction(self.local_vad_action)
+        self.hold_action = QAction("Pause the answer at the first sound of my voice (fastest)", self.menu, checkable=True)
+        self.hold_action.setToolTip(
+            "A sudden rise in your microphone's level (not the assistant's echo) pauses the answer within ~20 ms, "
+            "before voice detection can tell; if it was not speech the answer goes on from where it paused."
+        )
+        self.hold_action.toggled.connect(self.set_hold_on_onset)
+        self.menu.addAction(self.hold_action)
         saved = self.saved()
         self.echo_actions.get(saved.get("echo_mode", "aec"), self.echo_actions["aec"]).setChecked(True)
         self.local_vad_action.blockSignals(True)
         self.local_vad_action.setChecked(bool(saved.get("local_barge_in", True)))
         self.local_vad_action.blockSignals(False)
+        self.hold_action.blockSignals(True)
+        self.hold_action.setChecked(bool(saved.get("hold_on_onset", True)))
+        self.hold_action.blockSignals(False)
+        self.hold_action.setEnabled(self.local_vad_action.isChecked())
 
     # ------------------------------------------------------------------ persistence
     def saved(self) -> dict[str, Any]:
@@ -83,7 +94,8 @@ class AudioMenu:
         if saved.get("echo_mode") in dict(ECHO_MODES):
             options.echo_mode = saved["echo_mode"]
         enabled = bool(saved.get("local_barge_in", True))
-        options.local_barge_in = replace(options.local_barge_in, enabled=enabled)
+        hold = bool(saved.get("hold_on_onset", True))
+        options.local_barge_in = replace(options.local_barge_in, enabled=enabled, energy_onset=hold)
         session.client.local_barge_in.configure(options.local_barge_in)
 
     # ------------------------------------------------------------------ devices
@@ -128,5 +140,11 @@ class AudioMenu:
 
     def set_local_barge_in(self, enabled: bool) -> None:
         self._save(local_barge_in=bool(enabled))
+        self.hold_action.setEnabled(bool(enabled))
         if self.session is not None:
             self.session.set_local_barge_in(bool(enabled))
+
+    def set_hold_on_onset(self, enabled: bool) -> None:
+        self._save(hold_on_onset=bool(enabled))
+        if self.session is not None:
+            self.session.set_hold_on_onset(bool(enabled))
