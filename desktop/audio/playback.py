@@ -18,11 +18,6 @@ from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples
 
 log = logging.getLogger(__name__)
 
-#: Jumps in the device's output timestamps counted as inserted silence (smaller ones are jitter; larger ones are
-#: a stream restart, after which the echo canceller re-converges anyway).
-MIN_GAP_S = 0.003
-MAX_GAP_S = 0.5
-
 __all__ = ["SpeakerOutput", "NullOutput"]
 
 
@@ -85,9 +80,6 @@ class SpeakerOutput:
         self.samplerate: int | None = None
         self.device_name: str | None = None
         self.underflows = 0
-        #: Silence the device inserted on underruns, as far as its timestamps tell (fed to the AEC's reference).
-        self.gap_seconds = 0.0
-        self._next_dac: float | None = None
         self._stream = None
         self._resampler: _LinearResampler | None = None
         self._error: str | None = None
@@ -117,7 +109,6 @@ class SpeakerOutput:
             self._error = None
             self._stopping = False
             self._resampler = None
-            self._next_dac = None
             try:
                 stream = self._open(sd, PROTOCOL_RATE)
             except Exception as first:  # noqa: BLE001 - the device may refuse 24 kHz
@@ -170,20 +161,6 @@ class SpeakerOutput:
     def _callback(self, outdata, frames, time_info, status) -> None:
         if status.output_underflow:
             self.underflows += 1
-        try:
-            # When this block will be heard vs when it would have been without a gap: the difference is
-            # silence the device inserted (an underrun). Measured through the ALSA pulse plugin, an 80 ms
-            # stall with 43 ms queued shows as a 30-34 ms jump.
-            dac = float(getattr(time_info, "outputBufferDacTime", 0.0) or 0.0)
-            expected = self._next_dac
-            self._next_dac = dac + frames / self.samplerate if dac > 0 and self.samplerate else None
-            if expected is not None and dac > 0:
-                gap = dac - expected
-                if MIN_GAP_S < gap < MAX_GAP_S:
-                    self.gap_seconds += gap
-                    self.buffer.output_gap(gap)
-        except Exception:  # never let an exception escape into PortAudio
-            log.exception("output timing failed")
         try:
             if self._resampler is not None:
                 self._resampler.fill(outdata[:, 0])

@@ -191,14 +191,6 @@ class PlaybackBuffer:
             # in the audio callback).
             tap(out)
 
-    def output_gap(self, seconds: float) -> None:
-        """The device played `seconds` of silence of its own (an underrun): tell the echo canceller's
-        reference, so that it stays aligned with what the microphone hears. Audio callback side."""
-        tap = self.far_end_tap
-        n = int(round(seconds * self.rate))
-        if tap is not None and n > 0:
-            tap(np.zeros(n, dtype=np.float32))
-
     # ------------------------------------------------------------------ control
 
     def stop(self, fade_ms: float = 5.0) -> StopReport:
