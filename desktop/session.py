@@ -18,6 +18,7 @@ import numpy as np
 
 from .audio import MicrophoneCapture, NullOutput, PlaybackBuffer, SpeakerOutput, WavFileSource, probe_devices
 from .audio.devices import AudioDeviceError, DeviceStatus
+from .audio.near_end import NearEndProcessor
 from .core.actions import (
     Action,
     BargeInHappened,
@@ -33,7 +34,7 @@ from .core.actions import (
     UnduckPlayback,
 )
 from .core.local_barge_in import LocalBargeInSettings
-from .core.pcm import PROTOCOL_RATE, rms_dbfs
+from .core.pcm import rms_dbfs
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
 from .core.turn_taking import TurnSettings
@@ -111,7 +112,6 @@ class LiveSession:
         #: Wall-clock marks of the barge-in in progress (local onset, pause, stop), for its log line.
         self._barge_in_marks: dict[str, float] = {}
         self._vad_frames = 0
-        self._input_samples = 0
         self._heard_samples = 0
         self._last_position = 0
         self.playback = PlaybackBuffer()
@@ -241,23 +241,22 @@ class LiveSession:
         loop = self._loop
         assert loop is not None
 
+        def to_loop(handler: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: Any) -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(handler, *args)
+            return call
+
+        # Echo cancellation, the loudness-onset detector and batching run on the capture thread, off the
+        # UI/event-loop thread; the loop gets 20 ms chunks and, at once, onsets.
+        near_end = NearEndProcessor(to_loop(self._on_input_chunk), to_loop(self._on_onset),
+                                    onset=self.options.local_barge_in.onset)
+
         def deliver(chunk: np.ndarray) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self._on_input_chunk, chunk)
+            near_end.echo = self.echo
+            near_end.process(chunk)
 
-        def deliver_without_echo(chunk: np.ndarray) -> None:
-            # Runs on the capture thread: echo cancellation stays off the UI/event-loop thread.
-            echo = self.echo
-            raw_dbfs = None
-            if echo is not None:
-                raw_dbfs = rms_dbfs(chunk)  # how much the canceller removes tells echo from a voice
-                chunk = echo.process_near_end(chunk)
-                if len(chunk) == 0:
-                    return
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self._on_input_chunk, chunk, raw_dbfs)
-
-        self._deliver_mic = deliver_without_echo
+        self._deliver_mic = deliver
         if self.options.audio_in:
             try:
                 self._source = WavFileSource(self.options.audio_in, deliver)
@@ -275,7 +274,7 @@ class LiveSession:
 
     def _open_microphone(self) -> bool:
         try:
-            source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device)
+            source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device, chunk_ms=10)
             source.start()
         except (AudioDeviceError, OSError) as exc:
             self._source = None
@@ -423,13 +422,14 @@ class LiveSession:
         self._output = NullOutput(self.playback)
         self._output.start()
 
-    def _on_input_chunk(self, chunk: np.ndarray, raw_dbfs: float | None = None) -> None:
+    def _on_onset(self, at_ms: int) -> None:
+        if not self.closed:
+            self._apply(self.client.local_onset(at_ms))
+
+    def _on_input_chunk(self, chunk: np.ndarray) -> None:
         if self.closed:
             return
-        level = rms_dbfs(chunk)
-        self._notify(InputLevel(level))
-        self._input_samples += len(chunk)
-        self._apply(self.client.local_level(level, raw_dbfs, self._input_samples * 1000 // PROTOCOL_RATE))
+        self._notify(InputLevel(rms_dbfs(chunk)))
         if self.local_vad is not None:
             for probability in self.local_vad.process(chunk):
                 self._vad_frames += 1

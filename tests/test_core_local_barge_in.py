@@ -134,96 +134,94 @@ def test_cancel_crossing_the_end_of_the_answer_is_not_an_error():
 
 
 # --------------------------------------------------------------------------- loudness onset (hold)
-CHUNK = 10
+from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings  # noqa: E402
+
+BLOCK = 10
 
 
-def levels(machine: lb.LocalBargeIn, dbfs: list[float], start_ms: int = 0, raw: list[float | None] | None = None,
-           audible: bool = True):
-    actions, t = [], start_ms
-    for i, level in enumerate(dbfs):
-        t += CHUNK
-        actions += machine.on_level(level, raw[i] if raw else None, t, audible)
-    return actions, t
+def onsets(detector: SpeechOnsetDetector, dbfs: list[float], raw: list[float | None] | None = None) -> list[int]:
+    """Indices of the blocks on which an onset completes."""
+    return [i for i, level in enumerate(dbfs) if detector.update(level, raw[i] if raw else None)]
 
 
-def test_a_sudden_voice_holds_playback_within_two_chunks_and_the_vad_takes_over():
+def test_a_sudden_voice_is_an_onset_on_its_second_block_a_keystroke_is_not():
+    d = SpeechOnsetDetector()
+    assert onsets(d, [-70.0] * 50) == []  # a quiet room: the floor settles
+    assert onsets(d, [-30.0, -70.0, -70.0]) == []  # one loud block (a keystroke)
+    assert onsets(d, [-30.0, -28.0, -25.0, -25.0]) == [1]  # a voice: once, on its second block
+    assert onsets(d, [-80.0] * 3) == []
+
+
+def test_echo_the_canceller_removes_is_not_an_onset_a_voice_over_it_is():
+    d = SpeechOnsetDetector()
+    onsets(d, [-70.0] * 50)
+    # The microphone hears the assistant at -20 dBFS; the canceller leaves -45 dBFS of it: 25 dB removed.
+    assert onsets(d, [-45.0] * 30, raw=[-20.0] * 30) == []
+    # The user speaks over it: a voice is not removed, the level after the canceller jumps.
+    assert onsets(d, [-22.0, -21.0], raw=[-19.0, -18.5]) == [1]
+    # Without a canceller (headset, files) the same levels count on their own.
+    d2 = SpeechOnsetDetector()
+    onsets(d2, [-70.0] * 50)
+    assert onsets(d2, [-45.0] * 3) == [1]
+
+
+def test_steady_noise_stops_counting_and_quiet_sounds_never_count():
+    d = SpeechOnsetDetector()
+    onsets(d, [-70.0] * 50)
+    hits = onsets(d, [-40.0] * 300)  # a fan starts: one onset at most, then the floor catches up
+    assert len(hits) <= 1 and d.floor_dbfs > -45.0
+    assert onsets(d, [-40.0] * 100) == []
+    d2 = SpeechOnsetDetector(SpeechOnsetSettings(min_dbfs=-50.0))
+    onsets(d2, [-120.0] * 50)  # digital silence
+    assert onsets(d2, [-55.0] * 5) == []  # far above the floor, but too quiet to be a voice
+
+
+def test_an_onset_holds_playback_and_the_vad_takes_over():
     m = warm()
-    actions, t = levels(m, [-70.0] * 50)  # a quiet room: the floor settles
-    assert actions == [] and m.phase == lb.LocalBargeInPhase.IDLE
-    actions, t = levels(m, [-30.0], t)
-    assert actions == []  # one loud chunk is not enough (a keystroke)
-    actions, t = levels(m, [-28.0], t)
-    assert actions == [lb.Hold()] and m.phase == lb.LocalBargeInPhase.HELD
-    # The VAD confirms within the window: no second silencing action, the usual path continues.
-    actions, t2 = feed(m, [0.9], t)
+    assert m.on_onset(1000, assistant_audible=True) == [lb.Hold()]
+    assert m.phase == lb.LocalBargeInPhase.HELD
+    actions, t = feed(m, [0.9], 1000)  # the VAD agrees: no second silencing action
     assert actions == [] and m.phase == lb.LocalBargeInPhase.DUCKED
-    actions, t2 = feed(m, [0.9] * 8, t2)
+    actions, t = feed(m, [0.9] * 8, t)
     assert lb.Pause() in actions and m.phase == lb.LocalBargeInPhase.PAUSED
-    assert m.on_server_turn_started(t2) == [lb.Commit(t)]
+    assert m.on_server_turn_started(t) == [lb.Commit(1000)]
 
 
 def test_a_hold_the_vad_does_not_confirm_is_released():
     m = warm(lb.LocalBargeInSettings(hold_confirm_ms=300))
-    _, t = levels(m, [-70.0] * 50)
-    actions, t = levels(m, [-25.0, -25.0, -25.0], t)  # a knock
-    assert actions == [lb.Hold()]
-    actions, t = feed(m, [0.1] * 5, t)  # 160 ms: the VAD hears no speech, still holding
+    assert m.on_onset(1000, True) == [lb.Hold()]
+    actions, t = feed(m, [0.1] * 9, 1000)  # 288 ms: the VAD hears no speech, still holding
     assert actions == [] and m.phase == lb.LocalBargeInPhase.HELD
-    actions, t = levels(m, [-70.0] * 15, t)  # 150 ms more: past the window
-    assert actions == [lb.Release(300)] and m.phase == lb.LocalBargeInPhase.IDLE
+    assert m.tick(1300) == [lb.Release(300)] and m.phase == lb.LocalBargeInPhase.IDLE
     assert m.released_holds == 1
+    assert m.on_onset(1310, True) == [lb.Hold()]  # the next one holds again
+    assert m.on_server_turn_started(1400) == [lb.Commit(1310)]
 
 
 def test_a_hold_then_a_too_short_voice_releases_instead_of_unducking():
     m = warm(lb.LocalBargeInSettings(confirm_ms=200))
-    _, t = levels(m, [-70.0] * 50)
-    actions, t = levels(m, [-25.0, -25.0], t)
-    assert actions == [lb.Hold()]
-    actions, t = feed(m, [0.9, 0.9, 0.0, 0.0, 0.0, 0.0], t)  # "mm" then nothing
+    assert m.on_onset(520, True) == [lb.Hold()]
+    actions, t = feed(m, [0.9, 0.9, 0.0, 0.0, 0.0, 0.0], 520)  # "mm" then nothing
     assert actions == [lb.Release(160)] and m.phase == lb.LocalBargeInPhase.IDLE  # last speech 584 + 96 ms gap
 
 
-def test_echo_the_canceller_removes_never_holds():
-    m = warm()
-    _, t = levels(m, [-70.0] * 50)
-    # The microphone hears the assistant at -20 dBFS; the canceller leaves -45 dBFS of it: removed 25 dB.
-    actions, t = levels(m, [-45.0] * 30, t, raw=[-20.0] * 30)
-    assert actions == []
-    # The user speaks over it: the canceller can't remove a voice, the level after it jumps.
-    actions, t = levels(m, [-22.0, -21.0], t, raw=[-19.0, -18.5])
-    assert actions == [lb.Hold()]
-
-
-def test_steady_noise_stops_counting_as_onset_and_warm_up_or_silence_never_hold():
-    m = warm()
-    _, t = levels(m, [-70.0] * 50)
-    actions, t = levels(m, [-40.0] * 300, t)  # a fan starts: one hold at most, then the floor catches up
-    assert actions.count(lb.Hold()) <= 1
-    m.phase, m._held_at = lb.LocalBargeInPhase.IDLE, None
-    actions, t = levels(m, [-40.0] * 100, t)
-    assert actions == []
-    cold = lb.LocalBargeIn()  # nothing heard yet: warming up
-    _, t = levels(cold, [-70.0] * 50)
-    assert levels(cold, [-20.0] * 5, t)[0] == []
-    w = warm()
-    _, t = levels(w, [-70.0] * 50, audible=False)
-    assert levels(w, [-20.0] * 5, t, audible=False)[0] == []
-    off = warm(lb.LocalBargeInSettings(energy_onset=False))
-    _, t = levels(off, [-70.0] * 50)
-    assert levels(off, [-20.0] * 5, t)[0] == []
+def test_no_hold_while_warming_up_when_silent_or_switched_off():
+    assert lb.LocalBargeIn().on_onset(100, True) == []  # nothing heard yet: the canceller is converging
+    assert warm().on_onset(100, assistant_audible=False) == []
+    assert warm(lb.LocalBargeInSettings(energy_onset=False)).on_onset(100, True) == []
+    assert warm(lb.LocalBargeInSettings(enabled=False)).on_onset(100, True) == []
+    held = warm()
+    held.on_onset(100, True)
+    assert held.configure(lb.LocalBargeInSettings(energy_onset=False)) == [lb.Release(0)]
 
 
 def test_client_maps_hold_and_release_to_tentative_pause_and_resume():
     client = RealtimeClient(local_barge_in=lb.LocalBargeInSettings(hold_confirm_ms=100))
     client.local_barge_in.assistant_heard_ms = 10_000
     client.audible_item = "item_a"
-    for i in range(50):
-        client.local_level(-70.0, None, (i + 1) * 10)
-    held = client.local_level(-25.0, None, 510) + client.local_level(-25.0, None, 520)
-    assert held == [PausePlayback(tentative=True)]
     state = client.state
-    released = []
-    for i in range(12):
-        released += client.local_level(-70.0, None, 530 + i * 10)
-    assert released == [ResumePlayback(tentative=True)]
+    assert client.local_onset(520) == [PausePlayback(tentative=True)]
+    assert client.tick() == []
+    # The VAD heard nothing by 640 ms (past the 100 ms window): the hold is released.
+    assert client.local_vad_frame(0.0, 640) == [ResumePlayback(tentative=True)]
     assert client.state == state  # a hold changes no visible state and sends nothing

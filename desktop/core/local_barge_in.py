@@ -1,10 +1,11 @@
 """Barge-in from a local voice activity detector, before the server knows — and recovery from false ones.
 
-The microphone's level arrives here chunk by chunk and its speech probability frame by frame (both with
-the time, in ms, on the input clock). While the assistant is audible:
+Loudness onsets (from `speech_onset`, detected on the capture thread) and the microphone's speech
+probability frame by frame arrive here, both with the time in ms on the input clock. While the assistant
+is audible:
 
-0. **hold** — a sudden rise in the microphone's level that is not echo (`speech_onset`, two 10 ms chunks)
-   pauses playback at once, keeping the unplayed audio; unless the VAD hears speech within
+0. **hold** — a sudden rise in the microphone's level that is not echo (two 10 ms blocks) pauses playback
+   at once, keeping the unplayed audio; unless the VAD hears speech within
    `hold_confirm_ms`, playback goes on where it stopped (a cough, a knock). This is what makes the voice
    stop within the user's first syllable; the VAD alone needs 100-150 ms of speech;
 1. **onset** — the first frame at or above `threshold` ducks playback at once (gain `duck_gain`; 0 mutes);
@@ -25,7 +26,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from .speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
+from .speech_onset import SpeechOnsetSettings
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,6 @@ class LocalBargeIn:
         self._last_speech_ms: int | None = None
         self._paused_at: int | None = None
         self._held_at: int | None = None
-        self.onset_detector = SpeechOnsetDetector(self.settings.onset)
         #: Assistant audio heard so far in this session (for the warm-up), reported by playback.
         self.assistant_heard_ms = 0
         self.false_interruptions = 0
@@ -121,7 +121,6 @@ class LocalBargeIn:
 
     def configure(self, settings: LocalBargeInSettings) -> list[LocalAction]:
         self.settings = settings
-        self.onset_detector.settings = settings.onset
         if not settings.enabled and self.phase in (LocalBargeInPhase.DUCKED, LocalBargeInPhase.PAUSED,
                                                    LocalBargeInPhase.HELD):
             return self._back_to_idle(resume=True, now_ms=self._paused_at or self._held_at or 0)
@@ -133,21 +132,16 @@ class LocalBargeIn:
     def warming_up(self) -> bool:
         return self.assistant_heard_ms < self.settings.warmup_ms
 
-    def on_level(self, level_dbfs: float, raw_dbfs: float | None, now_ms: int,
-                 assistant_audible: bool) -> list[LocalAction]:
-        """One chunk of microphone audio ending at `now_ms`: its level after echo cancellation and, when
-        an echo canceller ran, before it (`raw_dbfs`)."""
+    def on_onset(self, now_ms: int, assistant_audible: bool) -> list[LocalAction]:
+        """A loudness onset (`speech_onset.SpeechOnsetDetector`) completed at `now_ms`."""
         s = self.settings
-        onset = self.onset_detector.update(level_dbfs, raw_dbfs)
         if not (s.enabled and s.energy_onset):
             return []
-        if self.phase == LocalBargeInPhase.IDLE:
-            if onset and assistant_audible and not self.warming_up:
-                self.phase = LocalBargeInPhase.HELD
-                self._held_at = now_ms
-                self.onset_ms = now_ms
-                return [Hold()]
-            return []
+        if self.phase == LocalBargeInPhase.IDLE and assistant_audible and not self.warming_up:
+            self.phase = LocalBargeInPhase.HELD
+            self._held_at = now_ms
+            self.onset_ms = now_ms
+            return [Hold()]
         return self._expire_hold(now_ms)
 
     def _expire_hold(self, now_ms: int) -> list[LocalAction]:

@@ -224,10 +224,10 @@ class RealtimeClient:
         self.input_clock_ms = max(self.input_clock_ms, frame_end_ms)
         return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, self._assistant_audible()))
 
-    def local_level(self, level_dbfs: float, raw_dbfs: float | None, chunk_end_ms: int) -> list[Action]:
-        """One chunk of microphone audio: its level after echo cancellation (and before, if it ran)."""
-        self.input_clock_ms = max(self.input_clock_ms, chunk_end_ms)
-        return self._local(self.local_barge_in.on_level(level_dbfs, raw_dbfs, chunk_end_ms, self._assistant_audible()))
+    def local_onset(self, at_ms: int) -> list[Action]:
+        """A sudden, non-echo rise in the microphone's level (see speech_onset) at `at_ms` on the input clock."""
+        self.input_clock_ms = max(self.input_clock_ms, at_ms)
+        return self._local(self.local_barge_in.on_onset(at_ms, self._assistant_audible()))
 
     def _assistant_audible(self) -> bool:
         td = self.effective.turn_detection if self.effective else self.requested.turn_detection

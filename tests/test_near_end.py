@@ -1,0 +1,49 @@
+"""The capture thread's near-end processing: 10 ms blocks in, 20 ms chunks out, onsets reported at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from desktop.audio.echo_canceller import EchoCanceller
+from desktop.audio.near_end import NearEndProcessor
+
+
+def tone(ms: int, dbfs: float, rate: int = 24000) -> np.ndarray:
+    n = rate * ms // 1000
+    amp = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
+    return (amp * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.int16)
+
+
+def test_blocks_become_20ms_chunks_and_a_voice_onset_is_reported_on_its_second_block():
+    chunks, onsets = [], []
+    near = NearEndProcessor(chunks.append, onsets.append)
+    quiet = np.random.default_rng(1).normal(0, 10, 24000).astype(np.int16)  # ~ -70 dBFS room noise
+    for start in range(0, len(quiet), 240):
+        near.process(quiet[start:start + 240])
+    assert onsets == [] and [len(c) for c in chunks] == [480] * 50
+    near.process(tone(10, -30))
+    assert onsets == []  # one loud block is not yet an onset
+    near.process(tone(10, -28))
+    assert onsets == [1020]  # at once, on the second block (1.02 s on the input clock), not at the chunk
+    assert len(chunks) == 51
+    near.process(tone(35, -25))  # any block length: split into 10 ms pieces
+    assert len(chunks) == 52 and near.samples == 24000 + 240 * 2 + 840
+
+
+def test_the_echo_canceller_runs_on_each_block():
+    if not EchoCanceller.available():
+        import pytest
+
+        pytest.skip("livekit's AEC is not installed")
+    chunks, onsets = [], []
+    near = NearEndProcessor(chunks.append, onsets.append)
+    near.echo = EchoCanceller()
+    far = tone(2000, -20)
+    for start in range(0, len(far), 240):
+        near.echo.feed_far_end(far[start:start + 240])
+        near.process(far[start:start + 240])  # the microphone hears exactly the far end
+    out = np.concatenate(chunks).astype(np.float64)
+    assert len(out) >= 24000 * 2 - 480
+    tail = out[-24000:]
+    assert 20 * np.log10(np.sqrt(np.mean(tail ** 2)) / 32768 + 1e-12) < -40  # the echo is gone
+    assert len(onsets) <= 1 and all(t < 500 for t in onsets)  # at most while it was converging (the warm-up covers that)
