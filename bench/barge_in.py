@@ -162,10 +162,10 @@ async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]
     loud_chunks: list[float] = []  # when a microphone chunk above ONSET_DBFS reached the event loop
     handler = session._on_input_chunk
 
-    def tap(chunk: np.ndarray, raw_dbfs: float | None = None) -> None:
+    def tap(chunk: np.ndarray) -> None:
         if rms_dbfs(chunk) > ONSET_DBFS:
             loud_chunks.append(time.monotonic())
-        handler(chunk, raw_dbfs)
+        handler(chunk)
 
     session._on_input_chunk = tap
     log: list[dict[str, Any]] = []
