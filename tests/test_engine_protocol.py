@@ -395,6 +395,35 @@ def test_truncate_within_and_beyond_the_item_audio(models):
     run_engine(models, scenario)
 
 
+def test_old_items_let_go_of_their_audio_so_long_sessions_stay_bounded(models, monkeypatch):
+    from desktop.engine import realtime_connection
+
+    monkeypatch.setattr(realtime_connection, "MAX_RETAINED_AUDIO_MS", 2500)
+
+    async def scenario(peer: Peer) -> None:
+        await peer.update(MANUAL_WITH_TRANSCRIPTION)
+        answers = []
+        for text in ("Hello there.", "What time is it?", "Repeat after me: the third answer."):
+            await peer.send("conversation.item.create", item={"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": text}]})
+            await peer.until("conversation.item.added")
+            mark = peer.mark()
+            await peer.send("response.create")
+            done = await peer.until("response.done")
+            answers.append((done["response"]["output"][0]["id"], len(decoded_audio(peer.received[mark:])) * 1000 // RATE))
+        assert all(ms > 800 for _, ms in answers), answers
+        # Over the 2.5 s budget: the oldest answer let go of its audio; the newest keeps it (and its text).
+        old = await peer.send("conversation.item.truncate", item_id=answers[0][0], content_index=0, audio_end_ms=100)
+        error = await peer.error_for(old)
+        assert "no longer keeps its audio" in error["message"]
+        await peer.send("conversation.item.retrieve", item_id=answers[0][0])
+        assert (await peer.until("conversation.item.retrieved"))["item"]["content"][0]["transcript"]
+        await peer.send("conversation.item.truncate", item_id=answers[-1][0], content_index=0, audio_end_ms=300)
+        assert (await peer.until("conversation.item.truncated", "error"))["type"] == "conversation.item.truncated"
+
+    run_engine(models, scenario)
+
+
 # ----------------------------------------------------------------------------- server VAD
 
 

@@ -46,6 +46,10 @@ MIN_COMMIT_MS = 100
 MAX_BUFFER_MS = 15 * 60 * 1000
 #: Approximate token accounting, in the real API's units: ~4 characters of text, 50 ms of audio per token.
 CHARS_PER_TOKEN = 4
+#: Audio the conversation keeps (input and output, newest first). Older items keep their transcripts but
+#: drop their audio, so a long session's memory stays bounded (a 60-minute soak grew the engine by 365 MB
+#: before this). Only the playing answer is ever truncated, and it is always among the newest.
+MAX_RETAINED_AUDIO_MS = 20 * 60 * 1000
 AUDIO_MS_PER_TOKEN = 50
 #: The API's documented cap for max_output_tokens.
 MAX_OUTPUT_TOKENS_LIMIT = 4096
@@ -79,6 +83,8 @@ class StoredItem:
     images: list[str] = field(default_factory=list)
     #: Index of the input_audio content part (for transcription events).
     audio_index: int = 0
+    #: The audio was let go to bound memory (see MAX_RETAINED_AUDIO_MS).
+    audio_dropped: bool = False
 
 
 @dataclass
@@ -632,6 +638,8 @@ class RealtimeConnection:
             raise ClientEventError("Invalid value for 'audio_end_ms': expected a non-negative integer.", "invalid_value", "audio_end_ms")
         if event.get("content_index", 0) != 0:
             raise ClientEventError("Invalid value for 'content_index'.", "invalid_value", "content_index")
+        if stored.wire.get("role") == "assistant" and stored.audio_dropped:
+            raise ClientEventError("This message is too old: the engine no longer keeps its audio.", "invalid_value", "item_id")
         if stored.wire.get("role") != "assistant" or stored.audio is None:
             raise ClientEventError("Only assistant messages with audio can be truncated.", "invalid_value", "item_id")
         have_ms = samples_to_ms(len(stored.audio))
@@ -916,6 +924,25 @@ class RealtimeConnection:
         except Exception:  # noqa: BLE001 - synthesize it again in the response
             return None
 
+    def _bound_retained_audio(self, limit_ms: int | None = None) -> int:
+        """Drop the audio of the oldest items beyond MAX_RETAINED_AUDIO_MS (the newest two items are never
+        touched: the answer that may be truncated and the question being transcribed). Returns items dropped."""
+        budget = ms_to_samples(MAX_RETAINED_AUDIO_MS if limit_ms is None else limit_ms)
+        kept = 0
+        dropped = 0
+        for position, item_id in enumerate(reversed(self.order)):
+            stored = self.items.get(item_id)
+            if stored is None or stored.audio is None:
+                continue
+            kept += len(stored.audio)
+            if kept > budget and position >= 2 and (stored.transcript is None or stored.transcript.done()):
+                stored.audio = None
+                stored.audio_dropped = True
+                dropped += 1
+        if dropped:
+            log.debug("let go of the audio of %d old items", dropped)
+        return dropped
+
     def _emit_text(self, out: "_Output", piece: str) -> None:
         if out.budget is not None:
             room = (out.budget - out.tokens) * CHARS_PER_TOKEN
@@ -950,6 +977,7 @@ class RealtimeConnection:
         stored = out.stored
         if out.audio_out:
             stored.audio = np.concatenate(out.audio_parts) if out.audio_parts else np.zeros(0, dtype="<i2")
+            self._bound_retained_audio()
         if parts_done:
             if out.audio_out:
                 self.emit("response.output_audio.done", **out.ids)
