@@ -22,7 +22,7 @@ WebSocket on 127.0.0.1.
 2. **Self-interruption.** tests/room_audio.Room: the microphone is the monitor of a room sink; a
    PulseAudio loopback plays the speaker's output into the room at -10 dB and at 0 dB (30 ms). Typed
    questions with 2-10 s answers, one after the other in one session per condition; an answer counts as
-   self-interrupted if, while it plays, the local VAD ducks or pauses playback, the server reports
+   self-interrupted if, while it plays, the local detection holds, ducks or pauses playback, the server reports
    `speech_started`, or the answer is truncated. Echo mode "aec" (the default: WebRTC AEC3, gated while
    converging) and "headset" (no echo handling) as the baseline. create_response=False for the server VAD
    (typed questions still get answers), so that a self-interruption in headset mode does not snowball
@@ -512,8 +512,9 @@ def _markdown(report: dict[str, Any]) -> str:
         f"(`{lat['voice']}`) is played into the microphone. Latency = first left-channel sample above",
         f"{lat['onset_dbfs']:.0f} dBFS → last right-channel sample above {lat['audible_dbfs']:.0f} dBFS before the speaker",
         "stays silent, i.e. what the user hears, including capture buffering, processing, the event loop, the",
-        "speaker's buffer and the fade. Local VAD on (duck at onset, gain 0 after a 10 ms ramp) and off (only the",
-        "server's `speech_started` stops playback) alternate trial by trial in one session.",
+        "speaker's buffer and the fade. Local detection on (the defaults: playback held at the loudness onset,",
+        "two 10 ms blocks, with a 5 ms fade; the Silero VAD confirms; duck at Silero's onset otherwise) and off",
+        "(only the server's `speech_started` stops playback) alternate trial by trial in one session.",
         "",
         "| local VAD | p50 ms | p95 ms | min | max | trials | goal |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -528,11 +529,13 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "Where the time goes (wall clock inside the app): from the first microphone chunk above "
         f"{ONSET_DBFS:.0f} dBFS reaching the event loop to the first action that silences playback (duck, pause or "
-        f"stop): p50 {d_on['median']} / p95 {d_on['p95']} ms with the local VAD, p50 {d_off['median']} / p95 "
-        f"{d_off['p95']} ms with the server's `speech_started` only (the engine runs on loopback, so its VAD "
-        "answers about as fast as the local one). The rest is capture buffering (PortAudio reports "
-        f"{(st0.get('mic_latency_s') or 0) * 1000:.0f} ms for the microphone), the 20 ms chunking and the speaker's "
-        f"buffer ({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms) plus the 10 ms duck ramp.",
+        f"stop): p50 {d_on['median']} / p95 {d_on['p95']} ms with local detection (the onset is found on the capture "
+        "thread per 10 ms block, so the hold often arrives with the first loud 20 ms chunk), p50 "
+        f"{d_off['median']} / p95 {d_off['p95']} ms with the server's `speech_started` only (the engine runs on "
+        "loopback). The rest is the audio path: capture buffering (PortAudio reports "
+        f"{(st0.get('mic_latency_s') or 0) * 1000:.0f} ms for the microphone; the test rig's PulseAudio remap sink and "
+        "monitor add their own), the 10 ms blocks and the 20 ms the onset rule needs, and the speaker's buffer "
+        f"({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms; `--output-latency`) plus the 5 ms fade.",
     ]
     lines += [
         "",
@@ -544,8 +547,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "Typed questions with short answers, one after the other in one session per condition; the speaker's",
         "output is looped into the microphone by PulseAudio at the given level (30 ms). Self-interrupted = during",
-        "the answer the local VAD ducked or paused playback, the server sent `speech_started`, or the answer was",
-        "truncated.",
+        "the answer the local detection held, ducked or paused playback, the server sent `speech_started`, or the",
+        "answer was truncated.",
         "",
         "| echo handling | echo level | answers | self-interrupted | truncated | local duck/pause | server speech_started | answer audio p50 ms | speaker underflows | load avg |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
