@@ -112,7 +112,9 @@ def test_a_click_does_not_end_the_answer(room, tmp_path):
         assert await session.start()
         session.send_text("What time is it? And please tell me a long story about a dragon.")
         assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
-        await asyncio.sleep(1.5)
+        # Past the local barge-in's warm-up (heard audio, not wall time: a busy machine plays late).
+        machine = session.client.local_barge_in
+        assert await _wait(lambda: machine.assistant_heard_ms >= machine.settings.warmup_ms + 500, 20)
         room.say(AUDIO / "cough_click.wav")
         await asyncio.sleep(2.0)
         await session.stop()
