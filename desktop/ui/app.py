@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         from .self_test import run_self_test
 
         return run_self_test(log_level="warning" if args.log_level == "info" else args.log_level, t_launch=t_launch)
+    if _no_display():
+        # Qt would abort with "could not connect to display" and a core dump; say what to do instead.
+        print("parley: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a desktop "
+              "session, or set QT_QPA_PLATFORM=offscreen to run without a window (e.g. with --quit-after).",
+              file=sys.stderr)
+        return 2
     provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline)
     setup_logging(args.log_level, secrets=[provider.api_key])
 
@@ -135,5 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(0)
 
 
+def _no_display() -> bool:
+    """On Linux and other X11/Wayland systems: no display to open a window on, and no platform chosen."""
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
