@@ -91,6 +91,7 @@ def soak(minutes: float) -> dict[str, Any]:
     lateness_ms: list[float] = []
     rss: list[tuple[float, float]] = []
     engine_rss: list[tuple[float, float]] = []
+    load_samples: list[tuple[int, list[float]]] = []
     state: dict[str, Any] = {"turns": 0, "typed": 0, "spoken": 0}
 
     timer = QTimer()
@@ -144,6 +145,8 @@ def soak(minutes: float) -> dict[str, Any]:
                 e = _rss_mb(session.engine._proc.pid)
                 if e is not None:
                     engine_rss.append((t, e))
+            if len(rss) % 60 == 1:  # every ~5 minutes: the machine's load, to read the UI figures against
+                load_samples.append((round(t), [round(x, 2) for x in os.getloadavg()]))
 
     async def main() -> dict[str, Any]:
         ok = await session.start()
@@ -158,6 +161,7 @@ def soak(minutes: float) -> dict[str, Any]:
         engine_base = _rss_mb(session.engine._proc.pid) if session.engine and session.engine._proc else None
         t0 = time.monotonic()
         deadline = t0 + minutes * 60
+        last[0] = clock.elapsed()  # measure from now: the start-up before this is not UI lateness
         timer.start()
         await asyncio.gather(feeder(deadline), sampler(deadline, t0))
         timer.stop()
@@ -202,8 +206,15 @@ def soak(minutes: float) -> dict[str, Any]:
         "errors_logged": len(errors),
         "first_errors": errors[:5],
         "rss_samples": [(round(t), round(v, 1)) for t, v in rss[:: max(1, len(rss) // 60)]],
+        "engine_rss_samples": [(round(t), round(v, 1)) for t, v in engine_rss[:: max(1, len(engine_rss) // 60)]],
+        "load_average_samples": load_samples,
     }
     return results
+
+
+def _load_range(r: dict[str, Any]) -> str:
+    ones = [load[0] for _, load in r.get("load_average_samples") or []]
+    return f"{min(ones)}–{max(ones)} ({len(ones)} samples)" if ones else "not recorded"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -222,6 +233,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"| app RSS trend, second half | {r['app_rss_trend_mb_per_hour_second_half']} MB/hour |",
             f"| engine RSS start → end | {r['engine_rss_mb_start']} → {r['engine_rss_mb_end']} MB |",
             f"| UI: lateness of a 50 ms Qt timer | median {lat['median']} ms, p95 {lat['p95']} ms, max {lat['max']} ms ({lat['n']} ticks) |",
+            f"| machine load average (1 min) during the run | {_load_range(r)} |",
             f"| errors logged | {r['errors_logged']} |",
         ]
     )
