@@ -564,6 +564,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Goal: 0 self-interruptions in 20 answers with AEC at -10 dB and 0 dB.",
+        *([r["self_interruption_note"]] if r.get("self_interruption_note") else []),
         "",
         f"### CPU of the capture path ({cpu['seconds']} s of live capture, connected to the engine, idle)",
         "",
@@ -632,5 +633,7 @@ if __name__ == "__main__":
     import json
 
     rep = run()
+    if os.environ.get("PARLEY_BENCH_DUMP"):  # a partial run's whole results, for exploring
+        Path(os.environ["PARLEY_BENCH_DUMP"]).write_text(json.dumps(rep["results"], indent=1, default=str))
     print(rep["markdown"])
     print(json.dumps(rep["results"], indent=1, default=str)[:3000])

@@ -437,6 +437,9 @@ class LiveSession:
                 self._notify(VadFrame(probability, end_ms))
                 self._apply(self.client.local_vad_frame(probability, end_ms))
                 self._apply(self.turns.on_vad_frame(probability, end_ms))
+        gain = self.client.uplink_gain(echo_cancelled=self.echo is not None)
+        if gain < 1.0:  # only echo residue while the assistant speaks: keep it from the server's VAD
+            chunk = (chunk.astype(np.float32) * np.float32(gain)).astype(np.int16)
         self._apply(self.turns.on_input_audio(chunk))  # the mode decides what reaches the server
 
     async def _watch_playback(self) -> None:

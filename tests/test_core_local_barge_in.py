@@ -225,3 +225,20 @@ def test_client_maps_hold_and_release_to_tentative_pause_and_resume():
     # The VAD heard nothing by 640 ms (past the 100 ms window): the hold is released.
     assert client.local_vad_frame(0.0, 640) == [ResumePlayback(tentative=True)]
     assert client.state == state  # a hold changes no visible state and sends nothing
+
+
+def test_echo_residue_is_kept_from_the_server_until_the_user_may_be_speaking():
+    m = warm()
+    assert m.uplink_gain(assistant_audible=True, echo_cancelled=True) == 0.1  # only echo residue now
+    assert m.uplink_gain(assistant_audible=False, echo_cancelled=True) == 1.0  # nobody else talking
+    assert m.uplink_gain(assistant_audible=True, echo_cancelled=False) == 1.0  # headset: no echo at all
+    assert lb.LocalBargeIn().uplink_gain(True, True) == 1.0  # warming up: the gate handles it
+    m.on_onset(1000, True)
+    assert m.uplink_gain(True, True) == 1.0  # the first hint of a voice opens it at once
+    soft = warm()
+    feed(soft, [0.5])  # under the VAD threshold (0.6): still treated as residue
+    assert soft.uplink_gain(True, True) == 0.1
+    feed(soft, [0.7])  # the VAD hears speech (no loud onset needed)
+    assert soft.uplink_gain(True, True) == 1.0
+    off = warm(lb.LocalBargeInSettings(echo_residue_gain=1.0))
+    assert off.uplink_gain(True, True) == 1.0

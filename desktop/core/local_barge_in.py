@@ -50,6 +50,10 @@ class LocalBargeInSettings:
     #: A hold the VAD does not confirm within this long is released (playback goes on).
     hold_confirm_ms: int = 320
     onset: SpeechOnsetSettings = field(default_factory=SpeechOnsetSettings)
+    #: With echo cancellation, while the assistant is audible and nothing local suggests the user speaks, the
+    #: microphone is sent to the server at this gain: what is left is echo residue, which a server VAD can
+    #: mistake for a barge-in. Full level from the first hint of the user's voice (hold, VAD onset). 1.0: off.
+    echo_residue_gain: float = 0.1
 
 
 class LocalBargeInPhase(enum.Enum):
@@ -131,6 +135,15 @@ class LocalBargeIn:
     @property
     def warming_up(self) -> bool:
         return self.assistant_heard_ms < self.settings.warmup_ms
+
+    def uplink_gain(self, assistant_audible: bool, echo_cancelled: bool) -> float:
+        """The gain for the microphone audio sent to the server now (see `echo_residue_gain`)."""
+        s = self.settings
+        if not (s.enabled and echo_cancelled and assistant_audible) or self.warming_up:
+            return 1.0
+        if self.phase != LocalBargeInPhase.IDLE or self._speech_run_start is not None:
+            return 1.0
+        return s.echo_residue_gain
 
     def on_onset(self, now_ms: int, assistant_audible: bool) -> list[LocalAction]:
         """A loudness onset (`speech_onset.SpeechOnsetDetector`) completed at `now_ms`."""

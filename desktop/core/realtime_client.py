@@ -229,6 +229,10 @@ class RealtimeClient:
         self.input_clock_ms = max(self.input_clock_ms, at_ms)
         return self._local(self.local_barge_in.on_onset(at_ms, self._assistant_audible()))
 
+    def uplink_gain(self, echo_cancelled: bool) -> float:
+        """Gain for the microphone audio about to be sent (echo residue kept from the server's VAD)."""
+        return self.local_barge_in.uplink_gain(self._assistant_audible(), echo_cancelled)
+
     def _assistant_audible(self) -> bool:
         td = self.effective.turn_detection if self.effective else self.requested.turn_detection
         return (self.audible_item is not None or self.audio_queued) and not isinstance(td, ManualTurns)
