@@ -40,7 +40,9 @@ def space(window, kind: QEvent.Type, auto_repeat: bool = False) -> None:
 
 def test_push_to_talk_sends_only_the_press(qtbot, qasync_loop, private_config, tmp_path):
     before, command, after = speech("set_timer.wav"), speech("what_time.wav"), speech("thank_you.wav")
-    parts = [quiet(1000), before, quiet(1500, 1), command, quiet(1500, 2), after, quiet(25000, 3)]  # long tail: the answer may be slow
+    # The speech after the release comes 5 s later: the answer (and the tap that interrupts it) must come first,
+    # or the tap's own pre-roll would legitimately carry that speech (seen on a loaded machine).
+    parts = [quiet(1000), before, quiet(1500, 1), command, quiet(5000, 2), after, quiet(25000, 3)]  # long tail: the answer may be slow
     audio = np.concatenate(parts)
     b0 = ms(parts[0]) + ms(before)  # end of the speech before the press
     c0 = b0 + ms(parts[2])  # the command starts
