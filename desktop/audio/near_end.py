@@ -7,15 +7,12 @@ user's first sound), and batching into 20 ms chunks for the event loop (one wake
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import numpy as np
 
 from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples, rms_dbfs
 from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
-
-log = logging.getLogger(__name__)
 
 
 class NearEndProcessor:

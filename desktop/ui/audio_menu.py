@@ -42,20 +42,18 @@ class AudioMenu:
             self.menu.addAction(action)
             self.echo_actions[mode] = action
         self.menu.addSeparator()
-        self.local_vad_action = QAction("Interrupt as soon as I speak (local voice detection)", self.menu, checkable=True)
-        self.local_vad_action.setToolTip(
+        self.local_vad_action = self._toggle(
+            "Interrupt as soon as I speak (local voice detection)",
             "Parley listens on your microphone too and silences the answer the moment you start speaking, "
-            "before the server has noticed; a cough or a click lets the answer go on."
+            "before the server has noticed; a cough or a click lets the answer go on.",
+            self.set_local_barge_in,
         )
-        self.local_vad_action.toggled.connect(self.set_local_barge_in)
-        self.menu.addAction(self.local_vad_action)
-        self.hold_action = QAction("Pause the answer at the first sound of my voice (fastest)", self.menu, checkable=True)
-        self.hold_action.setToolTip(
+        self.hold_action = self._toggle(
+            "Pause the answer at the first sound of my voice (fastest)",
             "A sudden rise in your microphone's level (not the assistant's echo) pauses the answer within ~20 ms, "
-            "before voice detection can tell; if it was not speech the answer goes on from where it paused."
+            "before voice detection can tell; if it was not speech the answer goes on from where it paused.",
+            self.set_hold_on_onset,
         )
-        self.hold_action.toggled.connect(self.set_hold_on_onset)
-        self.menu.addAction(self.hold_action)
         saved = self.saved()
         self.echo_actions.get(saved.get("echo_mode", "aec"), self.echo_actions["aec"]).setChecked(True)
         self.local_vad_action.blockSignals(True)
@@ -65,6 +63,13 @@ class AudioMenu:
         self.hold_action.setChecked(bool(saved.get("hold_on_onset", True)))
         self.hold_action.blockSignals(False)
         self.hold_action.setEnabled(self.local_vad_action.isChecked())
+
+    def _toggle(self, label: str, tip: str, slot) -> QAction:
+        action = QAction(label, self.menu, checkable=True)
+        action.setToolTip(tip)
+        action.toggled.connect(slot)
+        self.menu.addAction(action)
+        return action
 
     # ------------------------------------------------------------------ persistence
     def saved(self) -> dict[str, Any]:

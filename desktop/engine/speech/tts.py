@@ -8,6 +8,7 @@ later ones are synthesized.
 
 from __future__ import annotations
 
+import abc
 import io
 import re
 import shutil
@@ -73,14 +74,16 @@ def _to_protocol_rate(audio: np.ndarray, rate: int) -> np.ndarray:
     return float_to_pcm16(audio)
 
 
-class _SentenceSynthesizer:
+class _SentenceSynthesizer(abc.ABC):
     """What every voice shares: split into sentences, synthesize each one as it is asked for."""
 
-    def load(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Make the voice ready (idempotent)."""
 
-    def _synthesize_one(self, sentence: str) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _synthesize_one(self, sentence: str) -> np.ndarray:
+        """One sentence as int16 mono PCM at 24 kHz."""
 
     def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (sentence, int16 mono PCM at 24 kHz) per sentence, synthesizing lazily."""
