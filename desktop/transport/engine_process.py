@@ -8,6 +8,8 @@ import os
 import sys
 from collections import deque
 
+from ..engine_part import engine_part_problem, install_hint
+
 log = logging.getLogger(__name__)
 
 READY_PREFIX = "PARLEY_ENGINE_READY"
@@ -39,6 +41,11 @@ class EngineProcess:
         return [sys.executable, "-m", "desktop.engine"]
 
     async def start(self, timeout: float = 30.0) -> int:
+        # An installation without the offline engine's part (Linux: only the app archive unpacked) says so
+        # plainly instead of starting an engine that would fail on its first import.
+        problem = engine_part_problem()
+        if problem is not None:  # shown as "The offline engine could not start: it is not installed …"
+            raise EngineStartError(f"it is {problem} in this copy of Parley. To add it, {install_hint()}.")
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         env.pop("OPENAI_API_KEY", None)  # the engine never needs it
         cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level, "--exit-with-stdin"]

@@ -26,6 +26,7 @@ RESULT_PREFIX = "PARLEY_SELF_TEST"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NO_RECORDING = 3
+EXIT_NO_ENGINE = 4
 
 
 def _say(text: str) -> None:
@@ -46,6 +47,12 @@ def run_self_test(
     if not wav.is_file():
         _fail(f"the recorded utterance {wav} is missing from this installation")
         return EXIT_NO_RECORDING
+    from ..engine_part import not_installed_message
+
+    missing = not_installed_message()  # only the app archive was unpacked
+    if missing is not None:
+        _fail(missing)
+        return EXIT_NO_ENGINE
 
     from PySide6.QtWidgets import QApplication
     import qasync
