@@ -141,6 +141,7 @@ def run() -> dict:
 
     rows = "\n".join(f"| {part} | {mb:.1f} |" for part, mb in sizes["parts_mb"].items())
     largest = ", ".join(f"`{f['file']}` {f['mb']:.1f}" for f in sizes["largest_files"][:6])
+    largest_app = ", ".join(f"`{f['file']}` {f['mb']:.1f}" for f in sizes["largest_app_part_files"][:8])
     arch = ", ".join(f"`{k}` {v:.0f} MB" for k, v in archives.items()) or "(existing bundle: not packed)"
     md = f"""Build: **{build_s if build_s is not None else '—'} s** (`packaging/build.sh`, PyInstaller, no cache). Archives: {arch}.
 
@@ -148,9 +149,12 @@ def run() -> dict:
 |---|---|
 {rows}
 | **complete bundle** (budget {BUDGET_COMPLETE_MB}) | **{sizes['total_mb']:.1f}** |
-| **app without the engine's models** (budget {BUDGET_APP_WITHOUT_MODELS_MB}) | **{sizes['app_without_models_mb']:.1f}** |
+| **app part**: the app archive, unpacked (budget for the app without the offline engine: {BUDGET_APP_WITHOUT_MODELS_MB}) | **{sizes['app_part_mb']:.1f}** |
+| **offline engine part**: the engine archive, unpacked (its models and the runtimes only it loads) | **{sizes['engine_part_mb']:.1f}** |
+| app without the engine's models (engine runtimes counted in) | {sizes['app_without_models_mb']:.1f} |
 
 Largest files: {largest}.
+Largest in the app part: {largest_app}.
 
 | start to a window connected to the bundled engine (spawn → connected) | median ms | p95 ms | n |
 |---|---|---|---|

@@ -28,8 +28,10 @@ BUDGET_COMPLETE_MB = 450
 #: ~105 MB, the rest of Qt ~80 MB, Silero's own runtime 23 MB, the float16 Whisper file +37 MB, an engine
 #: runtime slipping back into the app part); lower them whenever something is dropped, raise them only on
 #: purpose.
-CEILING_APP_PART_MB = 456
-CEILING_COMPLETE_MB = 566
+#: Measured after the engine's runtimes moved to the engine part and ICU's data was trimmed: app part
+#: 296.4 MB, complete 533.0 MB (before: 446.2 / 555.9).
+CEILING_APP_PART_MB = 306
+CEILING_COMPLETE_MB = 543
 #: Older name of the app ceiling.
 CEILING_APP_WITHOUT_MODELS_MB = CEILING_APP_PART_MB
 
