@@ -26,7 +26,8 @@ The new library has the same soname and entry symbol, built with ICU's own tools
 `icupkg` to list/remove items, `genccode` to wrap the package as assembly) and gcc. With `--check`
 (the default) a Python run with the build environment's PySide6 and the new library preloaded must give
 the same results as the original for English case mapping, collation, time zones and converters, and
-show that other locales degrade as described rather than fail; otherwise the original is kept.
+show that other locales degrade as described rather than fail; otherwise the library is left as it was and
+the script exits 1 (build.sh then stops: a changed Qt ICU version or tool needs a look, not a silent skip).
 """
 
 from __future__ import annotations
