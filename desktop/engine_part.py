@@ -4,7 +4,7 @@ On Linux the installer is two archives that unpack into the same folder: the app
 (`parley-VERSION-linux-ARCH-engine.tar.gz`: the engine's models and the runtimes only the engine process
 loads, see packaging/bundle_rules.py). With the app archive alone Parley works with a cloud model, and
 the offline engine is reported as not installed instead of being started. The engine part carries a
-manifest of its files (`_internal/parley-engine-part.txt`, written by packaging/build.sh); from a source
+manifest of its files (`_internal/parley-engine-part.txt`, written by packaging/parley.spec); from a source
 checkout the engine is always there.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 
-#: Written by packaging/build.sh into the bundle's `_internal/`; it ships in the engine archive.
+#: Written by packaging/parley.spec into the bundle's `_internal/`; it ships in the engine archive.
 #: The same name is packaging/bundle_rules.ENGINE_MANIFEST.
 ENGINE_MANIFEST = "parley-engine-part.txt"
 

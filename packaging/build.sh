@@ -54,10 +54,9 @@ icudata=$(find "$bundle" -type f -name "libicudata.so.*" | head -n 1)
 if [ -n "$icudata" ]; then
     "$py" "$root/packaging/trim_icu.py" "$icudata"
 fi
-# The offline engine's part lists its files; the app reads the list to know whether the engine is installed.
+# The offline engine's archive name (the spec wrote its file list, _internal/parley-engine-part.txt).
 engine_archive=$(cd "$root" && "$py" -c 'from desktop.engine_part import archive_name; print(archive_name())')
 name=${engine_archive%-engine.tar.gz}  # parley-VERSION-linux-ARCH: the app archive's name and its folder
-"$py" "$root/packaging/bundle_report.py" --write-engine-manifest "$bundle" "$engine_archive" >/dev/null
 t1=$(date +%s)
 if ! "$py" "$root/packaging/bundle_report.py" "$bundle"; then
     echo "[parley] the bundle is over its enforced size ceiling (see above and packaging/bundle_report.py)" >&2

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundle_rules import ENGINE_MANIFEST, MODEL_PARTS, in_engine_part, part_of  # noqa: E402
+from bundle_rules import MODEL_PARTS, in_engine_part, part_of  # noqa: E402
 
 MB = 1_000_000
 
@@ -147,25 +147,11 @@ def engine_files(root: Path | str) -> list[str]:
     return sorted(out)
 
 
-def write_engine_manifest(root: Path | str, archive_name: str) -> Path:
-    """Write `_internal/parley-engine-part.txt`: the engine part's files, which the app checks to know whether
-    the offline engine is installed (desktop/engine_part.py). It is itself part of the engine part."""
-    internal = internal_dir(Path(root))
-    files = [f for f in engine_files(root) if f != ENGINE_MANIFEST]
-    manifest = internal / ENGINE_MANIFEST
-    manifest.write_text(f"# Parley's offline engine part ({archive_name}): its files, relative to this folder\n"
-                        + "".join(f + "\n" for f in files))
-    return manifest
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--list-engine"]:  # for build.sh: the engine archive's files, relative to the bundle's parent
         root = Path(argv[1])
         rel = internal_dir(root).relative_to(root.parent).as_posix()
         print("\n".join(f"{rel}/{f}" for f in engine_files(root)))
-        return 0
-    if argv[:1] == ["--write-engine-manifest"]:  # for build.sh: bundle_report.py --write-engine-manifest DIR NAME
-        print(write_engine_manifest(argv[1], argv[2]))
         return 0
     argv = [a for a in argv if a != "--json"] + (["--json"] if "--json" in argv else [])
     root = Path(argv[0]) if argv and argv[0] != "--json" else Path(__file__).resolve().parent.parent / "dist" / "parley"

