@@ -62,6 +62,10 @@ from tests.waiting import wait_until as _wait  # noqa: E402
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 
 LATENCY_TRIALS = int(os.environ.get("PARLEY_BENCH_BARGE_TRIALS", "20"))  # per mode
+#: Latency arms, alternated trial by trial in one session: local detection on (the default: the speaker's
+#: buffer is cut at the interruption), the same without cutting the speaker's buffer (it drains, then the
+#: 5 ms fade), and the server's VAD only (buffer cut).
+LATENCY_MODES = ("local_vad_on", "local_vad_on_no_cut", "local_vad_off")
 ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "20"))  # per condition
 CPU_SECONDS = float(os.environ.get("PARLEY_BENCH_CPU_SECONDS", "30"))
 #: The speaker's buffer (the app's default is 40 ms; `--output-latency`).
@@ -137,6 +141,16 @@ def _cut_after(right: np.ndarray, onset: int, rate: int) -> tuple[int | None, bo
     return onset + int(end), audible_at_onset
 
 
+def _ending_level_db(right: np.ndarray, cut: int, rate: int) -> float | None:
+    """How abruptly the voice ended: level of its last 2 ms against the 50 ms before them, in dB (a 5 ms fade
+    gives about -10 dB or less; a hard cut about 0 dB, heard as a click when it lands on loud speech)."""
+    tail = right[max(0, cut - rate // 500):cut + 1].astype(np.float64)
+    body = right[max(0, cut - rate // 20):max(0, cut - rate // 500)].astype(np.float64)
+    if not len(tail) or not len(body) or not np.any(body):
+        return None
+    return round(10 * np.log10(max(np.mean(tail ** 2), 1e-9) / np.mean(body ** 2)), 1)
+
+
 async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]:
     from desktop.core.actions import BargeInHappened, TurnState
     from desktop.core.local_barge_in import LocalBargeInSettings
@@ -173,12 +187,13 @@ async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]
         await _wait(lambda: not session.playback.is_playing() and session.client.state != TurnState.ASSISTANT_SPEAKING, 30)
         rec = stage.record(recording)
         await asyncio.sleep(0.5)
-        plan = [m for _ in range(trials) for m in ("local_vad_on", "local_vad_off")]
+        plan = [m for _ in range(trials) for m in LATENCY_MODES]
         attempts = 0
-        while plan and attempts < 4 * trials + 10:
+        while plan and attempts < 4 * trials * len(LATENCY_MODES) // 2 + 10:
             attempts += 1
             mode = plan[0]
-            session.client.local_barge_in.configure(local_on if mode == "local_vad_on" else local_off)
+            session.client.local_barge_in.configure(local_off if mode == "local_vad_off" else local_on)
+            session.options.cut_speaker_buffer = mode != "local_vad_on_no_cut"
             session.send_text(STORY)
             if not await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30):
                 raise RuntimeError("the story did not start")
@@ -221,13 +236,13 @@ def _latency(server) -> dict[str, Any]:
 
     from bench._barge_in_stage import RATE, Stage
 
-    results: dict[str, list[float]] = {"local_vad_on": [], "local_vad_off": []}
-    skipped = {"local_vad_on": 0, "local_vad_off": 0}
+    results: dict[str, list[float]] = {m: [] for m in LATENCY_MODES}
+    skipped = {m: 0 for m in LATENCY_MODES}
     trials_out: list[dict[str, Any]] = []
     loads: list[list[float]] = [load_average()]
-    detect: dict[str, list[float]] = {"local_vad_on": [], "local_vad_off": []}
+    detect: dict[str, list[float]] = {m: [] for m in LATENCY_MODES}
     streams = []
-    remaining = {"local_vad_on": LATENCY_TRIALS, "local_vad_off": LATENCY_TRIALS}
+    remaining = {m: LATENCY_TRIALS for m in LATENCY_MODES}
     rounds = 0
     with tempfile.TemporaryDirectory(prefix="parley-barge-") as tmp:
         while any(v > 0 for v in remaining.values()) and rounds < 4:
@@ -255,6 +270,7 @@ def _latency(server) -> dict[str, Any]:
                 else:
                     latency_ms = (cut - onset) * 1000.0 / RATE
                     trial["latency_ms"] = round(latency_ms, 1)
+                    trial["last_ms_level_db"] = _ending_level_db(right, cut, RATE)
                     results[mode].append(latency_ms)
                     if entry.get("loud_chunk_to_silencing_action_ms") is not None:
                         detect[mode].append(entry["loud_chunk_to_silencing_action_ms"])
@@ -271,6 +287,8 @@ def _latency(server) -> dict[str, Any]:
     for mode, values in results.items():
         out[mode] = summarize(values)
         out[f"{mode}_detection_ms"] = summarize(detect[mode])
+        out[f"{mode}_last_ms_level_db"] = summarize([t["last_ms_level_db"] for t in trials_out if t["mode"] == mode
+                                                     and t.get("last_ms_level_db") is not None])
     return out
 
 
@@ -358,18 +376,26 @@ def _self_interruption(server, n: int) -> list[dict[str, Any]]:
 
 
 # ============================================================================ 3. CPU
-async def _idle_capture(seconds: float) -> dict[str, Any]:
+async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any]:
+    """CPU of the capture path over `seconds` of live capture; `speaking`: while the assistant tells a story
+    through the speaker (the echo canceller then works on every frame), else idle."""
     from bench._barge_in_probes import LoopShare, ThreadCpu, instrument_capture, task_cpu_seconds, task_names
+    from desktop.core.actions import TurnState
 
     before = set(task_names())
     with instrument_capture() as seen:
-        session, _ = _new_session(use_speaker=False)
+        session, _ = _new_session(use_speaker=speaking)
         share = LoopShare(session)
         try:
             if not await session.start():
                 raise RuntimeError(f"session did not start: {session.status}")
             share.wrap_transport()
             await asyncio.sleep(3.0)  # models loaded, streams running
+            if speaking:
+                session.send_text(STORY)
+                if not await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30):
+                    raise RuntimeError("the story did not start")
+                await asyncio.sleep(1.0)
             if seen.capture is None:
                 raise RuntimeError("the microphone callback never ran")
             mic_thread = next((t for t in threading.enumerate() if t.name == "parley-mic"), None)
@@ -388,7 +414,10 @@ async def _idle_capture(seconds: float) -> dict[str, Any]:
             frames0, blocks0 = seen.capture_frames, seen.capture_blocks
             share.active = True
             w0 = time.monotonic()
-            await asyncio.sleep(seconds)
+            while time.monotonic() - w0 < seconds:
+                await asyncio.sleep(0.05)
+                if speaking and not session.playback.is_playing():
+                    break  # the story ended: measure only while it played
             wall = time.monotonic() - w0
             share.active = False
             c1, k1, m1 = callback_cpu.seconds(), consumer_cpu.seconds(), main_cpu.seconds()
@@ -418,6 +447,7 @@ async def _idle_capture(seconds: float) -> dict[str, Any]:
     total = sum(stages.values())
     return {
         "seconds": round(wall, 1),
+        "assistant_speaking": speaking,
         "device_rate": rate,
         "captured_s": round(frames / rate, 1) if rate else None,
         "echo": echo,
@@ -504,14 +534,19 @@ def _markdown(report: dict[str, Any]) -> str:
         f"(`{lat['voice']}`) is played into the microphone. Latency = first left-channel sample above",
         f"{lat['onset_dbfs']:.0f} dBFS → last right-channel sample above {lat['audible_dbfs']:.0f} dBFS before the speaker",
         "stays silent, i.e. what the user hears, including capture buffering, processing, the event loop, the",
-        "speaker's buffer and the fade. Local detection on (the defaults: playback held at the loudness onset,",
-        "two 10 ms blocks, with a 5 ms fade; the Silero VAD confirms; duck at Silero's onset otherwise) and off",
-        "(only the server's `speech_started` stops playback) alternate trial by trial in one session.",
+        "speaker's buffer. Three arms alternate trial by trial in one session: local detection on (the defaults:",
+        "playback held at the loudness onset, two 10 ms blocks; the Silero VAD confirms; duck at Silero's onset",
+        "otherwise) with the speaker's buffer cut at the hold (`SpeakerOutput.interrupt`: the stream is aborted,",
+        "which drops what the device and PulseAudio had queued, and restarted at once); the same without the cut",
+        "(the queued audio drains, then a 5 ms fade); and local detection off (only the server's `speech_started`",
+        "stops playback; buffer cut).",
         "",
-        "| local VAD | p50 ms | p95 ms | min | max | trials | goal |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| local VAD | speaker's buffer | p50 ms | p95 ms | min | max | trials | goal |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for mode, label, goal in (("local_vad_on", "on (default)", "≤ 50 ms p95"), ("local_vad_off", "off (server VAD only)", "")):
+    for mode, label, goal in (("local_vad_on", "on (default) | cut (default)", "≤ 50 ms p95"),
+                              ("local_vad_on_no_cut", "on | drains", ""),
+                              ("local_vad_off", "off (server VAD only) | cut", "")):
         s = lat[mode]
         lines.append(f"| {label} | {s['median']} | {s['p95']} | {s['min']} | {s['max']} | {s['n']} | {goal} |")
     loads = lat["load_average_during"]
@@ -526,13 +561,17 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{d_off['median']} / p95 {d_off['p95']} ms with the server's `speech_started` only (the engine runs on "
         "loopback). The rest is the audio path: capture buffering (PortAudio reports "
         f"{(st0.get('mic_latency_s') or 0) * 1000:.0f} ms for the microphone; the test rig's PulseAudio remap sink and "
-        "monitor add their own), the 10 ms blocks and the 20 ms the onset rule needs, and the speaker's buffer "
-        f"({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms; `--output-latency`) plus the 5 ms fade.",
+        "monitor add their own), the 10 ms blocks and the 20 ms the onset rule needs, and, unless it is cut, the "
+        f"speaker's buffer ({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms; `--output-latency`) plus the 5 ms fade.",
+        "",
+        "The price of the cut: the voice ends without a fade. Level of the last 2 ms of the voice against the 50 ms "
+        "before them (median; a hard cut is about 0 dB and can click, a fade is well below): "
+        + ", ".join(f"{m} {lat[m + '_last_ms_level_db']['median']} dB" for m in LATENCY_MODES) + ".",
     ]
     lines += [
         "",
         f"Trials skipped because the onset fell in a pause of the story (nothing to stop): "
-        f"on {lat['skipped_onset_in_pause']['local_vad_on']}, off {lat['skipped_onset_in_pause']['local_vad_off']}. "
+        + ", ".join(f"{m} {n}" for m, n in lat['skipped_onset_in_pause'].items()) + ". "
         f"Load average (1/5/15 min) before/after: {loads[0]} / {loads[-1]} on {report['machine']['cpu_count']} CPUs.",
         "",
         "### Self-interruption (the assistant's own voice looped back into the microphone)",
@@ -552,28 +591,42 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{c['with_local_duck_or_pause']} | {c['with_server_speech_started']} | {c['answer_audio_ms']['median']} | "
             f"{c['speaker_underflows']} | {c['load_average_after']} |")
     cpu = r["cpu"]
-    st = cpu["stages_pct_of_one_core"]
+    talk = r.get("cpu_speaking") or cpu
+    st, st2 = cpu["stages_pct_of_one_core"], talk["stages_pct_of_one_core"]
+
+    def row(label: str, a: float, b: float, bold: bool = False) -> str:
+        return f"| **{label}** | **{a:.3f}** | **{b:.3f}** |" if bold else f"| {label} | {a:.3f} | {b:.3f} |"
+
     lines += [
         "",
         "Goal: 0 self-interruptions in 20 answers with AEC at -10 dB and 0 dB.",
         *([r["self_interruption_note"]] if r.get("self_interruption_note") else []),
         "",
-        f"### CPU of the capture path ({cpu['seconds']} s of live capture, connected to the engine, idle)",
+        "### CPU of the capture path (live capture, connected to the engine)",
         "",
         f"Microphone at {cpu['device_rate']} Hz through PulseAudio ({cpu['capture_callbacks_per_s']} callbacks/s of "
         f"{cpu['frames_per_callback']} frames), echo handling: {cpu['echo']}. CPU time per thread",
-        "(POSIX per-thread CPU clocks), as a share of one core over the wall-clock interval:",
+        "(POSIX per-thread CPU clocks), as a share of one core over the wall-clock interval; idle "
+        f"({cpu['seconds']} s, nothing played) and while the assistant tells a story through the speaker "
+        f"({talk['seconds']} s).",
         "",
-        "| stage | % of one core |",
-        "|---|---:|",
-        f"| PortAudio capture thread (ALSA pulse-plugin read + the callback copying the block) | {st['portaudio_capture_callback']:.3f} |",
-        f"| capture thread: soxr resample to 24 kHz, float→int16, AEC | {st['capture_thread_resample_aec_pcm16']:.3f} |",
-        f"| event loop: level, Silero VAD, local barge-in, base64 + JSON ({cpu['chunks_handled']} chunks) | {st['loop_chunk_handler_level_vad_encode']:.3f} |",
-        f"| event loop: WebSocket send ({cpu['sends']} messages) | {st['loop_websocket_send']:.3f} |",
-        f"| **capture path (goal ≤ 2 %)** | **{cpu['capture_path_pct']:.3f}** |",
-        f"| PulseAudio client threads of the stream (libpulse, 10 ms ticks) | {cpu['audio_client_threads_pct']:.3f} |",
-        f"| capture path + PulseAudio client threads | {cpu['capture_path_with_audio_client_threads_pct']:.3f} |",
-        f"| (whole event-loop thread, incl. the 50 Hz playback watcher and the asyncio wake-ups) | {cpu['event_loop_thread_total_pct']:.3f} |",
+        "| stage | idle, % of one core | assistant speaking, % |",
+        "|---|---:|---:|",
+        row("PortAudio capture thread (ALSA pulse-plugin read + the callback copying the block)",
+            st["portaudio_capture_callback"], st2["portaudio_capture_callback"]),
+        row("capture thread: soxr resample to 24 kHz, float→int16, AEC, loudness onset",
+            st["capture_thread_resample_aec_pcm16"], st2["capture_thread_resample_aec_pcm16"]),
+        row(f"event loop: level, Silero VAD, local barge-in, base64 + JSON ({cpu['chunks_handled']} / "
+            f"{talk['chunks_handled']} chunks)", st["loop_chunk_handler_level_vad_encode"],
+            st2["loop_chunk_handler_level_vad_encode"]),
+        row("event loop: WebSocket send", st["loop_websocket_send"], st2["loop_websocket_send"]),
+        row("capture path (goal ≤ 2 %)", cpu["capture_path_pct"], talk["capture_path_pct"], bold=True),
+        row("PulseAudio client threads of the stream (libpulse, 10 ms ticks)", cpu["audio_client_threads_pct"],
+            talk["audio_client_threads_pct"]),
+        row("capture path + PulseAudio client threads", cpu["capture_path_with_audio_client_threads_pct"],
+            talk["capture_path_with_audio_client_threads_pct"]),
+        row("(whole event-loop thread: also the playback watcher, asyncio wake-ups and, speaking, the answer's "
+            "audio)", cpu["event_loop_thread_total_pct"], talk["event_loop_thread_total_pct"]),
         "",
         f"Load average: {cpu['load_average']}. Per-stage CPU per 20 ms chunk of speech (micro-benchmark, "
         f"{r['micro']['chunks']} chunks, time.thread_time):",
@@ -606,6 +659,7 @@ def run() -> dict[str, Any]:
             room = Room(server)  # a silent room as the microphone
             try:
                 results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
+                results["cpu_speaking"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
             finally:
                 room.close()
     results["load_average_end"] = load_average()

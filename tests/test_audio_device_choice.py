@@ -43,6 +43,9 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
         window.audio_menu.set_echo_mode("headset")
         window.audio_menu.hold_action.setChecked(False)
         assert not session.client.local_barge_in.settings.energy_onset
+        assert session.options.cut_speaker_buffer and window.audio_menu.cut_action.isChecked()
+        window.audio_menu.cut_action.setChecked(False)
+        assert not session.options.cut_speaker_buffer
         window.audio_menu.local_vad_action.setChecked(False)
         assert not window.audio_menu.hold_action.isEnabled()  # the hold belongs to local detection
         assert session.options.input_device == "pulse" and session.echo is None
@@ -71,7 +74,7 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
         asyncio.set_event_loop(None)
     saved = Settings.load(tmp_path / "settings.json").get("audio")
     assert saved == {"input_device": "pulse", "output_device": "pulse", "echo_mode": "headset", "hold_on_onset": False,
-                     "local_barge_in": False}
+                     "local_barge_in": False, "cut_speaker_buffer": False}
     # A new window and session get the saved choices.
     session2 = LiveSession(SessionOptions(choose_provider(environ={})))
     window2 = MainWindow()
@@ -80,3 +83,4 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
     window2.audio_menu.attach(session2)
     assert session2.options.input_device == "pulse" and session2.options.echo_mode == "headset"
     assert not session2.options.local_barge_in.enabled and not session2.options.local_barge_in.energy_onset
+    assert not session2.options.cut_speaker_buffer

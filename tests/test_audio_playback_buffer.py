@@ -397,3 +397,64 @@ def test_stop_fade_length(fade_ms):
     assert not y[n:].any()
     if n:
         assert y[0] > 0 and max_jump(np.concatenate([[0.5], y])) <= 0.5 / n * 1.01
+
+
+# ---------------------------------------------------------------- the device's buffer cut (flush_unheard)
+
+def _as_pcm(x: np.ndarray) -> np.ndarray:
+    return np.round(x * 32768.0).astype(np.int32)
+
+
+def test_flush_takes_back_what_the_device_had_not_played_and_pause_resumes_from_there():
+    buf = PlaybackBuffer()
+    buf.set_output_latency(0.040)
+    samples = ramp_pcm(RATE)  # 1 s of distinct samples
+    buf.enqueue("a", samples)
+    read_all(buf, 200)  # 200 ms handed to the device: 160 heard, 40 in the device's buffer
+    assert buf.played_ms("a") == 160 and buf.unheard_ms() == 40
+    taken = buf.flush_unheard()
+    assert taken == 40 * RATE // 1000
+    assert buf.unheard_ms() == 0
+    report = buf.pause(fade_ms=0.0)
+    assert report == StopReport("a", 160, 840)  # heard exactly up to the cut; the rest is kept
+    assert not np.any(read_all(buf, 100))  # paused: silence (and no fade blip after the cut)
+    assert buf.played_ms("a") == 160  # the silence after the cut adds nothing to what was heard
+    buf.resume()
+    out = _as_pcm(read_all(buf, 800))
+    # after the 5 ms fade-in, playback continues with the first sample that was never heard
+    start = 160 * RATE // 1000
+    fade = 5 * RATE // 1000
+    np.testing.assert_array_equal(out[fade:fade + 1000], samples[start + fade:start + fade + 1000])
+    read_all(buf, 100)
+    assert buf.played_ms("a") == 1000  # everything heard exactly once
+
+
+def test_flush_then_stop_reports_the_cut_and_drops_the_rest():
+    buf = PlaybackBuffer()
+    buf.set_output_latency(0.040)
+    buf.enqueue("a", ramp_pcm(RATE // 2))
+    read_all(buf, 300)
+    buf.flush_unheard()
+    report = buf.stop(fade_ms=0.0)
+    assert report == StopReport("a", 260, 240)  # 40 ms taken back from the device + 200 ms never handed
+    assert not np.any(read_all(buf, 100))
+    buf.enqueue("a", ramp_pcm(480))  # a late delta of the stopped item is not played
+    assert not np.any(read_all(buf, 100))
+    assert buf.played_ms("a") == 260
+
+
+def test_flush_spanning_two_items_and_without_unheard_audio():
+    buf = PlaybackBuffer()
+    buf.set_output_latency(0.040)
+    buf.enqueue("a", ramp_pcm(RATE // 10))  # 100 ms
+    buf.enqueue("b", ramp_pcm(RATE // 10, start=5000))
+    read_all(buf, 120)  # a: 100 ms handed, b: 20 ms handed; heard up to 80 ms
+    buf.flush_unheard()
+    assert buf.played_ms("a") == 80 and buf.played_ms("b") == 0
+    assert buf.queued_ms() == 120  # a's last 20 ms, all 100 ms of b
+    out = _as_pcm(read_all(buf, 200))
+    np.testing.assert_array_equal(out[:480], ramp_pcm(480, start=1920))
+    np.testing.assert_array_equal(out[480:2880], ramp_pcm(2400, start=5000))
+    read_all(buf, 100)
+    assert buf.played_ms("a") == 100 and buf.played_ms("b") == 100
+    assert buf.flush_unheard() == 0  # everything heard: nothing to take back

@@ -206,36 +206,6 @@ def test_rearm_gates_again_after_an_underrun():
     assert ec.converged
 
 
-@needs_aec
-def test_idle_bypass_skips_the_library_and_resumes_when_the_assistant_speaks():
-    """With nothing audible played for a whole echo tail the microphone passes untouched and the library is
-    not called; once the far end carries sound again the echo is removed as before (same ERLE as without
-    the idle stretch: the learnt echo path and the streams' timing survive the bypass)."""
-    far = speechlike(6.0, seed=1)
-    echo = echo_path(far)
-    noise = np.random.default_rng(5).standard_normal(far.size) * 10
-    idle = int(3.0 * RATE)
-    aec = EchoCanceller(RATE)
-    # 1) the assistant speaks: learn the echo path
-    run_stream(aec, pcm(echo + noise), pcm(far), RATE // 100)
-    assert aec.bypassed_frames == 0
-    # 2) 3 s of silence from the speaker while the user talks (digital silence on the far end)
-    user = pcm(speechlike(3.0, seed=7))
-    out = run_stream(aec, user, np.zeros(idle, np.int16), RATE // 100)
-    frames, tail = idle // (RATE // 100), 150  # the 1.5 s echo tail is still processed (from the last sound)
-    assert frames - tail <= aec.bypassed_frames < frames
-    bypassed = aec.bypassed_frames * (RATE // 100)  # the last frames, passed through sample for sample
-    np.testing.assert_array_equal(out[-bypassed:], user[-bypassed:])
-    assert not np.array_equal(out[:RATE // 2], user[:RATE // 2])  # during the tail the library still works
-    # 3) the assistant speaks again: no more bypass, echo removed at once (the path is already learnt)
-    bypassed = aec.bypassed_frames
-    far2 = speechlike(3.0, seed=3)
-    mic2 = pcm(echo_path(far2) + noise[: far2.size])
-    out2 = run_stream(aec, mic2, pcm(far2), RATE // 100)
-    assert aec.bypassed_frames == bypassed
-    assert erle_db(mic2, out2, skip_s=0.5) >= ERLE_MIN_DB
-
-
 def test_gate_fast_path_decides_like_the_frame_by_frame_path(echo_signals):
     """While nothing plays, the gate passes whole chunks at once; the result (and its later decisions) must be
     what the frame-by-frame rule gives: compare against a gate whose far end has a level just above the floor

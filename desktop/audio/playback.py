@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
 from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
-from desktop.audio.playback_buffer import PlaybackBuffer
+from desktop.audio.playback_buffer import PlaybackBuffer, StopReport
 from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ class SpeakerOutput:
         self.device_name: str | None = None
         self.underflows = 0
         self._stream = None
-        self._resampler: _LinearResampler | None = None
+        self._resampler: _DeviceRateAdapter | None = None
+        #: Interruptions that cut the device's buffer (see `interrupt`).
+        self.flushes = 0
         self._error: str | None = None
         self._stopping = False
         self._lock = threading.Lock()
@@ -161,6 +164,12 @@ class SpeakerOutput:
     def _callback(self, outdata, frames, time_info, status) -> None:
         if status.output_underflow:
             self.underflows += 1
+            tap = self.buffer.underflow_tap
+            if tap is not None:
+                try:
+                    tap()
+                except Exception:  # noqa: BLE001 - never into PortAudio
+                    log.exception("underflow handler failed")
         try:
             if self._resampler is not None:
                 self._resampler.fill(outdata[:, 0])
@@ -173,6 +182,50 @@ class SpeakerOutput:
     def _finished(self) -> None:
         if not self._stopping:
             self._error = "the speaker stream stopped unexpectedly"
+
+    def interrupt(self, act: Callable[[float], StopReport]) -> tuple[StopReport, bool]:
+        """Silence the speaker now for a pause or stop of the buffer (`act(fade_ms)`), cutting what the device
+        has queued.
+
+        Changing what the callback hands over silences the output only after the device's buffer has
+        drained (the stream's latency: ~40 ms here, plus the sound server's). Aborting the stream drops that
+        buffer (through the ALSA pulse plugin it also flushes PulseAudio's), so the voice stops within a
+        few ms. The buffer takes the dropped audio back (`PlaybackBuffer.flush_unheard`): the report says
+        exactly what was heard, and a resumed pause continues from there. The stream is started again at
+        once (abort + start took 1-4 ms here). The cut is not faded (what the device had queued is gone);
+        no fade is played afterwards either, it would come after a gap.
+
+        Returns the report and whether the device's buffer was cut (False: no stream, or nothing audible
+        queued in it; then `act` ran with the usual 5 ms fade)."""
+        with self._lock:
+            stream = self._stream
+            if stream is None or not stream.active or self.buffer.unheard_ms() <= 0:
+                return act(5.0), False
+            self._stopping = True  # the abort calls the finished callback: not an error
+            try:
+                stream.abort()
+            except Exception as exc:  # noqa: BLE001
+                self._stopping = False
+                log.warning("cutting the speaker's buffer failed: %s", exc)
+                return act(5.0), False
+            self.buffer.flush_unheard()
+            if self._resampler is not None:
+                self._resampler = _DeviceRateAdapter(self.buffer, self._resampler.device_rate)
+            report = act(0.0)
+            try:
+                stream.start()
+            except Exception as exc:  # noqa: BLE001
+                self._error = f"the speaker could not be restarted: {exc}"
+                self._stream = None
+                log.warning("%s", self._error)
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001
+                    log.debug("closing the failed speaker stream", exc_info=True)
+            else:
+                self._stopping = False
+            self.flushes += 1
+            return report, True
 
 
 class NullOutput:

@@ -98,6 +98,9 @@ class PlaybackBuffer:
     def __init__(self, rate: int = PROTOCOL_RATE) -> None:
         #: Called with every block handed to the device (float32), e.g. the echo canceller's far-end feed.
         self.far_end_tap = None
+        #: Called (from the audio callback) when the device reports an underflow: it played silence nobody
+        #: handed it, so the echo path's delay just moved.
+        self.underflow_tap = None
         self.rate = rate
         self._lock = threading.Lock()
         self._queue: deque[list] = deque()  # [item_id, float32 samples, offset]
@@ -110,6 +113,9 @@ class PlaybackBuffer:
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._timeline: deque[list] = deque()  # [start, count, item_id], recent spans for current_item()
         self._pruned_item: str | None = None
+        # Audio handed to the device and maybe not heard yet: [timeline start, item_id, samples view]
+        # (views of the queued arrays, no copies), so that `flush_unheard()` can take it back.
+        self._handed: deque[list] = deque()
         self._duck = _Ramp(1.0, 1.0 / max(1, ms_to_samples(_DUCK_RAMP_MS, rate)))
         self._resume = _Ramp(1.0, 1.0 / max(1, ms_to_samples(_RESUME_FADE_MS, rate)))
 
@@ -174,6 +180,7 @@ class PlaybackBuffer:
                     n = min(frames - filled, len(data) - off)
                     out[filled:filled + n] = data[off:off + n]
                     self._account(item_id, self._pos + filled, n)
+                    self._handed.append([self._pos + filled, item_id, data[off:off + n]])
                     filled += n
                     self._queued -= n
                     if off + n >= len(data):
@@ -272,8 +279,46 @@ class PlaybackBuffer:
             self._paused = False
             self._items.clear()
             self._timeline.clear()
+            self._handed.clear()
             self._pruned_item = None
             self._resume.current = self._resume.target = 1.0
+
+    def unheard_ms(self) -> int:
+        """Assistant audio handed to the device but not heard yet (at most the output latency)."""
+        with self._lock:
+            return samples_to_ms(self._unheard(), self.rate)
+
+    def flush_unheard(self) -> int:
+        """The device has just dropped everything it had not played yet (its stream was aborted, which
+        flushes PortAudio's and the sound server's buffers). Take that audio back: nothing handed at or
+        after the audible position was heard, so the accounting ends there, and the samples go back to
+        the front of the queue (unless their item is blocked), where `pause()` keeps them for `resume()`
+        and `stop()` drops them. A fade-out in progress is dropped too: it was cut with the rest.
+
+        Call it while the device is not pulling (between aborting and restarting the stream). Returns the
+        samples taken back."""
+        with self._lock:
+            cut = self._pos - self._latency
+            back: list[tuple[str, np.ndarray]] = []
+            for start, item_id, data in self._handed:
+                if start + len(data) > cut:
+                    back.append((item_id, data[max(0, cut - start):]))
+            self._handed.clear()
+            self._tail = None
+            self._tail_off = 0
+            for item_id in {item_id for item_id, _ in back}:
+                item = self._items.get(item_id)
+                if item is not None:
+                    item.spans = [[start, min(count, cut - start)] for start, count in item.spans if start < cut]
+            self._timeline = deque([start, min(count, cut - start), item_id]
+                                   for start, count, item_id in self._timeline if start < cut)
+            taken = 0
+            for item_id, data in reversed(back):
+                taken += len(data)
+                if not self._item(item_id).blocked:
+                    self._queue.appendleft([item_id, data, 0])
+                    self._queued += len(data)
+            return taken
 
     # ------------------------------------------------------------------ accounting
 
@@ -363,10 +408,17 @@ class PlaybackBuffer:
 
     def _prune_timeline(self) -> None:
         audible = self._pos - self._latency
+        handed = self._handed
+        while handed and handed[0][0] + len(handed[0][2]) <= audible:
+            handed.popleft()
         tl = self._timeline
         # keep the newest span that started being heard, and everything after it
         while len(tl) >= 2 and tl[1][0] < audible:
             self._pruned_item = tl.popleft()[2]
+
+    def _unheard(self) -> int:
+        cut = self._pos - self._latency
+        return sum(min(len(data), start + len(data) - cut) for start, _, data in self._handed if start + len(data) > cut)
 
     def _report(self) -> tuple[str | None, int]:
         item_id = self._current_item()
