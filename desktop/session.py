@@ -628,11 +628,12 @@ class LiveSession:
                 self._barge_in_marks.setdefault("onset", time.perf_counter())
                 self._barge_in_marks["speaker_cut"] = time.perf_counter()
                 # The restarted stream may run at a slightly different delay, and the canceller's reference
-                # held audio that never played: gate the echo again while it re-aligns (as after an underrun).
-                # While playback is paused nothing plays, so the gate is open to the user's voice.
+                # held audio that never played: gate the echo again while it re-aligns (as after an underrun),
+                # but only against what plays from now on. Nothing plays while the answer is paused or after
+                # it stopped, so the user's voice passes; if the answer resumes, its first second is gated.
                 rearm = getattr(self.echo, "rearm", None)
                 if rearm is not None:
-                    rearm(1000)
+                    rearm(1000, forget_played=True)
             return report
         return act()
 

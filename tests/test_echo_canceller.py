@@ -206,6 +206,33 @@ def test_rearm_gates_again_after_an_underrun():
     assert ec.converged
 
 
+@needs_aec
+def test_rearm_after_a_cut_speaker_gates_only_what_plays_next():
+    """A barge-in cut the speaker: the user's voice (at the level the assistant's echo had) must pass while the
+    answer is paused, not be held back by the gate's memory of the assistant's last words; what plays after
+    the rearm is gated again."""
+    voice = pcm(speechlike(0.5, seed=9, level_dbfs=-30.0))
+
+    def session_after_speech(forget: bool) -> ConvergingEchoCanceller:
+        ec = ConvergingEchoCanceller(EchoCanceller(RATE), EchoGate(RATE), warmup_ms=1000)
+        ec.feed_far_end(pcm(speechlike(1.2, seed=4, level_dbfs=-20.0)))  # the assistant spoke...
+        ec.feed_far_end(pcm(speechlike(0.2, seed=4, level_dbfs=-20.0)))
+        ec.rearm(1000, forget_played=forget)  # ...and the speaker was cut
+        return ec
+
+    held = session_after_speech(forget=False)
+    passed = session_after_speech(forget=True)
+    paused = np.zeros(RATE // 100, np.int16)  # the paused answer: the speaker plays silence
+    out_held = run_stream(held, voice, np.tile(paused, voice.size // paused.size), RATE // 100)
+    out_passed = run_stream(passed, voice, np.tile(paused, voice.size // paused.size), RATE // 100)
+    assert power(out_held[: RATE // 4]) < power(voice[: RATE // 4]) * 0.01  # the old memory shuts the gate
+    assert power(out_passed[: RATE // 4]) > power(voice[: RATE // 4]) * 0.5  # forgotten: the voice passes
+    # the answer resumes: its echo (quieter than what plays) is gated again
+    far = pcm(speechlike(0.5, seed=5, level_dbfs=-20.0))
+    echo = pcm(echo_path(far.astype(np.float64), -10.0))
+    assert power(run_stream(passed, echo, far, RATE // 100)[RATE // 10:]) < power(echo[RATE // 10:]) * 0.01
+
+
 def test_gate_fast_path_decides_like_the_frame_by_frame_path(echo_signals):
     """While nothing plays, the gate passes whole chunks at once; the result (and its later decisions) must be
     what the frame-by-frame rule gives: compare against a gate whose far end has a level just above the floor

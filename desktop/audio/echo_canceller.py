@@ -295,6 +295,11 @@ class EchoGate:
             self._clock += self._frame
         return out
 
+    def forget_far_end(self) -> None:
+        """Drop the far-end levels seen so far (the gate then judges the microphone only against what plays next)."""
+        with self._lock:
+            self._far_levels.clear()
+
     def reset(self) -> None:
         with self._lock:
             self._far_levels.clear()
@@ -346,13 +351,20 @@ class ConvergingEchoCanceller:
     def set_delay_ms(self, ms: int | None) -> None:
         self.aec.set_delay_ms(ms)
 
-    def rearm(self, ms: int | None = None) -> None:
+    def rearm(self, ms: int | None = None, *, forget_played: bool = False) -> None:
         """Gate again for `ms` of far-end speech (default: the whole warm-up): after a speaker underrun the
         device inserted silence the far-end reference never saw, the echo path delay shifted, and the AEC
-        needs a moment to find it again."""
+        needs a moment to find it again.
+
+        forget_played: also forget what the gate knows of the audio played so far, so it gates only what
+        plays from now on. For a barge-in that cut the speaker: the user is speaking, nothing plays while
+        the answer is paused or after it stopped, and the assistant's last words must not keep the gate
+        shut against the user's voice for its hold window."""
         ms = self.warmup_ms if ms is None else max(0, min(int(ms), self.warmup_ms))
         target = (self.warmup_ms - ms) * self._rate // 1000
         self._active_samples = min(self._active_samples, target)
+        if forget_played:
+            self.gate.forget_far_end()
 
     def reset(self) -> None:
         self.aec.reset()
