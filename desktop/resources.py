@@ -25,3 +25,7 @@ def resource_path(*parts: str) -> Path:
 #: The recorded utterance `parley --self-test` speaks into the engine, and words its transcript must hold.
 SELF_TEST_WAV = ("audio", "self_test.wav")
 SELF_TEST_WORDS = ("what", "time")
+
+#: A small HEIC photo (left half green, right half red) `parley --self-test` decodes: proves the image
+#: stack (Pillow, pillow-heif, libheif with libde265) of this installation reads iPhone photos.
+SELF_TEST_HEIC = ("images", "self_test.heic")

@@ -54,6 +54,11 @@ icudata=$(find "$bundle" -type f -name "libicudata.so.*" | head -n 1)
 if [ -n "$icudata" ]; then
     "$py" "$root/packaging/trim_icu.py" "$icudata"
 fi
+# pillow-heif's HEVC encoder (23 MB): Parley only reads HEIC photos, so a stand-in with its two symbols.
+heif_libs=$(find "$bundle" -type d -name "pillow_heif.libs" | head -n 1)
+if [ -n "$heif_libs" ]; then
+    "$py" "$root/packaging/stub_x265.py" "$heif_libs"
+fi
 # The offline engine's archive name (the spec wrote its file list, _internal/parley-engine-part.txt).
 engine_archive=$(cd "$root" && "$py" -c 'from desktop.engine_part import archive_name; print(archive_name())')
 name=${engine_archive%-engine.tar.gz}  # parley-VERSION-linux-ARCH: the app archive's name and its folder

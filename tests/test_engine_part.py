@@ -84,6 +84,8 @@ def test_self_test_fails_at_once_with_the_not_installed_line(frozen, capsys):
 
     (frozen / "resources" / "audio").mkdir(parents=True)
     shutil.copy(ROOT / "resources" / "audio" / "self_test.wav", frozen / "resources" / "audio" / "self_test.wav")
+    (frozen / "resources" / "images").mkdir(parents=True)
+    shutil.copy(ROOT / "resources" / "images" / "self_test.heic", frozen / "resources" / "images" / "self_test.heic")
     assert run_self_test(hard_exit=False) == EXIT_NO_ENGINE
     err = capsys.readouterr().err
     assert "parley self-test FAILED: the offline engine is not installed" in err
@@ -133,3 +135,15 @@ def test_trimmed_icu_library_exports_the_same_symbol_with_fewer_items(tmp_path):
     names = set(listing.read_text().split())
     assert {"cnvalias.icu", "coll/root.res", "coll/ucadata.icu", "zoneinfo64.res", "en.res"} <= names
     assert "coll/sv.res" not in names and not any(n.startswith("brkitr/") for n in names)
+
+
+def test_self_test_says_when_heic_photos_cannot_be_read(frozen, capsys):
+    from desktop.ui.self_test import EXIT_NO_IMAGES, run_self_test
+
+    (frozen / "resources" / "audio").mkdir(parents=True)
+    shutil.copy(ROOT / "resources" / "audio" / "self_test.wav", frozen / "resources" / "audio" / "self_test.wav")
+    (frozen / "resources" / "images").mkdir(parents=True)
+    good = (ROOT / "resources" / "images" / "self_test.heic").read_bytes()
+    (frozen / "resources" / "images" / "self_test.heic").write_bytes(good[: len(good) // 2])  # cut short
+    assert run_self_test(hard_exit=False) == EXIT_NO_IMAGES
+    assert "parley self-test FAILED: cannot read HEIC photos" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`parley --self-test`: prove that this installation can hold a spoken conversation, without a person.
 
-Starts the window (offscreen unless a platform is set), starts the embedded engine (in a bundle: the
+Decodes a small HEIC photo from `resources/images/` (the image stack), starts the window (offscreen unless
+a platform is set), starts the embedded engine (in a bundle: the
 same binary with `--engine`), plays the recorded utterance from `resources/audio/self_test.wav` into
 it as the microphone, and waits until both the user's transcript (recognised by the engine) and the
 assistant's transcript (its answer) are final and shown in the window. Exit 0 only then; otherwise
@@ -19,7 +20,7 @@ import sys
 import time
 
 from .. import __version__
-from ..resources import SELF_TEST_WAV, SELF_TEST_WORDS, resource_path
+from ..resources import SELF_TEST_HEIC, SELF_TEST_WAV, SELF_TEST_WORDS, resource_path
 
 RESULT_PREFIX = "PARLEY_SELF_TEST"
 
@@ -27,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NO_RECORDING = 3
 EXIT_NO_ENGINE = 4
+EXIT_NO_IMAGES = 5
 
 
 def _say(text: str) -> None:
@@ -35,6 +37,29 @@ def _say(text: str) -> None:
 
 def _fail(text: str) -> None:
     print(f"parley self-test FAILED: {text}", file=sys.stderr, flush=True)
+
+
+def _check_images() -> str | None:
+    """Decode the bundled HEIC photo the way an attached file is prepared; None when it reads right."""
+    import io
+
+    from ..media.image_pipeline import ImageError, prepare_file
+
+    path = resource_path(*SELF_TEST_HEIC)
+    if not path.is_file():
+        return f"the test photo {path} is missing from this installation"
+    try:
+        prepared = prepare_file(path)
+        from PIL import Image
+
+        decoded = Image.open(io.BytesIO(prepared.data)).convert("RGB")
+    except (ImageError, OSError, ValueError) as exc:
+        return f"cannot read HEIC photos: {exc}"
+    left, right = decoded.getpixel((prepared.width // 4, prepared.height // 2)), decoded.getpixel(
+        (prepared.width * 3 // 4, prepared.height // 2))
+    if (prepared.width, prepared.height) != (96, 64) or not (left[1] > 120 > left[0] and right[0] > 150 > right[1]):
+        return f"the HEIC test photo decoded wrongly ({prepared.width}x{prepared.height}, {left}, {right})"
+    return None
 
 
 def run_self_test(
@@ -47,6 +72,11 @@ def run_self_test(
     if not wav.is_file():
         _fail(f"the recorded utterance {wav} is missing from this installation")
         return EXIT_NO_RECORDING
+    problem = _check_images()
+    if problem is not None:
+        _fail(problem)
+        return EXIT_NO_IMAGES
+    _say("reads PNG, JPEG and HEIC photos")
     from ..engine_part import not_installed_message
 
     missing = not_installed_message()  # only the app archive was unpacked
