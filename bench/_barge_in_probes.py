@@ -104,9 +104,9 @@ class LoopShare:
         self.active = False
         handler = session._on_input_chunk
 
-        def timed_chunk(chunk: np.ndarray) -> None:
+        def timed_chunk(chunk: np.ndarray, *rest) -> None:
             t0 = time.thread_time()
-            handler(chunk)
+            handler(chunk, *rest)
             if self.active:
                 self.chunk_cpu += time.thread_time() - t0
                 self.chunks += 1

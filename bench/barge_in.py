@@ -168,10 +168,10 @@ async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]
     loud_chunks: list[float] = []  # when a microphone chunk above ONSET_DBFS reached the event loop
     handler = session._on_input_chunk
 
-    def tap(chunk: np.ndarray) -> None:
+    def tap(chunk: np.ndarray, *rest) -> None:
         if rms_dbfs(chunk) > ONSET_DBFS:
             loud_chunks.append(time.monotonic())
-        handler(chunk)
+        handler(chunk, *rest)
 
     session._on_input_chunk = tap
     log: list[dict[str, Any]] = []

@@ -443,7 +443,7 @@ class LiveSession:
         if not self.closed:
             self._apply(self.client.local_onset(at_ms))
 
-    def _on_input_chunk(self, chunk: np.ndarray) -> None:
+    def _on_input_chunk(self, chunk: np.ndarray, echo_removed_db: float | None = None) -> None:
         if self.closed:
             return
         self._notify(InputLevel(rms_dbfs(chunk)))
@@ -452,7 +452,8 @@ class LiveSession:
                 self._vad_frames += 1
                 end_ms = int(self._vad_frames * self.local_vad.frame_ms)
                 self._notify(VadFrame(probability, end_ms))
-                self._apply(self.client.local_vad_frame(probability, end_ms))
+                # The frame's newest 20 ms are this chunk: how much the canceller removed tells echo from voice.
+                self._apply(self.client.local_vad_frame(probability, end_ms, echo_removed_db))
                 self._apply(self.turns.on_vad_frame(probability, end_ms))
         gain = self.client.uplink_gain(echo_cancelled=self.echo is not None)
         if gain < 1.0:  # only echo residue while the assistant speaks: keep it from the server's VAD

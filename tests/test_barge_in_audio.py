@@ -212,3 +212,30 @@ def test_own_voice_through_the_room_never_interrupts_with_aec(room, echo_db):
     assert not any(getattr(n, "state", None) == TurnState.INTERRUPTED for n in notes)
     # The server's VAD (the engine) heard no user speech either.
     assert not any(type(n).__name__ == "SpeechBoundary" for n in notes)
+
+
+def test_the_user_still_interrupts_over_the_assistants_echo(room):
+    """Loudspeakers and AEC: the assistant's voice comes back at -10 dB, and the user speaks over it. The echo
+    residue is kept from the server and from the local VAD, the voice is not: the answer is cut and truncated."""
+    room.add_echo(-10.0)
+    session, notes = _session()
+
+    async def scenario():
+        assert await session.start()
+        session.send_text(STORY)
+        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+        machine = session.client.local_barge_in
+        # past the warm-ups: the local barge-in's and the echo canceller's (heard audio, not wall time)
+        assert await _wait(lambda: machine.assistant_heard_ms >= 3000, 20)
+        room.say(AUDIO / "stop_talking.wav")
+        assert await _wait(lambda: any(isinstance(n, BargeInHappened) for n in notes), 10), "no barge-in"
+        await asyncio.sleep(0.5)
+        await session.stop()
+
+    asyncio.run(scenario())
+    story = next(i for i in session.client.conversation if i.role == "assistant")
+    truncates = _sent(session, "conversation.item.truncate")
+    assert len(truncates) == 1 and truncates[0]["item_id"] == story.item_id
+    assert story.interrupted and 2500 < truncates[0]["audio_end_ms"] < story.audio_received_ms
+    for event in session.sent_events:
+        validate_client_event(event)

@@ -242,3 +242,31 @@ def test_echo_residue_is_kept_from_the_server_until_the_user_may_be_speaking():
     assert soft.uplink_gain(True, True) == 1.0
     off = warm(lb.LocalBargeInSettings(echo_residue_gain=1.0))
     assert off.uplink_gain(True, True) == 1.0
+
+
+def test_what_the_vad_calls_speech_in_echo_residue_neither_ducks_nor_lifts_the_residue_gain():
+    """While the assistant is audible, frames the canceller took > 12 dB out of are its own voice's leftovers."""
+    m = warm()
+    actions = []
+    t = 0
+    for _ in range(10):
+        t += FRAME
+        actions += m.on_frame(0.9, t, True, echo_removed_db=28.0)
+    assert actions == [] and m.phase == lb.LocalBargeInPhase.IDLE
+    assert m.echo_frames_ignored == 10
+    assert m.uplink_gain(True, True) == m.settings.echo_residue_gain  # still kept from the server
+    # the user speaks over the assistant: the canceller removes little of the sum, and the duck comes at once
+    t += FRAME
+    assert m.on_frame(0.9, t, True, echo_removed_db=3.0) == [lb.Duck(0.0)]
+    assert m.uplink_gain(True, True) == 1.0
+    # once ducked, frames are judged on the VAD alone (playback is silent, so there is no echo to speak of)
+    actions, t = feed(m, [0.9] * 7, t)
+    assert lb.Pause() in actions
+    # switched off, or not known (no canceller), or the assistant silent: the VAD alone decides, as before
+    for settings, removed, audible in ((lb.LocalBargeInSettings(echo_dominated_db=None), 28.0, True),
+                                       (lb.LocalBargeInSettings(), None, True)):
+        m2 = warm(settings)
+        assert m2.on_frame(0.9, FRAME, audible, echo_removed_db=removed) == [lb.Duck(0.0)]
+    m3 = warm()
+    m3.on_frame(0.9, FRAME, False, echo_removed_db=28.0)
+    assert m3.echo_frames_ignored == 0

@@ -15,8 +15,8 @@ def tone(ms: int, dbfs: float, rate: int = 24000) -> np.ndarray:
 
 
 def test_blocks_become_20ms_chunks_and_a_voice_onset_is_reported_on_its_second_block():
-    chunks, onsets = [], []
-    near = NearEndProcessor(chunks.append, onsets.append)
+    chunks, onsets, removed = [], [], []
+    near = NearEndProcessor(lambda c, r: (chunks.append(c), removed.append(r)), onsets.append)
     quiet = np.random.default_rng(1).normal(0, 10, 24000).astype(np.int16)  # ~ -70 dBFS room noise
     for start in range(0, len(quiet), 240):
         near.process(quiet[start:start + 240])
@@ -28,6 +28,7 @@ def test_blocks_become_20ms_chunks_and_a_voice_onset_is_reported_on_its_second_b
     assert len(chunks) == 51
     near.process(tone(35, -25))  # any block length: split into 10 ms pieces
     assert len(chunks) == 52 and near.samples == 24000 + 240 * 2 + 840
+    assert set(removed) == {None}  # no echo canceller: nothing known about echo
 
 
 def test_the_echo_canceller_runs_on_each_block():
@@ -35,8 +36,8 @@ def test_the_echo_canceller_runs_on_each_block():
         import pytest
 
         pytest.skip("livekit's AEC is not installed")
-    chunks, onsets = [], []
-    near = NearEndProcessor(chunks.append, onsets.append)
+    chunks, onsets, removed = [], [], []
+    near = NearEndProcessor(lambda c, r: (chunks.append(c), removed.append(r)), onsets.append)
     near.echo = EchoCanceller()
     far = tone(2000, -20)
     for start in range(0, len(far), 240):
@@ -47,3 +48,13 @@ def test_the_echo_canceller_runs_on_each_block():
     tail = out[-24000:]
     assert 20 * np.log10(np.sqrt(np.mean(tail ** 2)) / 32768 + 1e-12) < -40  # the echo is gone
     assert len(onsets) <= 1 and all(t < 500 for t in onsets)  # at most while it was converging (the warm-up covers that)
+    # each chunk says how much the canceller took out: the converged echo loses far more than a voice would
+    assert min(removed[-50:]) > 30
+    # a voice over the echo: the microphone hears both, the canceller removes little of the sum
+    voice = np.random.default_rng(3).normal(0, 32768 * 10 ** (-20 / 20), 24000 * 400 // 1000).astype(np.int16)
+    removed.clear()
+    for start in range(0, len(voice), 240):
+        echo = far[start:start + 240]
+        near.echo.feed_far_end(echo)
+        near.process((echo.astype(np.int32) + voice[start:start + 240]).clip(-32768, 32767).astype(np.int16))
+    assert max(removed[3:]) < 6, removed

@@ -3,10 +3,13 @@
 For each 10 ms block: echo cancellation (when an echo canceller is set), the loudness-onset detector on the
 result (`core.speech_onset`: reported at once, so that a barge-in can hold playback within ~20 ms of the
 user's first sound), and batching into 20 ms chunks for the event loop (one wake-up per 20 ms, not per block).
+Each chunk goes with how many dB the canceller took out of it (None without a canceller): the local VAD's
+barge-in decisions use it to tell the assistant's echo residue from the user's voice.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -20,7 +23,7 @@ class NearEndProcessor:
 
     def __init__(
         self,
-        on_chunk: Callable[[np.ndarray], None],
+        on_chunk: Callable[[np.ndarray, float | None], None],
         on_onset: Callable[[int], None],
         *,
         chunk_ms: int = 20,
@@ -37,6 +40,8 @@ class NearEndProcessor:
         self.samples = 0
         self._pending: list[np.ndarray] = []
         self._pending_len = 0
+        self._raw_energy = 0.0  # of the pending blocks, before / after the canceller (mean square × samples)
+        self._out_energy = 0.0
 
     def process(self, pcm16: np.ndarray) -> None:
         """One block from the microphone (int16 mono, 24 kHz, any length; 10 ms from MicrophoneCapture)."""
@@ -53,12 +58,20 @@ class NearEndProcessor:
             if len(block) == 0:
                 return
         self.samples += len(block)
-        if self.onset_detector.update(rms_dbfs(block), raw_dbfs):
+        out_dbfs = rms_dbfs(block)
+        if self.onset_detector.update(out_dbfs, raw_dbfs):
             self.on_onset(self.samples * 1000 // PROTOCOL_RATE)
+        if raw_dbfs is not None:
+            self._raw_energy += 10.0 ** (raw_dbfs / 10.0) * len(block)
+            self._out_energy += 10.0 ** (out_dbfs / 10.0) * len(block)
         self._pending.append(block)
         self._pending_len += len(block)
         if self._pending_len >= self.chunk_samples:
             chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            removed = None
+            if self._raw_energy > 0.0:
+                removed = 10.0 * math.log10(self._raw_energy / max(self._out_energy, 1e-12 * len(chunk)))
             self._pending = []
             self._pending_len = 0
-            self.on_chunk(chunk)
+            self._raw_energy = self._out_energy = 0.0
+            self.on_chunk(chunk, removed)

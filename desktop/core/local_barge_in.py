@@ -54,6 +54,11 @@ class LocalBargeInSettings:
     #: microphone is sent to the server at this gain: what is left is echo residue, which a server VAD can
     #: mistake for a barge-in. Full level from the first hint of the user's voice (hold, VAD onset). 1.0: off.
     echo_residue_gain: float = 0.1
+    #: While the assistant is audible, VAD frames whose microphone signal the echo canceller reduced by more
+    #: than this are its echo residue, not the user: they neither duck playback nor count as the user's
+    #: voice (which would lift `echo_residue_gain`). A voice over the echo passes the canceller nearly
+    #: unchanged (a few dB); the assistant's own voice loses 20-40 dB. None: off.
+    echo_dominated_db: float | None = 12.0
 
 
 class LocalBargeInPhase(enum.Enum):
@@ -122,6 +127,8 @@ class LocalBargeIn:
         self.false_interruptions = 0
         self.released_holds = 0
         self.commits = 0
+        #: Frames the VAD called speech that were the assistant's echo residue (see `echo_dominated_db`).
+        self.echo_frames_ignored = 0
 
     def configure(self, settings: LocalBargeInSettings) -> list[LocalAction]:
         self.settings = settings
@@ -164,9 +171,15 @@ class LocalBargeIn:
                 return self._back_to_idle(resume=True, now_ms=now_ms)
         return []
 
-    def on_frame(self, probability: float, now_ms: int, assistant_audible: bool) -> list[LocalAction]:
-        """One VAD frame ending at `now_ms` on the input clock."""
+    def on_frame(self, probability: float, now_ms: int, assistant_audible: bool,
+                 echo_removed_db: float | None = None) -> list[LocalAction]:
+        """One VAD frame ending at `now_ms` on the input clock; `echo_removed_db`: how much the echo canceller
+        took out of the microphone signal around this frame (None: no canceller, or not known)."""
         s = self.settings
+        if (assistant_audible and self.phase == LocalBargeInPhase.IDLE and s.echo_dominated_db is not None
+                and echo_removed_db is not None and echo_removed_db > s.echo_dominated_db):
+            self.echo_frames_ignored += probability >= s.threshold
+            probability = 0.0  # the canceller's leftovers of the assistant's voice
         speech = probability >= s.threshold
         continuing = probability >= s.threshold - s.hysteresis
         if speech or (continuing and self._speech_run_start is not None):

@@ -219,10 +219,12 @@ class RealtimeClient:
         return self._interrupt(source="user", server_cancels=False)
 
     # ------------------------------------------------------------------ local voice activity
-    def local_vad_frame(self, probability: float, frame_end_ms: int) -> list[Action]:
-        """One frame of the local VAD on the microphone (after echo cancellation)."""
+    def local_vad_frame(self, probability: float, frame_end_ms: int, echo_removed_db: float | None = None) -> list[Action]:
+        """One frame of the local VAD on the microphone (after echo cancellation, which took `echo_removed_db`
+        out of the signal around this frame)."""
         self.input_clock_ms = max(self.input_clock_ms, frame_end_ms)
-        return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, self._assistant_audible()))
+        return self._local(self.local_barge_in.on_frame(probability, frame_end_ms, self._assistant_audible(),
+                                                        echo_removed_db))
 
     def local_onset(self, at_ms: int) -> list[Action]:
         """A sudden, non-echo rise in the microphone's level (see speech_onset) at `at_ms` on the input clock."""
