@@ -112,7 +112,6 @@ class LiveSession:
         self._device_trouble: set[str] = set()
         self._last_device_retry = 0.0
         self._device_check_ticks = 0
-        self._seen_underflows = 0
         #: Wall-clock marks of the barge-in in progress (local onset, pause, stop), for its log line.
         self._barge_in_marks: dict[str, float] = {}
         self._vad_frames = 0
@@ -407,17 +406,14 @@ class LiveSession:
             self._notify(Notice("info", "Headset mode: no echo cancellation."))
             return
         self.playback.far_end_tap = lambda block: echo.feed_far_end(float_to_pcm16(block))
-        rearm = getattr(echo, "rearm", None)
-        if rearm is not None:
-            # Gate again at once, from the audio callback, not at the playback watcher's next tick: the echo
-            # arrives shifted by the inserted silence within a few ms, before the canceller has found it.
-            def on_underflow() -> None:
-                if self.playback.is_playing() or self.playback.is_paused():
-                    rearm(1000)
 
-            self.playback.underflow_tap = on_underflow
-        else:
-            self.playback.underflow_tap = None
+        def on_underflow() -> None:
+            # The speaker inserted silence the canceller's reference never saw, so the echo arrives shifted
+            # within a few ms: gate again at once, from the audio callback, while the canceller re-aligns.
+            if self.playback.is_playing() or self.playback.is_paused():
+                self._rearm_echo_gate()
+
+        self.playback.underflow_tap = on_underflow
         if isinstance(echo, EchoGate):
             self._notify(Notice("warning", "Echo cancellation is unavailable: using an echo gate "
                                 "(speak clearly louder than the assistant to interrupt it)."))
@@ -475,13 +471,6 @@ class LiveSession:
             self._device_check_ticks += 1
             if self._device_check_ticks % 10 == 0:  # every ~200 ms
                 self._check_devices()
-            underflows = getattr(self._output, "underflows", 0)
-            if underflows != self._seen_underflows:
-                # The speaker inserted silence the echo canceller's reference never saw: gate while it re-aligns.
-                self._seen_underflows = underflows
-                rearm = getattr(self.echo, "rearm", None)
-                if rearm is not None and playing:
-                    rearm(1000)
             if playing and not self._was_playing:
                 item = self.playback.current_item()
                 if item is None:
@@ -632,11 +621,16 @@ class LiveSession:
                 # held audio that never played: gate the echo again while it re-aligns (as after an underrun),
                 # but only against what plays from now on. Nothing plays while the answer is paused or after
                 # it stopped, so the user's voice passes; if the answer resumes, its first second is gated.
-                rearm = getattr(self.echo, "rearm", None)
-                if rearm is not None:
-                    rearm(1000, forget_played=True)
+                self._rearm_echo_gate(forget_played=True)
             return report
         return act()
+
+    def _rearm_echo_gate(self, forget_played: bool = False) -> None:
+        """Gate the echo canceller's output again for 1 s of playback (see ConvergingEchoCanceller.rearm); a no-op
+        for the plain gate."""
+        rearm = getattr(self.echo, "rearm", None)
+        if rearm is not None:
+            rearm(1000, forget_played=forget_played)
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:

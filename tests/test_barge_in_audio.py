@@ -49,6 +49,18 @@ def _sent(session: LiveSession, type_: str) -> list[dict]:
     return [e for e in session.sent_events if e["type"] == type_]
 
 
+async def _interrupt_the_story(session: LiveSession, room: Room, notes: list, listen) -> None:
+    """The assistant tells the story; once `await listen()` returns, the user says "stop talking"; the test
+    waits for the barge-in, then stops the session."""
+    session.send_text(STORY)
+    assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
+    await listen()
+    room.say(AUDIO / "stop_talking.wav")
+    assert await _wait(lambda: any(isinstance(n, BargeInHappened) for n in notes), 10), "no barge-in"
+    await asyncio.sleep(0.5)
+    await session.stop()
+
+
 def test_speech_during_playback_stops_it_and_truncates_to_what_was_heard(room, tmp_path):
     # No echo path in this room: no echo handling (the AEC is tested with echo below).
     session, notes = _session(echo_mode="headset")
@@ -61,13 +73,8 @@ def test_speech_during_playback_stops_it_and_truncates_to_what_was_heard(room, t
         assert session.devices and session.devices.input_name and session.devices.output_name, session.devices
         room.record_speaker(recording)
         await asyncio.sleep(0.3)
-        session.send_text(STORY)
-        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
-        await asyncio.sleep(2.5)  # the user listens for a while, then speaks up
-        room.say(AUDIO / "stop_talking.wav")
-        assert await _wait(lambda: any(isinstance(n, BargeInHappened) for n in notes), 10), "no barge-in"
-        await asyncio.sleep(0.8)
-        await session.stop()
+        # the user listens for a while, then speaks up
+        await _interrupt_the_story(session, room, notes, lambda: asyncio.sleep(2.5))
 
     asyncio.run(scenario())
     story = next(i for i in session.client.conversation if i.role == "assistant")
@@ -222,15 +229,12 @@ def test_the_user_still_interrupts_over_the_assistants_echo(room):
 
     async def scenario():
         assert await session.start()
-        session.send_text(STORY)
-        assert await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 20)
         machine = session.client.local_barge_in
-        # past the warm-ups: the local barge-in's and the echo canceller's (heard audio, not wall time)
-        assert await _wait(lambda: machine.assistant_heard_ms >= 3000, 20)
-        room.say(AUDIO / "stop_talking.wav")
-        assert await _wait(lambda: any(isinstance(n, BargeInHappened) for n in notes), 10), "no barge-in"
-        await asyncio.sleep(0.5)
-        await session.stop()
+
+        async def past_the_warm_ups():  # the local barge-in's and the echo canceller's (heard audio, not wall time)
+            assert await _wait(lambda: machine.assistant_heard_ms >= 3000, 20)
+
+        await _interrupt_the_story(session, room, notes, past_the_warm_ups)
 
     asyncio.run(scenario())
     story = next(i for i in session.client.conversation if i.role == "assistant")

@@ -286,7 +286,7 @@ class PlaybackBuffer:
     def unheard_ms(self) -> int:
         """Assistant audio handed to the device but not heard yet (at most the output latency)."""
         with self._lock:
-            return samples_to_ms(self._unheard(), self.rate)
+            return samples_to_ms(sum(len(data) for _, data in self._unheard_segments()), self.rate)
 
     def flush_unheard(self) -> int:
         """The device has just dropped everything it had not played yet (its stream was aborted, which
@@ -299,10 +299,7 @@ class PlaybackBuffer:
         samples taken back."""
         with self._lock:
             cut = self._pos - self._latency
-            back: list[tuple[str, np.ndarray]] = []
-            for start, item_id, data in self._handed:
-                if start + len(data) > cut:
-                    back.append((item_id, data[max(0, cut - start):]))
+            back = self._unheard_segments()
             self._handed.clear()
             self._tail = None
             self._tail_off = 0
@@ -416,9 +413,11 @@ class PlaybackBuffer:
         while len(tl) >= 2 and tl[1][0] < audible:
             self._pruned_item = tl.popleft()[2]
 
-    def _unheard(self) -> int:
+    def _unheard_segments(self) -> list[tuple[str, np.ndarray]]:
+        """(item_id, samples) handed to the device at or after the audible position, in order."""
         cut = self._pos - self._latency
-        return sum(min(len(data), start + len(data) - cut) for start, _, data in self._handed if start + len(data) > cut)
+        return [(item_id, data[max(0, cut - start):]) for start, item_id, data in self._handed
+                if start + len(data) > cut]
 
     def _report(self) -> tuple[str | None, int]:
         item_id = self._current_item()

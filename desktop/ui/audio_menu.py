@@ -61,16 +61,12 @@ class AudioMenu:
             self.set_cut_speaker_buffer,
         )
         saved = self.saved()
-        self.cut_action.blockSignals(True)
-        self.cut_action.setChecked(bool(saved.get("cut_speaker_buffer", True)))
-        self.cut_action.blockSignals(False)
         self.echo_actions.get(saved.get("echo_mode", "aec"), self.echo_actions["aec"]).setChecked(True)
-        self.local_vad_action.blockSignals(True)
-        self.local_vad_action.setChecked(bool(saved.get("local_barge_in", True)))
-        self.local_vad_action.blockSignals(False)
-        self.hold_action.blockSignals(True)
-        self.hold_action.setChecked(bool(saved.get("hold_on_onset", True)))
-        self.hold_action.blockSignals(False)
+        for action, key in ((self.local_vad_action, "local_barge_in"), (self.hold_action, "hold_on_onset"),
+                            (self.cut_action, "cut_speaker_buffer")):
+            action.blockSignals(True)  # showing the saved choice is not a change to save or apply
+            action.setChecked(bool(saved.get(key, True)))
+            action.blockSignals(False)
         self.hold_action.setEnabled(self.local_vad_action.isChecked())
 
     def _toggle(self, label: str, tip: str, slot) -> QAction:
