@@ -18,7 +18,7 @@ import numpy as np
 
 from .audio import MicrophoneCapture, NullOutput, PlaybackBuffer, SpeakerOutput, WavFileSource, probe_devices
 from .audio.devices import AudioDeviceError, DeviceStatus
-from .audio.near_end import NearEndProcessor
+from .audio.near_end import FarEndLevels, NearEndProcessor
 from .audio.playback_buffer import StopReport
 from .core.actions import (
     Action,
@@ -108,6 +108,8 @@ class LiveSession:
         self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in)
         self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
         self.echo = None  # EchoCanceller | EchoGate | None, on the capture path
+        self.far_levels = FarEndLevels()  # what the speaker played lately: the onset detector's double-talk route
+        self.near_end: NearEndProcessor | None = None  # the capture thread's processing (echo, onsets, chunks)
         self._deliver_mic: Callable[[np.ndarray], None] = lambda chunk: None
         self._device_trouble: set[str] = set()
         self._last_device_retry = 0.0
@@ -254,6 +256,8 @@ class LiveSession:
         # UI/event-loop thread; the loop gets 20 ms chunks and, at once, onsets.
         near_end = NearEndProcessor(to_loop(self._on_input_chunk), to_loop(self._on_onset),
                                     onset=self.options.local_barge_in.onset)
+        near_end.far_levels = self.far_levels
+        self.near_end = near_end
 
         def deliver(chunk: np.ndarray) -> None:
             near_end.echo = self.echo
@@ -405,7 +409,13 @@ class LiveSession:
             self.playback.underflow_tap = None
             self._notify(Notice("info", "Headset mode: no echo cancellation."))
             return
-        self.playback.far_end_tap = lambda block: echo.feed_far_end(float_to_pcm16(block))
+        far_levels = self.far_levels
+
+        def far_end_tap(block: np.ndarray) -> None:
+            echo.feed_far_end(float_to_pcm16(block))
+            far_levels.feed(block)
+
+        self.playback.far_end_tap = far_end_tap
 
         def on_underflow() -> None:
             # The speaker inserted silence the canceller's reference never saw, so the echo arrives shifted

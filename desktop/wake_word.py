@@ -16,8 +16,8 @@ import logging
 import os
 
 import numpy as np
-import soxr
 
+from .audio.resample import live_resampler
 from .core.pcm import PROTOCOL_RATE
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class PocketSphinxWakeWord:
             )
         self.phrase = phrase
         self._decoder = Decoder(keyphrase=phrase, kws_threshold=threshold, lm=None, loglevel="FATAL")
-        self._resampler = soxr.ResampleStream(PROTOCOL_RATE, _RATE, 1, dtype="float32")
+        self._resampler = live_resampler(PROTOCOL_RATE, _RATE)
         self._decoder.start_utt()
         self._utt_start_ms = 0.0  # input-clock ms at which the current utterance began
         self._samples16 = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from desktop.audio.echo_canceller import EchoCanceller
-from desktop.audio.near_end import NearEndProcessor
+from desktop.audio.near_end import FarEndLevels, NearEndProcessor
 
 
 def tone(ms: int, dbfs: float, rate: int = 24000) -> np.ndarray:
@@ -58,3 +58,58 @@ def test_the_echo_canceller_runs_on_each_block():
         near.echo.feed_far_end(echo)
         near.process((echo.astype(np.int32) + voice[start:start + 240]).clip(-32768, 32767).astype(np.int16))
     assert max(removed[3:]) < 6, removed
+
+
+def _speech_like(ms: int, dbfs: float, seed: int) -> np.ndarray:
+    """Noise with a 3 Hz syllable envelope at `dbfs` RMS."""
+    n = 24 * ms
+    x = np.random.default_rng(seed).normal(0.0, 1.0, n) * (np.abs(np.sin(2 * np.pi * 3 * np.arange(n) / 24000)) + 0.2)
+    return (x / np.sqrt(np.mean(x ** 2)) * 32768 * 10 ** (dbfs / 20)).clip(-32768, 32767).astype(np.int16)
+
+
+def test_a_voice_the_canceller_suppresses_during_playback_is_an_onset_on_its_second_block():
+    """AEC3 suppresses the start of double talk; the far end's level tells the voice from an echo at once."""
+    if not EchoCanceller.available():
+        import pytest
+
+        pytest.skip("livekit's AEC is not installed")
+    results = {}
+    for use_far_levels in (True, False):
+        onsets: list[int] = []
+        clock = [0.0]
+        near = NearEndProcessor(lambda c, r: None, onsets.append)
+        near.echo = EchoCanceller()
+        far_levels = FarEndLevels(clock=lambda: clock[0])
+        near.far_levels = far_levels if use_far_levels else None
+        far = _speech_like(4000, -20, 1)  # the assistant speaking; this microphone hears little of it
+        voice = _speech_like(400, -30, 2)  # the user, 10 dB quieter than the playback, from 3.0 s
+        noise = np.random.default_rng(5).normal(0, 3, len(far))
+        for start in range(0, len(far), 240):
+            block = far[start:start + 240]
+            near.echo.feed_far_end(block)
+            far_levels.feed(block)
+            clock[0] += 0.01
+            mic = noise[start:start + 240].copy()
+            if 72000 <= start < 72000 + len(voice):
+                mic += voice[start - 72000:start - 72000 + 240]
+            near.process(mic.clip(-32768, 32767).astype(np.int16))
+        results[use_far_levels] = (onsets, near.onset_detector.double_talk_chunks)
+    onsets, double_talk = results[True]
+    assert onsets == [3020], results  # the voice's second block
+    assert double_talk > 0
+    late, _ = results[False]
+    assert not late or late[0] > 3020, results  # the canceller alone lets the voice through later, or never
+
+
+def test_far_end_levels_keep_the_loudest_of_the_last_half_second():
+    clock = [100.0]
+    levels = FarEndLevels(window_s=0.5, clock=lambda: clock[0])
+    assert levels.recent_max_dbfs() is None
+    levels.feed(np.full(240, 0.1, dtype=np.float32))  # -20 dBFS
+    clock[0] += 0.2
+    levels.feed(tone(10, -40))  # int16 works too
+    assert abs(levels.recent_max_dbfs() - (-20.0)) < 0.1
+    clock[0] += 0.4  # the -20 dBFS block is now 0.6 s old
+    assert abs(levels.recent_max_dbfs() - (-40.0)) < 0.2
+    clock[0] += 0.2
+    assert levels.recent_max_dbfs() is None

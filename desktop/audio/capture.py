@@ -14,8 +14,7 @@ import threading
 from typing import Callable
 
 import numpy as np
-import soxr
-
+from desktop.audio.resample import live_resampler
 from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
 from desktop.core.pcm import PROTOCOL_RATE, float_to_pcm16, ms_to_samples
 
@@ -133,9 +132,7 @@ class MicrophoneCapture:
     # ------------------------------------------------------------------ consumer thread
 
     def _consume(self, blocks: queue.SimpleQueue, rate: int) -> None:
-        resampler = None if rate == PROTOCOL_RATE else soxr.ResampleStream(
-            rate, PROTOCOL_RATE, 1, dtype="float32", quality="HQ"
-        )
+        resampler = None if rate == PROTOCOL_RATE else live_resampler(rate, PROTOCOL_RATE)
         pending: list[np.ndarray] = []
         pending_len = 0
         n = self.chunk_samples

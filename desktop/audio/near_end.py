@@ -5,17 +5,58 @@ result (`core.speech_onset`: reported at once, so that a barge-in can hold playb
 user's first sound), and batching into 20 ms chunks for the event loop (one wake-up per 20 ms, not per block).
 Each chunk goes with how many dB the canceller took out of it (None without a canceller): the local VAD's
 barge-in decisions use it to tell the assistant's echo residue from the user's voice.
+
+`FarEndLevels` keeps the level of what the speaker was handed over the last half second (fed from the
+playback callback), so the onset detector can tell a voice from any echo of it while the canceller is still
+suppressing double talk (see `core.speech_onset`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
 
 from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples, rms_dbfs
 from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
+
+
+class FarEndLevels:
+    """The loudest far-end level of the last `window_s`, fed from any thread (the playback callback)."""
+
+    def __init__(self, window_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = float(window_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._levels: deque[tuple[float, float]] = deque()  # (when fed, dBFS)
+
+    def feed(self, block: np.ndarray) -> None:
+        """A block handed to the speaker (float in [-1, 1] or int16; any rate)."""
+        x = np.asarray(block).reshape(-1)
+        if x.size == 0:
+            return
+        level = rms_dbfs(x) if x.dtype == np.int16 else 10.0 * math.log10(max(float(np.dot(x, x)) / x.size, 1e-12))
+        now = self._clock()
+        with self._lock:
+            self._levels.append((now, level))
+            while self._levels and self._levels[0][0] < now - self.window_s:
+                self._levels.popleft()
+
+    def recent_max_dbfs(self) -> float | None:
+        """None when nothing was fed within the window."""
+        horizon = self._clock() - self.window_s
+        with self._lock:
+            while self._levels and self._levels[0][0] < horizon:
+                self._levels.popleft()
+            return max((level for _, level in self._levels), default=None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._levels.clear()
 
 
 class NearEndProcessor:
@@ -33,6 +74,7 @@ class NearEndProcessor:
         self.on_chunk = on_chunk
         self.on_onset = on_onset
         self.echo = None  # EchoCanceller | EchoGate | ConvergingEchoCanceller | None
+        self.far_levels: FarEndLevels | None = None  # what the speaker plays, for the double-talk route
         self.onset_detector = SpeechOnsetDetector(onset)
         self.chunk_samples = ms_to_samples(chunk_ms)
         self.block_samples = ms_to_samples(block_ms)
@@ -59,7 +101,9 @@ class NearEndProcessor:
                 return
         self.samples += len(block)
         out_dbfs = rms_dbfs(block)
-        if self.onset_detector.update(out_dbfs, raw_dbfs):
+        far = self.far_levels
+        far_dbfs = far.recent_max_dbfs() if far is not None and raw_dbfs is not None else None
+        if self.onset_detector.update(out_dbfs, raw_dbfs, far_dbfs):
             self.on_onset(self.samples * 1000 // PROTOCOL_RATE)
         if raw_dbfs is not None:
             self._raw_energy += 10.0 ** (raw_dbfs / 10.0) * len(block)

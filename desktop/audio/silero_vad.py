@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from desktop.audio.resample import live_resampler
 from desktop.core.pcm import PROTOCOL_RATE
 
 VAD_RATE = 16000
@@ -98,7 +99,7 @@ class SileroSpeechProbability:
         self._input[:] = 0.0
         self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._resampler = (
-            soxr.ResampleStream(self.input_rate, VAD_RATE, 1, dtype="float32")
+            live_resampler(self.input_rate, VAD_RATE)
             if self.input_rate != VAD_RATE
             else None
         )
