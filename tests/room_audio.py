@@ -18,6 +18,18 @@ from tests.pulse_server import SILENCE_SOURCE, PulseServer
 ROOM = "parley_room"
 
 
+def _sink_input_of_module(server: PulseServer, module: int) -> str:
+    """The sink input a module (e.g. a loopback) owns; `pactl list short` does not show the owner."""
+    current = None
+    for line in server.pactl("list", "sink-inputs").stdout.splitlines():
+        line = line.strip()
+        if line.startswith("Sink Input #"):
+            current = line.split("#", 1)[1]
+        elif line.startswith("Owner Module:") and line.split(":", 1)[1].strip() == str(module) and current:
+            return current
+    raise RuntimeError(f"no sink input of module {module}")
+
+
 class Room:
     def __init__(self, server: PulseServer) -> None:
         self.server = server
@@ -49,11 +61,12 @@ class Room:
             "module-loopback",
             f"source={self.server.sink}.monitor sink={ROOM} latency_msec={latency_ms} source_dont_move=true sink_dont_move=true",
         )
-        volume = f"{max(0.0, 10 ** (gain_db / 20)) * 100:.1f}%"
-        for line in self.server.pactl("list", "short", "sink-inputs").stdout.splitlines():
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == str(module):
-                self.server.pactl("set-sink-input-volume", fields[0], volume)
+        # A linear amplitude factor: pactl reads "31.6%" on its cubic volume scale (-30 dB), not as -10 dB.
+        factor = f"{max(0.0, 10 ** (gain_db / 20)):.6f}"
+        sink_input = _sink_input_of_module(self.server, module)
+        result = self.server.pactl("set-sink-input-volume", sink_input, factor)
+        if result.returncode != 0:
+            raise RuntimeError(f"pactl set-sink-input-volume {sink_input} {factor} failed: {result.stderr}")
 
     def say(self, wav: Path, gain_db: float = 0.0) -> subprocess.Popen:
         """Play a WAV into the room, as the user speaking."""

@@ -243,3 +243,30 @@ def test_the_user_still_interrupts_over_the_assistants_echo(room):
     assert story.interrupted and 2500 < truncates[0]["audio_end_ms"] < story.audio_received_ms
     for event in session.sent_events:
         validate_client_event(event)
+
+
+def test_a_voice_the_echo_canceller_holds_back_still_pauses_the_answer_at_once(room):
+    """Loudspeakers that the microphone barely hears (no echo path in this room) with AEC on: WebRTC's AEC3
+    suppresses the start of double talk, so the first sound of the user's voice only gets through the
+    canceller late. The raw microphone is far louder than any echo of what was played, and that alone
+    holds playback (the onset detector's double-talk route); the barge-in then completes as usual."""
+    session, notes = _session()
+
+    async def scenario():
+        assert await session.start()
+        machine = session.client.local_barge_in
+
+        async def past_the_warm_ups():
+            assert await _wait(lambda: machine.assistant_heard_ms >= 3000, 20)
+
+        await _interrupt_the_story(session, room, notes, past_the_warm_ups)
+
+    asyncio.run(scenario())
+    detector = session.near_end.onset_detector
+    assert detector.echo_coupling_db is not None and detector.echo_coupling_db < -40  # nothing came back
+    assert detector.double_talk_chunks >= 2, "the onset did not come through the double-talk route"
+    story = next(i for i in session.client.conversation if i.role == "assistant")
+    truncates = _sent(session, "conversation.item.truncate")
+    assert len(truncates) == 1 and story.interrupted
+    for event in session.sent_events:
+        validate_client_event(event)
