@@ -16,8 +16,8 @@ WebSocket on 127.0.0.1.
    event loop, the output buffer and the fade all fall inside that interval. Local VAD on (defaults:
    duck at onset, gain 0 after a 10 ms ramp) and off (LocalBargeInSettings(enabled=False): only the server's
    `speech_started` stops playback) alternate trial by trial in one session, so both share the load.
-   A trial whose onset falls into a pause of the story (speaker silent in the 30 ms before the onset)
-   measures nothing and is repeated. The session uses server VAD with create_response=False so that the
+   A trial whose onset falls into a pause of the story (speaker silent in the 30 ms before the onset, or
+   not audible at all in the SILENT_AFTER_S after it) measures nothing and is repeated. The session uses server VAD with create_response=False so that the
    interruption does not start a new answer that would overlap the next trial.
 2. **Self-interruption.** tests/room_audio.Room: the microphone is the monitor of a room sink; a
    PulseAudio loopback plays the speaker's output into the room at -10 dB and at 0 dB (30 ms). Typed
@@ -133,8 +133,10 @@ def _cut_after(right: np.ndarray, onset: int, rate: int) -> tuple[int | None, bo
     before = right[max(0, onset - int(0.03 * rate)):onset]
     audible_at_onset = bool(len(before)) and bool(np.any(np.abs(before.astype(np.int32)) > level))
     loud = np.nonzero(np.abs(right[onset:].astype(np.int32)) > level)[0]
-    if len(loud) == 0:
-        return None, audible_at_onset
+    if len(loud) == 0 or loud[0] > SILENT_AFTER_S * rate:
+        # The speaker fell silent by itself at the onset (a word's end before a pause): nothing to stop, and
+        # the next "last audible sample" would be the next trial's story (seen as 6-7 s outliers).
+        return None, False
     gaps = np.diff(loud)
     long = np.nonzero(gaps > SILENT_AFTER_S * rate)[0]
     end = loud[long[0]] if len(long) else loud[-1]
@@ -472,6 +474,7 @@ def _micro_stages(chunks: int = 1500) -> dict[str, Any]:
     import soxr
 
     from desktop.audio import read_wav_24k
+    from desktop.audio.resample import live_resampler
     from desktop.audio.echo_canceller import make_echo_canceller
     from desktop.audio.silero_vad import SileroSpeechProbability
     from desktop.core.events import ClientEvents
@@ -496,12 +499,12 @@ def _micro_stages(chunks: int = 1500) -> dict[str, Any]:
             fn(i)
         return (time.thread_time() - t0) / chunks * 1000.0  # ms per chunk
 
-    resampler = soxr.ResampleStream(48000, 24000, 1, dtype="float32", quality="HQ")
+    resampler = live_resampler(48000, 24000)  # what the capture thread uses
     aec = make_echo_canceller("aec")
     aec_aec = getattr(aec, "aec", aec)  # the AEC alone (the gate only runs until convergence)
     vad = SileroSpeechProbability()
     out = {
-        "resample_48k_to_24k_soxr_hq": timed(lambda i: resampler.resample_chunk(mic48[i * n48:(i + 1) * n48])),
+        "resample_48k_to_24k_soxr_streaming": timed(lambda i: resampler.resample_chunk(mic48[i * n48:(i + 1) * n48])),
         "float_to_pcm16": timed(lambda i: float_to_pcm16(mic[i * n24:(i + 1) * n24])),
         "aec_far_end_feed": timed(lambda i: aec_aec.feed_far_end(far_chunks[i])),
         "aec_process_near_end": timed(lambda i: aec_aec.process_near_end(pcm_chunks[i])),
@@ -535,7 +538,9 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{lat['onset_dbfs']:.0f} dBFS → last right-channel sample above {lat['audible_dbfs']:.0f} dBFS before the speaker",
         "stays silent, i.e. what the user hears, including capture buffering, processing, the event loop, the",
         "speaker's buffer. Three arms alternate trial by trial in one session: local detection on (the defaults:",
-        "playback held at the loudness onset, two 10 ms blocks; the Silero VAD confirms; duck at Silero's onset",
+        "playback held at the loudness onset, two 10 ms blocks, judged after echo cancellation or, while the",
+        "canceller still suppresses the start of double talk, on the raw microphone against the level of what was",
+        "just played; the Silero VAD confirms; duck at Silero's onset",
         "otherwise) with the speaker's buffer cut at the hold (`SpeakerOutput.interrupt`: the stream is aborted,",
         "which drops what the device and PulseAudio had queued, and restarted at once); the same without the cut",
         "(the queued audio drains, then a 5 ms fade); and local detection off (only the server's `speech_started`",
@@ -559,7 +564,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"stop): p50 {d_on['median']} / p95 {d_on['p95']} ms with local detection (the onset is found on the capture "
         "thread per 10 ms block, so the hold often arrives with the first loud 20 ms chunk), p50 "
         f"{d_off['median']} / p95 {d_off['p95']} ms with the server's `speech_started` only (the engine runs on "
-        "loopback). The rest is the audio path: capture buffering (PortAudio reports "
+        "loopback; negative: the hold came before the loud chunk, which is handed over every 20 ms). The rest is the "
+        "audio path: capture buffering (PortAudio reports "
         f"{(st0.get('mic_latency_s') or 0) * 1000:.0f} ms for the microphone; the test rig's PulseAudio remap sink and "
         "monitor add their own), the 10 ms blocks and the 20 ms the onset rule needs, and, unless it is cut, the "
         f"speaker's buffer ({(st0.get('speaker_latency_s') or 0) * 1000:.0f} ms; `--output-latency`) plus the 5 ms fade.",
@@ -568,6 +574,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "before them (median; a hard cut is about 0 dB and can click, a fade is well below): "
         + ", ".join(f"{m} {lat[m + '_last_ms_level_db']['median']} dB" for m in LATENCY_MODES) + ".",
     ]
+    if r.get("latency_note"):
+        lines += ["", r["latency_note"]]
     lines += [
         "",
         f"Trials skipped because the onset fell in a pause of the story (nothing to stop): "
@@ -579,7 +587,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "Typed questions with short answers, one after the other in one session per condition; the speaker's",
         "output is looped into the microphone by PulseAudio at the given level (30 ms). Self-interrupted = during",
         "the answer the local detection held, ducked or paused playback, the server sent `speech_started`, or the",
-        "answer was truncated.",
+        "answer was truncated. (Until 2026-11-26 the rig never applied the echo's level: `pactl list short` names",
+        "no owner module, so no loopback matched. Every earlier \"-10 dB\" figure was measured at 0 dB.)",
         "",
         "| echo handling | echo level | answers | self-interrupted | truncated | local duck/pause | server speech_started | answer audio p50 ms | speaker underflows | load avg |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -628,6 +637,7 @@ def _markdown(report: dict[str, Any]) -> str:
         row("(whole event-loop thread: also the playback watcher, asyncio wake-ups and, speaking, the answer's "
             "audio)", cpu["event_loop_thread_total_pct"], talk["event_loop_thread_total_pct"]),
         "",
+        *([r["cpu_note"], ""] if r.get("cpu_note") else []),
         f"Load average: {cpu['load_average']}. Per-stage CPU per 20 ms chunk of speech (micro-benchmark, "
         f"{r['micro']['chunks']} chunks, time.thread_time):",
         "",
