@@ -76,3 +76,11 @@ def test_a_real_barge_in_silences_the_far_end_and_teaches_nothing() -> None:
     feed(d, [(QUIET, -5.0, -20.0)] * 10 + [(-8.0, -5.0, None)] * 100)
     assert d.echo_onsets == 0
     assert d.echo_coupling_db == before
+
+
+def test_the_detector_says_which_route_the_last_onset_took() -> None:
+    d = SpeechOnsetDetector()
+    feed(d, echo_only(100, coupling_db=-10.0))
+    assert feed(d, [(QUIET, -5.0, -20.0)] * 2) == [1] and d.last_onset_double_talk
+    feed(d, [(QUIET, -80.0, None)] * 5)
+    assert feed(d, [(-20.0, -19.0, None)] * 2) == [1] and not d.last_onset_double_talk  # through the canceller

@@ -13,6 +13,7 @@ suppressing double talk (see `core.speech_onset`).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -23,6 +24,8 @@ import numpy as np
 
 from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples, rms_dbfs
 from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
+
+log = logging.getLogger(__name__)
 
 
 class FarEndLevels:
@@ -103,8 +106,17 @@ class NearEndProcessor:
         out_dbfs = rms_dbfs(block)
         far = self.far_levels
         far_dbfs = far.recent_max_dbfs() if far is not None and raw_dbfs is not None else None
-        if self.onset_detector.update(out_dbfs, raw_dbfs, far_dbfs):
-            self.on_onset(self.samples * 1000 // PROTOCOL_RATE)
+        detector = self.onset_detector
+        if detector.update(out_dbfs, raw_dbfs, far_dbfs):
+            at_ms = self.samples * 1000 // PROTOCOL_RATE
+            self.on_onset(at_ms)
+            if detector.last_onset_double_talk:
+                expected_echo = (far_dbfs or 0.0) + (detector.echo_coupling_db or 0.0)
+                log.info("voice onset at %d ms over the playback (double talk): the microphone is %.1f dB above "
+                         "the loudest echo expected (%.1f dBFS)", at_ms, (raw_dbfs or 0.0) - expected_echo,
+                         expected_echo)
+            else:
+                log.debug("voice onset at %d ms (after echo cancellation)", at_ms)
         if raw_dbfs is not None:
             self._raw_energy += 10.0 ** (raw_dbfs / 10.0) * len(block)
             self._out_energy += 10.0 ** (out_dbfs / 10.0) * len(block)

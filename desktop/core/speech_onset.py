@@ -64,6 +64,7 @@ class SpeechOnsetDetector:
         self._learn_pause = 0
         self.double_talk_chunks = 0  # chunks that counted only through the double-talk route
         self.echo_onsets = 0  # double-talk onsets found to be echo (see `verify_chunks`)
+        self.last_onset_double_talk = False  # whether the last onset needed the double-talk route
         self._run_coupling: list[float] = []  # raw - far of the current run's double-talk chunks
         self._verify: tuple[int, list[float]] | None = None  # (chunks to go, coupling values to learn)
 
@@ -125,8 +126,10 @@ class SpeechOnsetDetector:
         else:
             self.floor_dbfs = min(level_dbfs, self.floor_dbfs + s.floor_rise_db)
         onset = self._run == s.chunks
-        if onset and self._run_coupling:
-            self._verify = (s.verify_chunks, list(self._run_coupling))
+        if onset:
+            self.last_onset_double_talk = bool(self._run_coupling)
+            if self._run_coupling:
+                self._verify = (s.verify_chunks, list(self._run_coupling))
         return onset
 
     def _check_verification(self, far_active: bool) -> None:
