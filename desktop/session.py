@@ -301,6 +301,7 @@ class LiveSession:
             self._source = None
         if self.echo is None and self.options.echo_mode != "headset":
             self._start_echo_handling()
+        self._forget_echo_coupling()
         if self._open_microphone():
             self._device_trouble.discard("input")
             self._notify(Notice("info", f"Microphone: {getattr(self._source, 'device_name', None) or 'system default'}."))
@@ -314,9 +315,16 @@ class LiveSession:
         if self._output is not None:
             self._output.stop()
             self._output = None
+        self._forget_echo_coupling()
         self._start_output()
         self._device_trouble.discard("output")
         self._refresh_device_status()
+
+    def _forget_echo_coupling(self) -> None:
+        # Another speaker or microphone: the onset detector learns again how loud the echo comes back (a
+        # deque clear, safe against the capture thread's appends).
+        if self.near_end is not None:
+            self.near_end.onset_detector.forget_echo_coupling()
 
     def set_echo_mode(self, mode: str) -> None:
         """"aec", "gate" or "headset"; applies to the microphone at once."""

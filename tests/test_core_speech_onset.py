@@ -84,3 +84,14 @@ def test_the_detector_says_which_route_the_last_onset_took() -> None:
     assert feed(d, [(QUIET, -5.0, -20.0)] * 2) == [1] and d.last_onset_double_talk
     feed(d, [(QUIET, -80.0, None)] * 5)
     assert feed(d, [(-20.0, -19.0, None)] * 2) == [1] and not d.last_onset_double_talk  # through the canceller
+
+
+def test_another_device_forgets_the_learnt_echo_coupling() -> None:
+    d = SpeechOnsetDetector()
+    feed(d, echo_only(100, coupling_db=-30.0))
+    assert d.echo_coupling_db is not None
+    d.forget_echo_coupling()
+    assert d.echo_coupling_db is None
+    # the new speaker is louder: its echo is learnt from scratch instead of firing the route
+    assert feed(d, echo_only(200, coupling_db=-5.0, seed=9)) == []
+    assert d.echo_coupling_db is not None and d.echo_coupling_db > -8.5

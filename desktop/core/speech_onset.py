@@ -78,6 +78,11 @@ class SpeechOnsetDetector:
     def reset(self) -> None:
         self._run = 0
 
+    def forget_echo_coupling(self) -> None:
+        """The speaker or the microphone changed: the echo comes back differently, learn it again."""
+        self._coupling.clear()
+        self._verify = None
+
     def loud(self, level_dbfs: float, raw_dbfs: float | None = None) -> bool:
         """Whether one chunk, taken alone, looks like the start of a voice (before the floor update)."""
         s = self.settings
