@@ -17,8 +17,9 @@ WebSocket on 127.0.0.1.
    duck at onset, gain 0 after a 10 ms ramp) and off (LocalBargeInSettings(enabled=False): only the server's
    `speech_started` stops playback) alternate trial by trial in one session, so both share the load.
    A trial whose onset falls into a pause of the story (speaker silent in the 30 ms before the onset, or
-   not audible at all in the SILENT_AFTER_S after it) measures nothing and is repeated. The session uses server VAD with create_response=False so that the
-   interruption does not start a new answer that would overlap the next trial.
+   not audible at all in the SILENT_AFTER_S after it) measures nothing and is repeated. The session uses
+   server VAD with create_response=False so that the interruption does not start a new answer that would
+   overlap the next trial.
 2. **Self-interruption.** tests/room_audio.Room: the microphone is the monitor of a room sink; a
    PulseAudio loopback plays the speaker's output into the room at -10 dB and at 0 dB (30 ms). Typed
    questions with 2-10 s answers, one after the other in one session per condition; an answer counts as
@@ -474,8 +475,8 @@ def _micro_stages(chunks: int = 1500) -> dict[str, Any]:
     import soxr
 
     from desktop.audio import read_wav_24k
-    from desktop.audio.resample import live_resampler
     from desktop.audio.echo_canceller import make_echo_canceller
+    from desktop.audio.resample import live_resampler
     from desktop.audio.silero_vad import SileroSpeechProbability
     from desktop.core.events import ClientEvents
     from desktop.core.pcm import float_to_pcm16, rms_dbfs

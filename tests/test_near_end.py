@@ -107,7 +107,7 @@ def test_far_end_levels_keep_the_loudest_of_the_last_half_second():
     assert levels.recent_max_dbfs() is None
     levels.feed(np.full(240, 0.1, dtype=np.float32))  # -20 dBFS
     clock[0] += 0.2
-    levels.feed(tone(10, -40))  # int16 works too
+    levels.feed(tone(10, -40).astype(np.float32) / 32768)
     assert abs(levels.recent_max_dbfs() - (-20.0)) < 0.1
     clock[0] += 0.4  # the -20 dBFS block is now 0.6 s old
     assert abs(levels.recent_max_dbfs() - (-40.0)) < 0.2

@@ -14,8 +14,9 @@ import threading
 from typing import Callable
 
 import numpy as np
-from desktop.audio.resample import live_resampler
+
 from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
+from desktop.audio.resample import live_resampler
 from desktop.core.pcm import PROTOCOL_RATE, float_to_pcm16, ms_to_samples
 
 log = logging.getLogger(__name__)

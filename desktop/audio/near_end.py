@@ -38,11 +38,11 @@ class FarEndLevels:
         self._levels: deque[tuple[float, float]] = deque()  # (when fed, dBFS)
 
     def feed(self, block: np.ndarray) -> None:
-        """A block handed to the speaker (float in [-1, 1] or int16; any rate)."""
-        x = np.asarray(block).reshape(-1)
+        """A float block handed to the speaker (full scale 1.0, any rate; the playback tap's blocks)."""
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
         if x.size == 0:
             return
-        level = rms_dbfs(x) if x.dtype == np.int16 else 10.0 * math.log10(max(float(np.dot(x, x)) / x.size, 1e-12))
+        level = 10.0 * math.log10(max(float(np.dot(x, x)) / x.size, 1e-12))  # -120 dBFS for silence, as rms_dbfs
         now = self._clock()
         with self._lock:
             self._levels.append((now, level))
@@ -56,10 +56,6 @@ class FarEndLevels:
             while self._levels and self._levels[0][0] < horizon:
                 self._levels.popleft()
             return max((level for _, level in self._levels), default=None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._levels.clear()
 
 
 class NearEndProcessor:
