@@ -520,6 +520,8 @@ class LiveSession:
         self._dropped_at = time.perf_counter()
         self._apply(self.client.on_disconnected())
         log.warning("connection %s; reconnecting", reason)
+        if self.engine is not None:
+            log.warning("the offline engine is %s", self.engine.describe())
         what = reason[:1].upper() + reason[1:] if reason.startswith("connection") else f"Connection {reason}"
         self._set_status("reconnecting", f"{what}. You are not being heard; reconnecting…")
         self.reconnect_policy.reset()
@@ -591,6 +593,7 @@ class LiveSession:
         """The URL to connect to; restarts the offline engine first if it has died."""
         if self.engine is not None:
             if not self.engine.running:
+                log.warning("the offline engine stopped (%s); restarting it", self.engine.describe())
                 self._set_status("reconnecting", "The offline engine stopped; restarting it…")
                 await self.engine.start()
             return self.engine.url

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop_because(stop: asyncio.Event, why: str) -> None:
+    if not stop.is_set():
+        logging.getLogger(__name__).info("stopping: %s", why)
+    stop.set()
+
+
 async def _run(args: argparse.Namespace) -> int:
     from .server import EngineServer, is_loopback
 
@@ -81,7 +87,7 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _stop_because, stop, f"signal {sig.name}")
         except (NotImplementedError, RuntimeError):
             # No loop signal handlers (Windows): Ctrl+C still arrives as KeyboardInterrupt in main().
             logging.getLogger(__name__).debug("signal handler for %s unavailable on this platform", sig)
@@ -93,7 +99,7 @@ async def _run(args: argparse.Namespace) -> int:
                     pass
             except OSError:
                 pass
-            loop.call_soon_threadsafe(stop.set)
+            loop.call_soon_threadsafe(_stop_because, stop, "the parent's pipe closed (Parley exited)")
 
         import threading
 

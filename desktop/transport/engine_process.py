@@ -35,6 +35,14 @@ class EngineProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    def describe(self) -> str:
+        """For the log when a connection to the engine drops: whether it is still running, and its last words."""
+        if self._proc is None:
+            return "not started"
+        state = "running" if self._proc.returncode is None else f"exited with {self._proc.returncode}"
+        tail = " | ".join(list(self._stderr_tail)[-5:])
+        return f"{state}; last log lines: {tail or '(none)'}"
+
     def _command(self) -> list[str]:
         if getattr(sys, "frozen", False):  # a PyInstaller bundle: the app binary runs the engine
             return [sys.executable, "--engine"]

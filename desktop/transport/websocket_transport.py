@@ -118,8 +118,10 @@ class WebSocketTransport:
         except Exception as exc:
             reason = f"connection error: {exc}"
         else:
-            rcvd = self._ws.close_code
-            reason = f"closed ({rcvd} {self._ws.close_reason or ''})".strip() if rcvd else "closed"
+            # A clean close: the close frame may have arrived before the socket is fully closed (then
+            # `close_code` is still None), so read the frame the protocol received.
+            frame = self._ws.protocol.close_rcvd
+            reason = f"closed ({frame.code} {frame.reason})".strip() if frame is not None else "closed"
         finally:
             self._ws = None
             self._on_closed(reason)
