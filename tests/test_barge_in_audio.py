@@ -86,20 +86,24 @@ def test_speech_during_playback_stops_it_and_truncates_to_what_was_heard(room, t
     assert 1000 < heard_ms < story.audio_received_ms, (heard_ms, story.audio_received_ms)
     # Server VAD cancels the response itself: Parley must not send response.cancel.
     assert not _sent(session, "response.cancel")
-    # What came out of the speaker, located in the story's own audio: the last 200 ms before the cut are
-    # matched against the story's PCM (robust to underruns, which stretch the recording with silence).
+    # What came out of the speaker, located in the story's own audio: up to 200 ms of the recording, ending
+    # 100 ms before the cut, are matched against the story's PCM.
     pcm = room.read_raw(recording)
     spans = loud_spans(pcm)
     assert spans, "the speaker recording is silent"
     first = spans[0][0]
     ends = [end for start, end in spans if start > first and end - first < (heard_ms + 1500) * 24]
     cut = max(ends) if ends else spans[0][1]
+    # The matched stretch stays inside the last sound before the cut: an underrun between it and the cut
+    # would insert silence the story's own audio does not have and shift the match by the gap.
+    last_start = max(start for start, end in spans if end <= cut)
+    tail_start = max(cut - 7200, min(last_start, cut - 3600))
     story_pcm = np.concatenate(played[story.item_id]).astype(np.float64)
-    tail = pcm[cut - 7200 : cut - 2400].astype(np.float64)
+    tail = pcm[tail_start : cut - 2400].astype(np.float64)
     corr = np.correlate(story_pcm, tail, mode="valid")
     norms = np.sqrt(np.convolve(story_pcm**2, np.ones(len(tail)), mode="valid")) + 1e-9
     position = int(np.argmax(corr / norms))
-    content_ms = (position + 7200) / 24
+    content_ms = (position + cut - tail_start) / 24
     latency_ms = session.playback.output_latency_ms
     print(f"heard {heard_ms} ms, speaker content {content_ms:.0f} ms, latency {latency_ms} ms")
     # The speaker's buffer was cut at the barge-in (SpeakerOutput.interrupt): the last audio that came out is
