@@ -468,6 +468,72 @@ async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any
     }
 
 
+def _capture_floor(seconds: float) -> dict[str, Any]:
+    """The floor under any Python capture path, measured like `_idle_capture`: the same PortAudio input
+    stream (default device and rate, 10 ms blocks, 'low' latency) whose callback only copies each block
+    into a queue, and a thread that takes the blocks and drops them. No resampling, no processing."""
+    import queue
+
+    from bench._barge_in_probes import ThreadCpu, task_cpu_seconds, task_names
+    from desktop.audio.devices import resolve_device, sounddevice_module
+
+    sd = sounddevice_module()
+    rate = int(resolve_device(None, "input")["default_samplerate"])
+    blocks: queue.SimpleQueue = queue.SimpleQueue()
+    seen: dict[str, Any] = {"callback": None, "blocks": 0}
+
+    def callback(indata, frames, time_info, status) -> None:
+        if seen["callback"] is None:
+            seen["callback"] = threading.get_ident()
+        seen["blocks"] += 1
+        blocks.put(indata[:, 0].copy())
+
+    def consume() -> None:
+        while blocks.get() is not None:
+            pass
+
+    before = set(task_names())
+    consumer = threading.Thread(target=consume, name="floor-consumer", daemon=True)
+    consumer.start()
+    stream = sd.InputStream(channels=1, samplerate=rate, dtype="float32", latency="low",
+                            blocksize=rate // 100, callback=callback)
+    stream.start()
+    try:
+        time.sleep(2.0)
+        callback_ident = seen["callback"]
+        if callback_ident is None:
+            raise RuntimeError("the floor stream's callback never ran")
+        python_threads = {t.native_id for t in threading.enumerate()}
+        others = [tid for tid in task_names() if tid not in before and tid not in python_threads]
+        cb, cons = ThreadCpu(callback_ident), ThreadCpu(consumer.ident)
+        c0, k0 = cb.seconds(), cons.seconds()
+        o0 = {tid: task_cpu_seconds(tid) for tid in others}
+        b0, w0 = seen["blocks"], time.monotonic()
+        time.sleep(seconds)
+        wall = time.monotonic() - w0
+        c1, k1 = cb.seconds(), cons.seconds()
+        o1 = {tid: task_cpu_seconds(tid) for tid in others}
+        n = seen["blocks"] - b0
+    finally:
+        stream.stop()
+        stream.close()
+        blocks.put(None)
+        consumer.join(5)
+    pulse = sum(o1[t] - o0[t] for t in others if o0.get(t) is not None and o1.get(t) is not None)
+    callback_pct = 100.0 * (c1 - c0) / wall
+    consumer_pct = 100.0 * (k1 - k0) / wall
+    return {
+        "seconds": round(wall, 1),
+        "device_rate": rate,
+        "callbacks_per_s": round(n / wall, 1),
+        "callback_copy_pct": round(callback_pct, 3),
+        "consumer_thread_pct": round(consumer_pct, 3),
+        "floor_pct": round(callback_pct + consumer_pct, 3),
+        "audio_client_threads_pct": round(100.0 * pulse / wall, 3),
+        "load_average": load_average(),
+    }
+
+
 def _micro_stages(chunks: int = 1500) -> dict[str, Any]:
     """CPU per 20 ms chunk of each capture stage on speech (mic = speech + echo of another answer)."""
     import json
@@ -631,6 +697,7 @@ def _markdown(report: dict[str, Any]) -> str:
             st2["loop_chunk_handler_level_vad_encode"]),
         row("event loop: WebSocket send", st["loop_websocket_send"], st2["loop_websocket_send"]),
         row("capture path (goal ≤ 2 %)", cpu["capture_path_pct"], talk["capture_path_pct"], bold=True),
+        *_floor_rows(r.get("cpu_floor"), cpu["capture_path_pct"], talk["capture_path_pct"]),
         row("PulseAudio client threads of the stream (libpulse, 10 ms ticks)", cpu["audio_client_threads_pct"],
             talk["audio_client_threads_pct"]),
         row("capture path + PulseAudio client threads", cpu["capture_path_with_audio_client_threads_pct"],
@@ -651,6 +718,20 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _floor_rows(floors: list[dict[str, Any]] | None, idle: float, talk: float) -> list[str]:
+    """Rows comparing the capture path with the floor measured in the same run (`_capture_floor`)."""
+    if not floors:
+        return []
+    floor = sum(f["floor_pct"] for f in floors) / len(floors)
+    each = " and ".join(f"{f['floor_pct']:.3f}" for f in floors)
+    return [
+        f"| floor, same run: a PortAudio stream at the same rate and block size whose callback only copies each "
+        f"block to a thread that drops it (before and after: {each}) | {floor:.3f} | {floor:.3f} |",
+        f"| capture path minus the floor: Parley's own processing | {idle - floor:.3f} | {talk - floor:.3f} |",
+        f"| capture path ÷ floor | {idle / floor:.1f}× | {talk / floor:.1f}× |",
+    ]
+
+
 def run() -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.pop("OPENAI_API_KEY", None)
@@ -669,8 +750,12 @@ def run() -> dict[str, Any]:
 
             room = Room(server)  # a silent room as the microphone
             try:
+                # The floor is measured before and after Parley's runs (same machine, same minutes).
+                floor = [_capture_floor(CPU_SECONDS / 2)]
                 results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
                 results["cpu_speaking"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
+                floor.append(_capture_floor(CPU_SECONDS / 2))
+                results["cpu_floor"] = floor
             finally:
                 room.close()
     results["load_average_end"] = load_average()
