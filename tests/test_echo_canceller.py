@@ -122,6 +122,46 @@ def test_odd_chunks_match_frame_aligned(echo_signals, chunk_ms):
 
 
 @needs_aec
+def test_prepared_ffi_requests_give_what_livekits_public_calls_give(echo_signals, monkeypatch):
+    far, mic = echo_signals
+    fast = EchoCanceller(RATE)
+    assert fast.fast_path  # the livekit installed here is the one the prepared requests are written for
+    a = run_stream(fast, mic, far, RATE // 100)
+    fast.reset()  # a fresh module: new prepared requests for its handle
+    assert fast.fast_path and np.array_equal(run_stream(fast, mic, far, RATE // 100), a)
+    monkeypatch.setattr(ec_mod._ApmCalls, "_prepare_fast_path", lambda self: (_ for _ in ()).throw(ImportError("x")))
+    public = EchoCanceller(RATE)
+    assert not public.fast_path
+    public._calls.reverse(np.zeros(RATE // 100, dtype=np.int16))  # the fast path's check frame, each way
+    public._calls.capture(np.zeros(RATE // 100, dtype=np.int16))
+    b = run_stream(public, mic, far, RATE // 100)
+    assert a.size == b.size == mic.size
+    assert np.array_equal(a, b)  # AEC3 is deterministic: the same frames in the same order, bit for bit
+    assert erle_db(mic, a) >= ERLE_MIN_DB
+
+
+@needs_aec
+def test_a_failing_ffi_call_raises_its_error():
+    import ctypes
+
+    aec = EchoCanceller(RATE)
+    calls = aec._calls
+    resp = calls._ffi_pb2.FfiResponse()
+    resp.apm_process_stream.error = "bad frame"
+
+    class LibraryReplies:  # the library's reply, as if it had refused the frame
+        byref = staticmethod(ctypes.byref)
+
+        @staticmethod
+        def string_at(ptr, size):
+            return resp.SerializeToString()
+
+    calls._ctypes = LibraryReplies
+    with pytest.raises(RuntimeError, match="bad frame"):
+        aec.process_near_end(np.zeros(RATE // 100, dtype=np.int16))
+
+
+@needs_aec
 def test_other_rate_is_resampled():
     rate = 44100
     ec = EchoCanceller(rate=rate)

@@ -113,3 +113,22 @@ def test_far_end_levels_keep_the_loudest_of_the_last_half_second():
     assert abs(levels.recent_max_dbfs() - (-40.0)) < 0.2
     clock[0] += 0.2
     assert levels.recent_max_dbfs() is None
+
+
+def test_far_end_levels_match_the_loudest_block_of_the_window_at_every_step():
+    rng = np.random.default_rng(3)
+    clock = [0.0]
+    levels = FarEndLevels(window_s=0.5, clock=lambda: clock[0])
+    fed: list[tuple[float, float]] = []
+    for _ in range(400):
+        clock[0] += float(rng.uniform(0.0, 0.03))
+        block = (rng.standard_normal(240) * 10 ** rng.uniform(-4, -0.5)).astype(np.float32)
+        levels.feed(block)
+        fed.append((clock[0], 10 * np.log10(max(float(np.mean(block.astype(np.float64) ** 2)), 1e-12))))
+        if rng.uniform() < 0.3:
+            clock[0] += float(rng.uniform(0.0, 0.4))
+        window = [lvl for t, lvl in fed if t >= clock[0] - 0.5]
+        got = levels.recent_max_dbfs()
+        assert (got is None) == (not window)
+        if window:
+            assert abs(got - max(window)) < 1e-3

@@ -35,7 +35,10 @@ class FarEndLevels:
         self.window_s = float(window_s)
         self._clock = clock
         self._lock = threading.Lock()
-        self._levels: deque[tuple[float, float]] = deque()  # (when fed, dBFS)
+        # (when fed, dBFS), levels strictly decreasing from left to right: a block louder than earlier ones
+        # retires them (they can never again be the loudest of a window that holds it), so the loudest of
+        # the window is the leftmost entry still inside it.
+        self._levels: deque[tuple[float, float]] = deque()
 
     def feed(self, block: np.ndarray) -> None:
         """A float block handed to the speaker (full scale 1.0, any rate; the playback tap's blocks)."""
@@ -45,17 +48,21 @@ class FarEndLevels:
         level = 10.0 * math.log10(max(float(np.dot(x, x)) / x.size, 1e-12))  # -120 dBFS for silence, as rms_dbfs
         now = self._clock()
         with self._lock:
-            self._levels.append((now, level))
-            while self._levels and self._levels[0][0] < now - self.window_s:
-                self._levels.popleft()
+            levels = self._levels
+            while levels and levels[-1][1] <= level:
+                levels.pop()
+            levels.append((now, level))
+            while levels and levels[0][0] < now - self.window_s:
+                levels.popleft()
 
     def recent_max_dbfs(self) -> float | None:
         """None when nothing was fed within the window."""
         horizon = self._clock() - self.window_s
         with self._lock:
-            while self._levels and self._levels[0][0] < horizon:
-                self._levels.popleft()
-            return max((level for _, level in self._levels), default=None)
+            levels = self._levels
+            while levels and levels[0][0] < horizon:
+                levels.popleft()
+            return levels[0][1] if levels else None
 
 
 class NearEndProcessor:
