@@ -24,6 +24,7 @@ converges) from triggering anything. Pure logic: no clocks, no devices; the call
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 
 from .speech_onset import SpeechOnsetSettings
@@ -59,6 +60,12 @@ class LocalBargeInSettings:
     #: voice (which would lift `echo_residue_gain`). A voice over the echo passes the canceller nearly
     #: unchanged (a few dB); the assistant's own voice loses 20-40 dB. None: off.
     echo_dominated_db: float | None = 12.0
+    #: ... judged over this long: a frame counts as echo residue when the canceller took more than
+    #: `echo_dominated_db` out of any frame of the last `echo_dominated_window_ms` (this one included). The
+    #: canceller's grip on the echo slips for a single 20 ms chunk now and then (3-4 dB taken out instead of
+    #: 12-40), and Silero, whose probability had been climbing on the residue before, calls that frame speech;
+    #: a voice keeps the reduction low for as long as it lasts. 0: this frame only.
+    echo_dominated_window_ms: int = 96
 
 
 class LocalBargeInPhase(enum.Enum):
@@ -129,6 +136,7 @@ class LocalBargeIn:
         self.commits = 0
         #: Frames the VAD called speech that were the assistant's echo residue (see `echo_dominated_db`).
         self.echo_frames_ignored = 0
+        self._removed: deque[tuple[int, float]] = deque()  # (frame end ms, dB the canceller took out)
 
     def configure(self, settings: LocalBargeInSettings) -> list[LocalAction]:
         self.settings = settings
@@ -176,6 +184,7 @@ class LocalBargeIn:
         """One VAD frame ending at `now_ms` on the input clock; `echo_removed_db`: how much the echo canceller
         took out of the microphone signal around this frame (None: no canceller, or not known)."""
         s = self.settings
+        echo_removed_db = self._most_removed(now_ms, echo_removed_db)
         if (assistant_audible and self.phase == LocalBargeInPhase.IDLE and s.echo_dominated_db is not None
                 and echo_removed_db is not None and echo_removed_db > s.echo_dominated_db):
             self.echo_frames_ignored += probability >= s.threshold
@@ -244,6 +253,18 @@ class LocalBargeIn:
             self.onset_ms = None
             self._paused_at = None
         return []
+
+    def _most_removed(self, now_ms: int, removed_db: float | None) -> float | None:
+        """The most the canceller took out of any frame within `echo_dominated_window_ms` up to `now_ms`."""
+        history = self._removed
+        if removed_db is None:
+            history.clear()  # no canceller (or not known): nothing to judge by
+            return None
+        history.append((now_ms, removed_db))
+        horizon = now_ms - self.settings.echo_dominated_window_ms
+        while history and (history[0][0] <= horizon or history[0][0] > now_ms):
+            history.popleft()
+        return max(db for _, db in history)
 
     def _back_to_idle(self, resume: bool, now_ms: int) -> list[LocalAction]:
         was = self.phase
