@@ -425,11 +425,16 @@ class LiveSession:
 
         self.playback.far_end_tap = far_end_tap
 
+        loop = self._loop
+
         def on_underflow() -> None:
             # The speaker inserted silence the canceller's reference never saw, so the echo arrives shifted
-            # within a few ms: gate again at once, from the audio callback, while the canceller re-aligns.
+            # within a few ms: gate again at once, from the audio callback, while the canceller re-aligns;
+            # and the local barge-in does not take the echo's return for the user (LocalBargeIn.on_speaker_underrun).
             if self.playback.is_playing() or self.playback.is_paused():
                 self._rearm_echo_gate()
+                if loop is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(self._on_speaker_underrun)
 
         self.playback.underflow_tap = on_underflow
         if isinstance(echo, EchoGate):
@@ -452,6 +457,10 @@ class LiveSession:
             self._notify(Notice("warning", "No speaker found: answers are shown but not heard."))
         self._output = NullOutput(self.playback)
         self._output.start()
+
+    def _on_speaker_underrun(self) -> None:
+        if not self.closed:
+            self._apply(self.client.speaker_underrun())
 
     def _on_onset(self, at_ms: int) -> None:
         if not self.closed:

@@ -280,3 +280,24 @@ def test_what_the_vad_calls_speech_in_echo_residue_neither_ducks_nor_lifts_the_r
     m3 = warm()
     m3.on_frame(0.9, FRAME, False, echo_removed_db=28.0)
     assert m3.echo_frames_ignored == 0
+
+
+def test_the_echo_coming_back_after_a_speaker_underrun_is_not_taken_for_the_user():
+    # the onset came first (the echo's return), the underrun report a few ms later: the hold is released at once
+    m = warm()
+    assert m.on_onset(5000, True) == [lb.Hold()]
+    assert m.on_speaker_underrun(5004) == [lb.Release(4)]
+    assert m.phase == lb.LocalBargeInPhase.IDLE and m.underrun_onsets == 1
+    # the report came first: an onset within 150 ms is not held, a later one is
+    m = warm()
+    assert m.on_speaker_underrun(8000) == []
+    assert m.on_onset(8090, True) == []
+    assert m.underrun_onsets == 1 and m.phase == lb.LocalBargeInPhase.IDLE
+    assert m.on_onset(8400, True) == [lb.Hold()]
+    # a hold older than the window is the user's: an underrun now does not release it
+    assert m.on_speaker_underrun(8700) == []
+    assert m.phase == lb.LocalBargeInPhase.HELD
+    # switched off
+    m = warm(lb.LocalBargeInSettings(underrun_onset_ms=0))
+    assert m.on_onset(5000, True) == [lb.Hold()]
+    assert m.on_speaker_underrun(5004) == [] and m.phase == lb.LocalBargeInPhase.HELD

@@ -50,6 +50,11 @@ class LocalBargeInSettings:
     energy_onset: bool = True
     #: A hold the VAD does not confirm within this long is released (playback goes on).
     hold_confirm_ms: int = 320
+    #: A speaker underrun (the device played silence nobody handed it) takes the assistant's echo away for
+    #: the gap and brings it back shifted, which the canceller has to find again: the echo's return looks
+    #: like a sudden rise. A loudness onset within this long of an underrun report, before or after it, is
+    #: taken for that (the hold is released at once, or not made). 0: off.
+    underrun_onset_ms: int = 150
     onset: SpeechOnsetSettings = field(default_factory=SpeechOnsetSettings)
     #: With echo cancellation, while the assistant is audible and nothing local suggests the user speaks, the
     #: microphone is sent to the server at this gain: what is left is echo residue, which a server VAD can
@@ -133,6 +138,9 @@ class LocalBargeIn:
         self.assistant_heard_ms = 0
         self.false_interruptions = 0
         self.released_holds = 0
+        #: Loudness onsets put down to a speaker underrun (see `underrun_onset_ms`).
+        self.underrun_onsets = 0
+        self._underrun_at: int | None = None
         self.commits = 0
         #: Frames the VAD called speech that were the assistant's echo residue (see `echo_dominated_db`).
         self.echo_frames_ignored = 0
@@ -166,11 +174,28 @@ class LocalBargeIn:
         if not (s.enabled and s.energy_onset):
             return []
         if self.phase == LocalBargeInPhase.IDLE and assistant_audible and not self.warming_up:
+            if self._underrun_at is not None and abs(now_ms - self._underrun_at) <= s.underrun_onset_ms:
+                self.underrun_onsets += 1
+                return []
             self.phase = LocalBargeInPhase.HELD
             self._held_at = now_ms
             self.onset_ms = now_ms
             return [Hold()]
         return self._expire_hold(now_ms)
+
+    def on_speaker_underrun(self, now_ms: int) -> list[LocalAction]:
+        """The speaker reported an underrun at about `now_ms` on the input clock: a hold made just before is
+        the echo coming back (released at once), and onsets just after are not held (see `underrun_onset_ms`)."""
+        s = self.settings
+        if s.underrun_onset_ms <= 0:
+            return []
+        self._underrun_at = now_ms
+        if (self.phase == LocalBargeInPhase.HELD and self._held_at is not None
+                and now_ms - self._held_at <= s.underrun_onset_ms):
+            self.underrun_onsets += 1
+            self.released_holds += 1
+            return self._back_to_idle(resume=True, now_ms=now_ms)
+        return []
 
     def _expire_hold(self, now_ms: int) -> list[LocalAction]:
         if self.phase == LocalBargeInPhase.HELD and self._held_at is not None:

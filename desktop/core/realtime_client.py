@@ -231,6 +231,10 @@ class RealtimeClient:
         self.input_clock_ms = max(self.input_clock_ms, at_ms)
         return self._local(self.local_barge_in.on_onset(at_ms, self._assistant_audible()))
 
+    def speaker_underrun(self) -> list[Action]:
+        """The speaker just played silence nobody handed it (an underrun): see `LocalBargeIn.on_speaker_underrun`."""
+        return self._local(self.local_barge_in.on_speaker_underrun(self.input_clock_ms))
+
     def uplink_gain(self, echo_cancelled: bool) -> float:
         """Gain for the microphone audio about to be sent (echo residue kept from the server's VAD)."""
         return self.local_barge_in.uplink_gain(self._assistant_audible(), echo_cancelled)
