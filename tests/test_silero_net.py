@@ -75,3 +75,8 @@ def test_a_model_file_that_is_not_silero_is_refused_clearly(tmp_path):
         SileroNet(read_branch_constants(bad))
     with pytest.raises(ModelFormatError):
         SileroNet({"stft.forward_basis_buffer": np.zeros((2, 1, 2), np.float32)})
+    whole = model_path().read_bytes()
+    for cut in (len(whole) // 3, len(whole) * 2 // 3, len(whole) - 7):  # a download that stopped short
+        (tmp_path / "cut.onnx").write_bytes(whole[:cut])
+        with pytest.raises(ModelFormatError):
+            SileroNet(read_branch_constants(tmp_path / "cut.onnx"))

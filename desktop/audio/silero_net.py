@@ -98,7 +98,11 @@ def _tensor(buf: memoryview) -> np.ndarray:
             floats.append(np.frombuffer(bytes(value), dtype="<f4"))
     if data_type != 1:
         raise ModelFormatError(f"expected a float32 tensor, got ONNX data type {data_type}")
+    if raw is not None and len(raw) % 4:
+        raise ModelFormatError("a tensor's raw data is not whole float32 values")
     data = np.frombuffer(raw, dtype="<f4") if raw is not None else np.concatenate(floats or [np.zeros(0, "<f4")])
+    if data.size != math.prod(dims):
+        raise ModelFormatError(f"a tensor of shape {dims} holds {data.size} values")
     return data.astype(np.float32).reshape(dims)
 
 
