@@ -58,6 +58,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._common import machine_info, summarize  # noqa: E402
+from desktop.gc_tuning import freeze_startup_objects  # noqa: E402
 from tests.waiting import wait_until as _wait  # noqa: E402
 
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
@@ -182,6 +183,7 @@ async def _latency_trials(stage, recording: Path, trials: int) -> dict[str, Any]
     try:
         if not await session.start():
             raise RuntimeError(f"session did not start: {session.status}")
+        freeze_startup_objects()  # as the app does once it has started
         if session.devices is None or not session.devices.input_name or not session.devices.output_name:
             raise RuntimeError(f"no audio devices: {session.devices}")
         # warm-up answer: the echo canceller converges and the local barge-in's warm-up passes
@@ -308,6 +310,7 @@ async def _answers(room, echo_mode: str, echo_db: float, n: int) -> dict[str, An
     try:
         if not await session.start():
             raise RuntimeError(f"session did not start: {session.status}")
+        freeze_startup_objects()  # as the app does once it has started
         for i in range(n):
             question = QUESTIONS[i % len(QUESTIONS)]
             t0 = time.monotonic()
@@ -392,6 +395,7 @@ async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any
         try:
             if not await session.start():
                 raise RuntimeError(f"session did not start: {session.status}")
+            freeze_startup_objects()  # as the app does once it has started
             share.wrap_transport()
             await asyncio.sleep(3.0)  # models loaded, streams running
             if speaking:

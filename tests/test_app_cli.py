@@ -15,3 +15,20 @@ def test_no_display_gives_a_clear_message_instead_of_an_abort():
     assert result.returncode == 2, (result.returncode, result.stderr[-500:])
     assert "no display found" in result.stderr and "QT_QPA_PLATFORM=offscreen" in result.stderr
     assert "sk-test-never-printed" not in result.stderr + result.stdout
+
+
+def test_start_up_objects_are_frozen_out_of_the_garbage_collector(tmp_path):
+    """A full collection over start-up's objects holds the GIL for ~20 ms, which the audio callbacks need."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PARLEY_DISABLE_KEYRING="1")
+    env.pop("OPENAI_API_KEY", None)
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_CACHE_HOME", "cache")):
+        env[var] = str(tmp_path / sub)
+    result = subprocess.run([sys.executable, "-m", "desktop.ui.app", "--url", "ws://127.0.0.1:9/v1/realtime",
+                             "--no-speaker", "--quit-after", "0.5"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [ln for ln in result.stderr.splitlines() if "frozen out of the garbage collector" in ln]
+    assert lines, result.stderr[-2000:]
+    frozen = int(lines[0].split("garbage collector: ", 1)[1].split(" ", 1)[0])
+    assert frozen > 10_000  # Qt, numpy and Parley's own modules at least

@@ -12,6 +12,7 @@ import time
 
 from .. import __version__
 from ..logging_setup import setup_logging
+from ..gc_tuning import freeze_startup_objects
 from ..providers import choose_provider
 
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = await session.start()
         if ok:
             log.info("connected window %.0f ms after launch", (time.perf_counter() - t_launch) * 1000)
+        freeze_startup_objects()
         if args.quit_after:
             async def later() -> None:
                 await asyncio.sleep(args.quit_after)
