@@ -91,19 +91,24 @@ class LiteSpeechProbability(_FramedVad):
         return float(self._vad.process(self._frame_c))
 
 
+def _single_thread_session(path: Path):
+    """An onnxruntime session on one thread, sequential, all graph optimisations (as Parley ran Silero)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 class OrtSpeechProbability(_FramedVad):
     """The same model file run by onnxruntime, as Parley did before the numpy network (the reference for it)."""
 
     def __init__(self, input_rate: int = RATE) -> None:
-        import onnxruntime as ort
-
         from desktop.audio.silero_vad import model_path
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._session = _single_thread_session(model_path())
         assert [i.name for i in self._session.get_inputs()] == ["input", "state", "sr"]
         self._sr = np.array(16000, dtype=np.int64)
         self.input_rate = input_rate
@@ -129,14 +134,9 @@ class V6SpeechProbability(_FramedVad):
     def __init__(self, input_rate: int = RATE) -> None:
         import importlib.util
 
-        import onnxruntime as ort
-
         spec = importlib.util.find_spec("faster_whisper")
         path = Path(spec.submodule_search_locations[0]) / "assets" / "silero_vad_v6.onnx"
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._session = _single_thread_session(path)  # ORT_ENABLE_ALL is onnxruntime's default level too
         assert [i.name for i in self._session.get_inputs()] == ["input", "h", "c"]
         self.input_rate = input_rate
         self.reset()

