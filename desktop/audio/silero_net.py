@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop.audio.onnx_wire import ModelFormatError, fields, read_varint
+
 CONTEXT_SAMPLES = 64
 FRAME_SAMPLES = 512
 HIDDEN = 128
@@ -35,58 +37,19 @@ _WANTED = (
 )
 
 
-class ModelFormatError(RuntimeError):
-    pass
-
-
 # ---------------------------------------------------------------------------------------- protobuf reading
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ModelFormatError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: memoryview):
-    """(field number, wire type, value) of one protobuf message; value is an int or a memoryview."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ModelFormatError(f"unsupported protobuf wire type {wire}")
-        if pos > len(buf):
-            raise ModelFormatError("truncated message")
-        yield field, wire, value
-
-
 def _tensor(buf: memoryview) -> np.ndarray:
     """An ONNX TensorProto holding float32 data (dims = 1, data_type = 2, float_data = 4, raw_data = 9)."""
     dims: list[int] = []
     data_type = None
     raw = None
     floats: list[np.ndarray] = []
-    for field, wire, value in _fields(buf):
+    for field, wire, value in fields(buf):
         if field == 1:
             if wire == 2:  # packed
                 p = 0
                 while p < len(value):
-                    d, p = _varint(value, p)
+                    d, p = read_varint(value, p)
                     dims.append(d)
             else:
                 dims.append(value)
@@ -110,20 +73,20 @@ def read_branch_constants(path: Path, branch: str = "then_branch") -> dict[str, 
     """The float Constant tensors of `branch` of the first top-level `If` node, by their short names (the part
     of the output name after its last '__', e.g. 'encoder.0.reparam_conv.weight')."""
     model = memoryview(Path(path).read_bytes())
-    graph = next((v for f, w, v in _fields(model) if f == 7 and w == 2), None)  # ModelProto.graph
+    graph = next((v for f, w, v in fields(model) if f == 7 and w == 2), None)  # ModelProto.graph
     if graph is None:
         raise ModelFormatError("no graph in the model file")
-    for field, wire, node in _fields(graph):  # GraphProto.node
+    for field, wire, node in fields(graph):  # GraphProto.node
         if field != 1 or wire != 2:
             continue
-        op_type = next((bytes(v).decode() for f, w, v in _fields(node) if f == 4 and w == 2), "")
+        op_type = next((bytes(v).decode() for f, w, v in fields(node) if f == 4 and w == 2), "")
         if op_type != "If":
             continue
-        for f, w, attribute in _fields(node):  # NodeProto.attribute
+        for f, w, attribute in fields(node):  # NodeProto.attribute
             if f != 5 or w != 2:
                 continue
-            name = next((bytes(v).decode() for ff, ww, v in _fields(attribute) if ff == 1 and ww == 2), "")
-            sub = next((v for ff, ww, v in _fields(attribute) if ff == 6 and ww == 2), None)  # AttributeProto.g
+            name = next((bytes(v).decode() for ff, ww, v in fields(attribute) if ff == 1 and ww == 2), "")
+            sub = next((v for ff, ww, v in fields(attribute) if ff == 6 and ww == 2), None)  # AttributeProto.g
             if name == branch and sub is not None:
                 return _constants(sub)
         break
@@ -132,10 +95,10 @@ def read_branch_constants(path: Path, branch: str = "then_branch") -> dict[str, 
 
 def _constants(graph: memoryview) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
-    for field, wire, node in _fields(graph):
+    for field, wire, node in fields(graph):
         if field != 1 or wire != 2:
             continue
-        parts = list(_fields(node))
+        parts = list(fields(node))
         if next((bytes(v).decode() for f, w, v in parts if f == 4 and w == 2), "") != "Constant":
             continue
         output = next((bytes(v).decode() for f, w, v in parts if f == 2 and w == 2), "")
@@ -144,7 +107,7 @@ def _constants(graph: memoryview) -> dict[str, np.ndarray]:
             continue
         for f, w, attribute in parts:
             if f == 5 and w == 2:
-                tensor = next((v for ff, ww, v in _fields(attribute) if ff == 5 and ww == 2), None)
+                tensor = next((v for ff, ww, v in fields(attribute) if ff == 5 and ww == 2), None)
                 if tensor is not None:
                     found[short] = _tensor(tensor)
     return found
