@@ -370,8 +370,10 @@ def _self_interruption(server, n: int) -> list[dict[str, Any]]:
     from tests.room_audio import Room
 
     out = []
-    for echo_mode in ("aec", "headset"):
-        for echo_db in (-10.0, 0.0):
+    modes = os.environ.get("PARLEY_BENCH_SI_MODES", "aec,headset").split(",")  # partial runs, for exploring
+    levels = [float(x) for x in os.environ.get("PARLEY_BENCH_SI_LEVELS", "-10,0").split(",")]
+    for echo_mode in modes:
+        for echo_db in levels:
             room = Room(server)
             try:
                 room.add_echo(echo_db)

@@ -1,5 +1,7 @@
 """The OpenAI API key: from the environment, or from the OS keyring (through `keyring`), never from a plain file.
 
+On Linux the keyring is the Secret Service, reached through `desktop.secret_service` (no `cryptography`).
+
     key, source = find_api_key()          # (None, "none") | (key, "environment") | (key, "keyring")
     store_api_key("sk-...")               # raises SecretStoreError with a message for the user
     delete_api_key()
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,32 @@ def _keyring():
     try:
         import keyring
         import keyring.errors
+
+        if sys.platform.startswith("linux"):
+            _prefer_secret_service(keyring)
     except ImportError as exc:  # pragma: no cover - keyring is a dependency
         raise SecretStoreError(f"The keyring module is not installed ({exc}).") from None
     return keyring
+
+
+def _prefer_secret_service(keyring) -> None:
+    """On Linux, use Parley's own Secret Service backend (no `cryptography`) where keyring would have chosen its
+    own Secret Service backend, or chained it with ours, or found nothing. A backend the user configured
+    (PYTHON_KEYRING_BACKEND, keyringrc.cfg) or one set in code (the tests' in-memory keyring) is kept."""
+    import keyring.backends.chainer
+    import keyring.backends.fail
+
+    from desktop.secret_service import SecretServiceKeyring
+
+    current = keyring.get_keyring()
+    automatic = (keyring.backends.chainer.ChainerBackend, keyring.backends.fail.Keyring)
+    is_own_secret_service = type(current).__module__ == "keyring.backends.SecretService"
+    if isinstance(current, SecretServiceKeyring) or not (isinstance(current, automatic) or is_own_secret_service):
+        return
+    if os.environ.get("PYTHON_KEYRING_BACKEND") or keyring.core.load_config() is not None:
+        return
+    if SecretServiceKeyring.viable:
+        keyring.set_keyring(SecretServiceKeyring())
 
 
 def _explain(exc: Exception) -> str:
@@ -58,6 +84,16 @@ def keyring_key() -> str | None:
         log.info("no key from the OS keyring: %s", _explain(exc))
         return None
     return value or None
+
+
+def keyring_backend() -> str:
+    """The name of the keyring backend the key would be read from and saved to (for diagnostics), or why none."""
+    try:
+        return type(_keyring().get_keyring()).__name__
+    except SecretStoreError as exc:
+        return f"none: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a broken backend is reported, not raised
+        return f"none: {_explain(exc)}"
 
 
 def find_api_key(environ: dict[str, str] | None = None) -> tuple[str | None, str]:

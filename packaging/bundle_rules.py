@@ -28,6 +28,9 @@ EXCLUDED_MODULES = [
     # pydantic: only huggingface_hub mentions it, for optional features (webhooks, a version report) the engine
     # never uses; sqlite3: only filelock's optional SQLite lock, which huggingface_hub does not take. ~7 MB.
     "pydantic", "pydantic_core", "sqlite3", "_sqlite3",
+    # keyring's own Secret Service backend and the 14 MB `cryptography` it needs: Parley's backend
+    # (desktop/secret_service.py) talks to the Secret Service with jeepney; other platforms never use these.
+    "secretstorage", "cryptography",
     # test, development and notebook packages that may be installed in the build environment.
     "pytest", "_pytest", "hypothesis", "pytestqt", "openai", "importlinter", "grimp", "IPython",
     "matplotlib", "scipy", "pandas", "sympy", "torch", "tkinter", "_tkinter", "pygments", "rich",

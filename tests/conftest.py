@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ["PARLEY_DISABLE_KEYRING"] = "1"  # nor read a key from the developer's OS keyring
 
-pytest_plugins = ["tests.audio_fixtures"]
+pytest_plugins = ["tests.audio_fixtures", "tests.secret_service_fixture"]
 
 
 @pytest.fixture

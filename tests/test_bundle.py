@@ -179,10 +179,12 @@ def test_app_archive_alone_talks_to_a_realtime_server_given_with_url(app_only, t
     assert "connected window" in done.stderr and "not installed" not in done.stderr, done.stderr[-3000:]
 
 
-def _run(app: Path, *args: str, home: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def _run(app: Path, *args: str, home: Path, timeout: float = 240,
+         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [str(app / "parley"), *args], cwd=str(home), env=_clean_env(home), capture_output=True, text=True,
+        [str(app / "parley"), *args], cwd=str(home), env={**_clean_env(home), **(extra_env or {})},
+        capture_output=True, text=True,
         timeout=timeout,
     )
 
@@ -212,6 +214,7 @@ def test_archive_holds_the_app_a_desktop_file_and_the_icon(unpacked):
     assert (internal / "resources" / "audio" / "self_test.wav").is_file()
     # What was left out on purpose stays out.
     assert not (internal / "av").exists()
+    assert not (internal / "cryptography").exists() and not (internal / "pydantic_core").exists()
     assert not list(internal.glob("PySide6/Qt/lib/libQt6Quick*"))
     assert not (internal / "piper" / "espeak-ng-data" / "ru_dict").exists()
 
@@ -234,14 +237,18 @@ def test_version_and_help(unpacked, tmp_path):
     assert done.returncode == 0 and "--self-test" in done.stdout and "--offline" in done.stdout, done
 
 
-def test_bundled_app_holds_a_spoken_conversation_with_its_engine(unpacked, tmp_path):
-    done = _run(unpacked, "--self-test", home=tmp_path)
+def test_bundled_app_holds_a_spoken_conversation_with_its_engine(unpacked, tmp_path, session_bus):
+    # With a desktop session's Secret Service on the bus, as a user has it.
+    done = _run(unpacked, "--self-test", home=tmp_path, extra_env={"DBUS_SESSION_BUS_ADDRESS": session_bus})
     assert done.returncode == 0, f"self-test failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     line = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)][-1]
     result = json.loads(line.split(" ", 1)[1])
     assert result["ok"] and result["frozen"], result
     assert "time" in result["user"].lower(), result
     assert result["assistant"], result
+    # The API key would be kept in that Secret Service, through Parley's own backend (the bundle has no
+    # SecretStorage or cryptography).
+    assert result["keyring"] == "SecretServiceKeyring", result
     # The app's local VAD (Silero in numpy, weights read from the model file) loaded in the bundle too.
     assert "local VAD unavailable" not in done.stderr, done.stderr[-3000:]
 

@@ -158,6 +158,9 @@ def run_self_test(
             return EXIT_FAILED
         _say(f"you said: {user.text!r}")
         _say(f"the engine answered: {assistant.text!r}")
+        from .. import secrets
+
+        result["keyring"] = secrets.keyring_backend()  # where a saved API key would be kept (no key is read)
         result["ok"] = True
         return EXIT_OK
 
