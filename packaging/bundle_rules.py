@@ -31,6 +31,9 @@ EXCLUDED_MODULES = [
     # keyring's own Secret Service backend and the 14 MB `cryptography` it needs: Parley's backend
     # (desktop/secret_service.py) talks to the Secret Service with jeepney; other platforms never use these.
     "secretstorage", "cryptography",
+    # The Rust `tokenizers` (11 MB): faster-whisper only encodes and decodes Whisper's byte-level BPE, which
+    # desktop/engine/speech/bpe_tokenizer.py does in Python from the same tokenizer.json.
+    "tokenizers",
     # test, development and notebook packages that may be installed in the build environment.
     "pytest", "_pytest", "hypothesis", "pytestqt", "openai", "importlinter", "grimp", "IPython",
     "matplotlib", "scipy", "pandas", "sympy", "torch", "tkinter", "_tkinter", "pygments", "rich",

