@@ -52,6 +52,13 @@ class _FramedVad(abc.ABC):
         self._resampler = live_resampler(self.input_rate, 16000)  # the resampler Parley's VAD uses
         self._pending = np.zeros(0, dtype=np.float32)
 
+    def _with_context(self, frame: np.ndarray) -> np.ndarray:
+        """`self._row` (1, 576): the last 64 samples of the previous frame, then this frame."""
+        row = self._row[0]
+        row[:64] = row[-64:]
+        row[64:] = frame
+        return self._row
+
     @abc.abstractmethod
     def _score(self, frame: np.ndarray) -> float:
         """The speech probability of one 512-sample frame (each reference implementation scores its own way)."""
@@ -120,10 +127,8 @@ class OrtSpeechProbability(_FramedVad):
         self._reset_stream()
 
     def _score(self, frame: np.ndarray) -> float:
-        row = self._row[0]
-        row[:64] = row[-64:]
-        row[64:] = frame
-        prob, self._state = self._session.run(None, {"input": self._row, "state": self._state, "sr": self._sr})
+        prob, self._state = self._session.run(None, {"input": self._with_context(frame), "state": self._state,
+                                                     "sr": self._sr})
         return float(prob.reshape(-1)[0])
 
 
@@ -148,10 +153,8 @@ class V6SpeechProbability(_FramedVad):
         self._reset_stream()
 
     def _score(self, frame: np.ndarray) -> float:
-        row = self._row[0]
-        row[:64] = row[-64:]
-        row[64:] = frame
-        prob, self._h, self._c = self._session.run(None, {"input": self._row, "h": self._h, "c": self._c})
+        prob, self._h, self._c = self._session.run(None, {"input": self._with_context(frame), "h": self._h,
+                                                          "c": self._c})
         return float(prob.reshape(-1)[0])
 
 

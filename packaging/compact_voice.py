@@ -33,9 +33,9 @@ from desktop.audio.onnx_wire import (
     ModelFormatError,
     field,
     fields,
-    read_varint,
+    raw_field,
     string_field,
-    varint,
+    tensor_fields,
 )
 
 FLOAT, FLOAT16 = 1, 10  # TensorProto.DataType
@@ -50,29 +50,6 @@ class Report:
     bytes_before: int = 0
     bytes_after: int = 0
     largest_relative_error: float = 0.0
-
-
-def _tensor_parts(t: memoryview) -> tuple[list[int], int | None, str, memoryview | None, bool]:
-    dims: list[int] = []
-    data_type, name, raw, has_float_data = None, "", None, False
-    for number, wire, value in fields(t):
-        if number == 1:
-            if wire == LENGTH_DELIMITED:
-                p = 0
-                while p < len(value):
-                    d, p = read_varint(value, p)
-                    dims.append(d)
-            else:
-                dims.append(value)
-        elif number == 2:
-            data_type = value
-        elif number == 8:
-            name = bytes(value).decode("utf-8")
-        elif number == 9:
-            raw = value
-        elif number == 4:
-            has_float_data = True
-    return dims, data_type, name, raw, has_float_data
 
 
 def _half_tensor(dims: list[int], name: str, half: np.ndarray) -> bytes:
@@ -91,10 +68,11 @@ def compact_graph(graph: memoryview, min_elements: int, report: Report) -> bytes
     body: list[bytes] = []
     for number, wire, value in fields(graph):
         if number != 5 or wire != LENGTH_DELIMITED:
-            body.append(_reencode(number, wire, value))
+            body.append(raw_field(number, wire, value))
             continue
         report.tensors += 1
-        dims, data_type, name, raw, has_float_data = _tensor_parts(value)
+        t = tensor_fields(value)
+        dims, data_type, name, raw, has_float_data = t.dims, t.data_type, t.name, t.raw, bool(t.float_data)
         size = int(np.prod(dims)) if dims else 1
         convertible = (data_type == FLOAT and raw is not None and not has_float_data and size >= min_elements
                        and name and name not in graph_inputs and len(raw) == 4 * size)
@@ -102,7 +80,7 @@ def compact_graph(graph: memoryview, min_elements: int, report: Report) -> bytes
             data = np.frombuffer(raw, dtype="<f4")
             convertible = bool(np.isfinite(data).all()) and float(np.abs(data).max(initial=0.0)) <= 65504.0
         if not convertible:
-            body.append(_reencode(number, wire, value))
+            body.append(raw_field(number, wire, value))
             continue
         half = data.astype(np.float16)
         back = half.astype(np.float32)
@@ -117,15 +95,6 @@ def compact_graph(graph: memoryview, min_elements: int, report: Report) -> bytes
     return b"".join(casts) + b"".join(body)
 
 
-def _reencode(number: int, wire: int, value) -> bytes:
-    key = varint(number << 3 | wire)
-    if wire == 0:
-        return key + varint(value)
-    if wire == LENGTH_DELIMITED:
-        return key + varint(len(value)) + bytes(value)
-    return key + bytes(value)  # fixed 32 / 64 bit
-
-
 def compact_model(data: bytes, min_elements: int = 1024) -> tuple[bytes, Report]:
     """The model with its large float32 weights stored as float16 (see the module docstring)."""
     report = Report()
@@ -136,7 +105,7 @@ def compact_model(data: bytes, min_elements: int = 1024) -> tuple[bytes, Report]
             found_graph = True
             out.append(field(7, compact_graph(value, min_elements, report)))
         else:
-            out.append(_reencode(number, wire, value))
+            out.append(raw_field(number, wire, value))
     if not found_graph:
         raise ModelFormatError("no graph in the model file")
     return b"".join(out), report

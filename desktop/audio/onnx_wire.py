@@ -14,8 +14,10 @@ ONNX field numbers used (onnx.proto3): ModelProto.graph = 7; GraphProto.node = 1
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field as dataclass_field
 
-__all__ = ["LENGTH_DELIMITED", "ModelFormatError", "field", "fields", "read_varint", "string_field", "varint"]
+__all__ = ["LENGTH_DELIMITED", "ModelFormatError", "TensorFields", "field", "fields", "raw_field", "read_varint",
+           "string_field", "tensor_fields", "varint"]
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
@@ -60,6 +62,40 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
         yield number, wire, value
 
 
+@dataclass
+class TensorFields:
+    """The fields of an ONNX TensorProto that Parley reads; `raw` and `float_data` are views into the file."""
+
+    dims: list[int] = dataclass_field(default_factory=list)
+    data_type: int | None = None
+    name: str = ""
+    raw: memoryview | None = None
+    float_data: list[memoryview] = dataclass_field(default_factory=list)  # packed float_data chunks
+
+
+def tensor_fields(buf: memoryview) -> TensorFields:
+    """TensorProto: dims = 1 (packed or not), data_type = 2, float_data = 4, name = 8, raw_data = 9."""
+    t = TensorFields()
+    for number, wire, value in fields(buf):
+        if number == 1:
+            if wire == LENGTH_DELIMITED:
+                p = 0
+                while p < len(value):
+                    d, p = read_varint(value, p)
+                    t.dims.append(d)
+            else:
+                t.dims.append(value)
+        elif number == 2:
+            t.data_type = value
+        elif number == 4 and wire == LENGTH_DELIMITED:
+            t.float_data.append(value)
+        elif number == 8 and wire == LENGTH_DELIMITED:
+            t.name = bytes(value).decode("utf-8")
+        elif number == 9 and wire == LENGTH_DELIMITED:
+            t.raw = value
+    return t
+
+
 def string_field(buf: memoryview, number: int) -> str:
     """The first length-delimited field `number` of a message as text ('' when absent)."""
     return next((bytes(v).decode("utf-8") for f, w, v in fields(buf) if f == number and w == LENGTH_DELIMITED), "")
@@ -86,3 +122,13 @@ def field(number: int, value: int | bytes | bytearray | memoryview | str) -> byt
     if isinstance(value, str):
         value = value.encode("utf-8")
     return varint(number << 3 | LENGTH_DELIMITED) + varint(len(value)) + bytes(value)
+
+
+def raw_field(number: int, wire: int, value: int | memoryview) -> bytes:
+    """A field as `fields` yielded it, encoded again unchanged (any wire type)."""
+    key = varint(number << 3 | wire)
+    if wire == VARINT:
+        return key + varint(value)
+    if wire == LENGTH_DELIMITED:
+        return key + varint(len(value)) + bytes(value)
+    return key + bytes(value)  # fixed 32 / 64 bit

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop.audio.onnx_wire import ModelFormatError, fields, read_varint
+from desktop.audio.onnx_wire import ModelFormatError, fields, tensor_fields
 
 CONTEXT_SAMPLES = 64
 FRAME_SAMPLES = 512
@@ -39,26 +39,11 @@ _WANTED = (
 
 # ---------------------------------------------------------------------------------------- protobuf reading
 def _tensor(buf: memoryview) -> np.ndarray:
-    """An ONNX TensorProto holding float32 data (dims = 1, data_type = 2, float_data = 4, raw_data = 9)."""
-    dims: list[int] = []
-    data_type = None
-    raw = None
-    floats: list[np.ndarray] = []
-    for field, wire, value in fields(buf):
-        if field == 1:
-            if wire == 2:  # packed
-                p = 0
-                while p < len(value):
-                    d, p = read_varint(value, p)
-                    dims.append(d)
-            else:
-                dims.append(value)
-        elif field == 2:
-            data_type = value
-        elif field == 9:
-            raw = bytes(value)
-        elif field == 4 and wire == 2:
-            floats.append(np.frombuffer(bytes(value), dtype="<f4"))
+    """An ONNX TensorProto holding float32 data (raw_data or float_data)."""
+    t = tensor_fields(buf)
+    dims, data_type = t.dims, t.data_type
+    raw = bytes(t.raw) if t.raw is not None else None
+    floats = [np.frombuffer(bytes(v), dtype="<f4") for v in t.float_data]
     if data_type != 1:
         raise ModelFormatError(f"expected a float32 tensor, got ONNX data type {data_type}")
     if raw is not None and len(raw) % 4:
