@@ -691,8 +691,8 @@ class LiveSession:
                 report = self._silence_playback(self.playback.pause)
                 self._barge_in_marks.setdefault("onset", time.perf_counter())
                 self._barge_in_marks["held" if action.tentative else "paused"] = time.perf_counter()
-                log.info("playback %s: %s heard %d ms", "held (a sudden sound)" if action.tentative else
-                         "paused (possible interruption)", report.item_id, report.played_ms)
+                log.info("playback %s: %s heard %d ms", f"held ({action.cause or 'a sudden sound'})" if action.tentative
+                         else "paused (possible interruption)", report.item_id, report.played_ms)
                 continue
             if isinstance(action, ResumePlayback):
                 self.playback.unduck()

@@ -23,21 +23,31 @@ def warm(settings: lb.LocalBargeInSettings | None = None) -> lb.LocalBargeIn:
     return m
 
 
-def test_onset_ducks_at_once_and_confirmation_pauses():
+def test_onset_holds_at_once_and_confirmation_pauses():
     m = warm(lb.LocalBargeInSettings(confirm_ms=200, duck_gain=0.0))
     actions, t = feed(m, [0.1, 0.9])
-    assert actions == [lb.Duck(0.0)]
+    # muting is a hold: the unplayed audio stays queued, and nothing muted counts as heard
+    assert actions == [lb.Hold(cause="the VAD heard speech")]
     assert m.phase == lb.LocalBargeInPhase.DUCKED
     actions, t = feed(m, [0.9] * 7, t)  # 224 ms of speech since onset
     assert lb.Pause() in actions and m.phase == lb.LocalBargeInPhase.PAUSED
 
 
-def test_short_click_unducks_without_pausing():
+def test_short_click_releases_the_hold_without_pausing():
     m = warm(lb.LocalBargeInSettings(confirm_ms=200))
     actions, t = feed(m, [0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0])  # ~96 ms blip, then silence
-    assert lb.Duck(0.0) in actions and lb.Unduck() in actions
-    assert lb.Pause() not in actions
+    assert actions[0] == lb.Hold(cause="the VAD heard speech")
+    releases = [a for a in actions if isinstance(a, lb.Release)]
+    assert len(releases) == 1 and releases[0].held_ms > 0  # play on from where it stopped: no word lost
+    assert lb.Pause() not in actions and lb.Unduck() not in actions
     assert m.phase == lb.LocalBargeInPhase.IDLE and m.false_interruptions == 1
+
+
+def test_a_duck_gain_above_zero_lowers_the_volume_and_plays_on():
+    m = warm(lb.LocalBargeInSettings(confirm_ms=200, duck_gain=0.3))
+    actions, t = feed(m, [0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0])
+    assert actions == [lb.Duck(0.3), lb.Unduck()]
+    assert m.false_interruptions == 1
 
 
 def test_pause_without_server_turn_resumes_after_window():
@@ -97,7 +107,9 @@ def test_client_false_interruption_resumes_and_sends_nothing():
         t += FRAME
         actions += c.local_vad_frame(p, t)
     kinds = [type(a) for a in actions]
-    assert DuckPlayback in kinds and PausePlayback in kinds and ResumePlayback in kinds
+    assert PausePlayback(tentative=True, cause="the VAD heard speech") in actions
+    assert PausePlayback() in actions and ResumePlayback() in actions
+    assert DuckPlayback not in kinds
     assert not any(isinstance(a, (Send, StopPlayback)) for a in actions)
 
 
@@ -220,7 +232,7 @@ def test_client_maps_hold_and_release_to_tentative_pause_and_resume():
     client.local_barge_in.assistant_heard_ms = 10_000
     client.audible_item = "item_a"
     state = client.state
-    assert client.local_onset(520) == [PausePlayback(tentative=True)]
+    assert client.local_onset(520) == [PausePlayback(tentative=True, cause="a sudden sound")]
     assert client.tick() == []
     # The VAD heard nothing by 640 ms (past the 100 ms window): the hold is released.
     assert client.local_vad_frame(0.0, 640) == [ResumePlayback(tentative=True)]
@@ -267,7 +279,7 @@ def test_what_the_vad_calls_speech_in_echo_residue_neither_ducks_nor_lifts_the_r
     for _ in range(3):
         t += FRAME
         ducks.append(m.on_frame(0.9, t, True, echo_removed_db=3.0))
-    assert ducks == [[], [], [lb.Duck(0.0)]]
+    assert ducks == [[], [], [lb.Hold(cause="the VAD heard speech")]]
     assert m.uplink_gain(True, True) == 1.0
     # once ducked, frames are judged on the VAD alone (playback is silent, so there is no echo to speak of)
     actions, t = feed(m, [0.9] * 7, t)
@@ -276,7 +288,7 @@ def test_what_the_vad_calls_speech_in_echo_residue_neither_ducks_nor_lifts_the_r
     for settings, removed, audible in ((lb.LocalBargeInSettings(echo_dominated_db=None), 28.0, True),
                                        (lb.LocalBargeInSettings(), None, True)):
         m2 = warm(settings)
-        assert m2.on_frame(0.9, FRAME, audible, echo_removed_db=removed) == [lb.Duck(0.0)]
+        assert m2.on_frame(0.9, FRAME, audible, echo_removed_db=removed) == [lb.Hold(cause="the VAD heard speech")]
     m3 = warm()
     m3.on_frame(0.9, FRAME, False, echo_removed_db=28.0)
     assert m3.echo_frames_ignored == 0

@@ -63,14 +63,16 @@ class UnduckPlayback:
 class PausePlayback:
     """Silence playback but keep the unplayed audio (an interruption awaiting the server's verdict).
 
-    tentative: a loudness onset the VAD has not confirmed yet (no state change, nothing to report)."""
+    tentative: an onset the VAD has not confirmed yet (no state change, nothing to report); `cause` says what
+    was noticed, for the log."""
 
     tentative: bool = False
+    cause: str = ""
 
 
 @dataclass(frozen=True)
 class ResumePlayback:
-    """A false interruption: continue playback where it paused (tentative: a released loudness hold)."""
+    """A false interruption: continue playback where it paused (tentative: a released hold)."""
 
     tentative: bool = False
 

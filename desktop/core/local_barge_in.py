@@ -8,7 +8,10 @@ is audible:
    at once, keeping the unplayed audio; unless the VAD hears speech within
    `hold_confirm_ms`, playback goes on where it stopped (a cough, a knock). This is what makes the voice
    stop within the user's first syllable; the VAD alone needs 100-150 ms of speech;
-1. **onset** — the first frame at or above `threshold` ducks playback at once (gain `duck_gain`; 0 mutes);
+1. **onset** — the first frame at or above `threshold` silences playback at once: with `duck_gain` 0 (the
+   default) it is a hold like the loudness one (playback pauses, keeping the unplayed audio, so a false
+   onset loses no words and a muted moment is never counted as heard); a `duck_gain` above 0 lowers the
+   volume instead and playback runs on;
 2. **confirmed** — speech lasting `confirm_ms` (or the server's `speech_started`) pauses playback, keeping
    the unplayed audio: the interruption is still reversible;
 3. **committed** — the server starts a user turn (`speech_started`): the client stops playback for good,
@@ -38,7 +41,7 @@ class LocalBargeInSettings:
     confirm_ms: int = 200
     #: With no server turn this long after the pause, it was a false interruption: resume.
     resume_after_ms: int = 1500
-    #: Gain while ducked (onset, before confirmation). 0.0 mutes at once.
+    #: Gain while ducked (onset, before confirmation). 0.0: hold playback instead (see phase 1 above).
     duck_gain: float = 0.0
     #: The assistant's first ms of audio in a session cannot trigger a local barge-in (AEC convergence).
     warmup_ms: int = 1000
@@ -98,7 +101,10 @@ class Pause:
 
 @dataclass(frozen=True)
 class Hold:
-    """Pause playback on a loudness onset (tentative: no state change, no message)."""
+    """Pause playback, keeping the unplayed audio, until the VAD decides (tentative: no state change, no
+    message). `cause`: what was noticed, for the log."""
+
+    cause: str = "a sudden sound"
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,12 @@ class LocalBargeIn:
             if speech and assistant_audible and not self.warming_up:
                 self.phase = LocalBargeInPhase.DUCKED
                 self.onset_ms = self._speech_run_start if self._speech_run_start is not None else now_ms
-                actions.append(Duck(s.duck_gain))
+                if s.duck_gain > 0.0:
+                    actions.append(Duck(s.duck_gain))
+                else:
+                    # Muting is holding: what is not heard stays queued (released if this was no speech).
+                    self._held_at = now_ms
+                    actions.append(Hold(cause="the VAD heard speech"))
         elif self.phase == LocalBargeInPhase.HELD:
             if speech:
                 # The VAD agrees: carry on as a local onset (playback is already silent).

@@ -259,7 +259,7 @@ class RealtimeClient:
             elif isinstance(a, lb.Unduck):
                 actions.append(UnduckPlayback())
             elif isinstance(a, lb.Hold):
-                actions.append(PausePlayback(tentative=True))
+                actions.append(PausePlayback(tentative=True, cause=a.cause))
             elif isinstance(a, lb.Release):
                 actions.append(ResumePlayback(tentative=True))
             elif isinstance(a, lb.Pause):
