@@ -613,7 +613,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "speaker's buffer. Three arms alternate trial by trial in one session: local detection on (the defaults:",
         "playback held at the loudness onset, two 10 ms blocks, judged after echo cancellation or, while the",
         "canceller still suppresses the start of double talk, on the raw microphone against the level of what was",
-        "just played; the Silero VAD confirms; duck at Silero's onset",
+        "just played; the Silero VAD confirms; held at Silero's onset",
         "otherwise) with the speaker's buffer cut at the hold (`SpeakerOutput.interrupt`: the stream is aborted,",
         "which drops what the device and PulseAudio had queued, and restarted at once); the same without the cut",
         "(the queued audio drains, then a 5 ms fade); and local detection off (only the server's `speech_started`",

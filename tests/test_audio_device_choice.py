@@ -55,12 +55,16 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
         session._source._stream.abort()
         assert await _wait(lambda: any(isinstance(n, Notice) and "microphone stopped" in n.message for n in notes), 5)
         assert "microphone lost" in window.devices_label.text()
+        # The state chip says so for as long as it lasts (the notice goes away after a few seconds).
+        assert await _wait(lambda: "No microphone" in window.state_label.text(), 5), window.state_label.text()
         # The conversation goes on meanwhile: a typed question is answered.
         session.send_text("What time is it?")
         assert await _wait(lambda: any(i.role == "assistant" and i.text_final for i in session.client.conversation), 30)
         # And the microphone comes back by itself.
         assert await _wait(lambda: any(isinstance(n, Notice) and "microphone is back" in n.message for n in notes), 10)
         assert session._source is not None and session._source.running
+        assert await _wait(lambda: not window.microphone_missing, 5)
+        assert "No microphone" not in window.state_label.text()
         # The speaker stream dies too: answers continue silently, then it is reopened.
         session._output._stream.abort()
         assert await _wait(lambda: any(isinstance(n, Notice) and "speaker stopped" in n.message for n in notes), 5)

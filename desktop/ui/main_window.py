@@ -56,6 +56,10 @@ class MainWindow(QMainWindow):
         self.session: LiveSession | None = None
         self.timings: dict[str, float] = {}
         self.notices: list[Notice] = []
+        #: No microphone is capturing (none found, or it was unplugged): the state chip says so for as long
+        #: as it lasts, instead of "Listening" (the notice about it goes away after a few seconds).
+        self.microphone_missing = False
+        self._state = TurnState.DISCONNECTED
 
         from ..core.conversation import Conversation
 
@@ -171,8 +175,14 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ rendering
     def _show_state(self, state: TurnState) -> None:
+        self._state = state
         text, color = _STATE_STYLE[state]
+        tip = ""
+        if state == TurnState.LISTENING and self.microphone_missing:
+            text, color = "No microphone", "#ef6c00"
+            tip = "No microphone is capturing: type below. Parley listens again once a microphone is connected."
         self.state_label.setText(f'<b style="color:{color}">● {text}</b>')
+        self.state_label.setToolTip(tip)
         self.state_label.setProperty("turn_state", state.value)
 
     def _show_connection(self, status: ConnectionStatus) -> None:
@@ -190,6 +200,10 @@ class MainWindow(QMainWindow):
         if status.devices is not None:
             self.devices_label.setText(status.devices.summary)
             self.devices_label.setToolTip("\n".join(status.devices.problems) or "Audio devices found")
+            missing = status.devices.input_name is None
+            if missing != self.microphone_missing:
+                self.microphone_missing = missing
+                self._show_state(self._state)
         if status.phase == "failed":
             self._show_notice(Notice("error", phase_text))
 
