@@ -46,6 +46,8 @@ def test_dock_edits_update_the_engine_and_change_where_turns_end(qtbot, qasync_l
     qtbot.addWidget(window)
     window.show()
     dock = window.turn_ui.dock
+    # Long cue lists are shown from their start (setText leaves the cursor, and the view, at the end).
+    assert dock.think_phrases.text() and dock.think_phrases.cursorPosition() == 0
     session = LiveSession(SessionOptions(choose_provider(environ={}), audio_in=quiet_wav, use_speaker=False))
     session.record_sent = True
     window.attach(session)

@@ -204,6 +204,8 @@ class SettingsDock(QDockWidget):
             self.hesitation.setText(", ".join(s.hesitation_cues))
             self.fallback.setValue(s.semantic_fallback_ms)
             self.wake_phrase.setText(s.wake_phrase)
+            for edit in (self.think_phrases, self.completion, self.hesitation, self.wake_phrase):
+                edit.setCursorPosition(0)  # show a long list from its start, not scrolled to its end
         finally:
             self._loading = False
         self._enable_for_mode()
