@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,14 +10,13 @@ import pytest
 from desktop.core.actions import TurnState
 from desktop.providers import choose_provider
 from desktop.session import LiveSession, SessionOptions
+from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
 from tests.conftest import AUDIO
 from tests.protocol_oracle import validate_client_event
 from tests.waiting import wait_until as _wait_until
 
 pytestmark = pytest.mark.slow
-
-
 
 
 def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
@@ -57,3 +57,38 @@ def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
     assert "no microphone" in window.devices_label.text() or "mic" in window.devices_label.text()
     for event in session.sent_events:
         validate_client_event(event)
+
+
+def test_window_size_and_docks_are_kept_between_runs(qtbot, tmp_path):
+    store_path = tmp_path / "settings.json"
+    window = MainWindow(settings=Settings.load(store_path))
+    qtbot.addWidget(window)
+    window.show()
+    default_size = window.size()
+    assert window.turn_ui.dock.isVisible() and not window.reliability_ui.inspector.isVisible()
+    # The user resizes the window, closes the turn-detection dock and opens the event inspector. (Smaller than
+    # the default: a restored window is fitted into its screen, and the offscreen screen is 800 x 800.)
+    window.resize(700, 600)
+    window.turn_ui.dock.close()
+    window.reliability_ui.inspector_action.trigger()
+    qtbot.waitUntil(lambda: window.reliability_ui.inspector.isVisible())
+    size = window.size()
+    window.close()
+    saved = json.loads(store_path.read_text())
+    assert saved["window.geometry"] and saved["window.state"]
+
+    again = MainWindow(settings=Settings.load(store_path))
+    qtbot.addWidget(again)
+    again.show()
+    assert again.size() == size and size != default_size
+    assert not again.turn_ui.dock.isVisible()
+    assert again.reliability_ui.inspector.isVisible()
+
+    # A damaged value is ignored: the default layout, no error.
+    store = Settings.load(store_path)
+    store.set("window.geometry", "not a layout")
+    store.set("window.state", 12)
+    fresh = MainWindow(settings=store)
+    qtbot.addWidget(fresh)
+    fresh.show()
+    assert fresh.turn_ui.dock.isVisible()

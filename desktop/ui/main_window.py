@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -30,6 +30,7 @@ from ..core.actions import (
 )
 from ..core.session_config import describe_turn_detection
 from ..session import ConnectionStatus, InputLevel, LiveSession, Timing
+from ..settings import Settings
 from .level_meter import LevelMeter
 from .transcript_view import TranscriptView
 
@@ -45,11 +46,15 @@ _STATE_STYLE = {
 }
 
 
+LAYOUT_GEOMETRY_KEY = "window.geometry"
+LAYOUT_STATE_KEY = "window.state"
+
+
 class MainWindow(QMainWindow):
     #: Emitted with each notification the window handled (tests wait on it).
     notified = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings: Settings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Parley")
         self.resize(760, 560)
@@ -140,6 +145,32 @@ class MainWindow(QMainWindow):
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
         self.reliability_ui = ReliabilityUi(self)
+        #: Where the window's size and position and its docks' layout are kept between runs.
+        self.layout_store = settings or Settings.shared()
+        self._restore_layout()
+
+    # ------------------------------------------------------------------ window layout, kept between runs
+    def _restore_layout(self) -> None:
+        """Size, position, and which docks are shown where and how big, as the window was last closed."""
+        for key, restore in ((LAYOUT_GEOMETRY_KEY, self.restoreGeometry), (LAYOUT_STATE_KEY, self.restoreState)):
+            saved = self.layout_store.get(key)
+            if not isinstance(saved, str):
+                continue
+            if not restore(QByteArray.fromBase64(saved.encode("ascii", "replace"))):
+                log.info("the saved window layout (%s) could not be used; keeping the default", key)
+
+    def save_layout(self) -> None:
+        self.layout_store.set(LAYOUT_GEOMETRY_KEY, bytes(self.saveGeometry().toBase64()).decode("ascii"))
+        self.layout_store.set(LAYOUT_STATE_KEY, bytes(self.saveState().toBase64()).decode("ascii"))
+        try:
+            self.layout_store.save()
+        except OSError as exc:  # a read-only config directory must not stop the app from closing
+            log.warning("could not save the window layout to %s: %s", self.layout_store.path, exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self.isVisible():  # closed by the user or at quit; a second close() of a hidden window changes nothing
+            self.save_layout()
+        super().closeEvent(event)
 
     # ------------------------------------------------------------------ wiring
     def attach(self, session: LiveSession) -> None:
