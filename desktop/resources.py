@@ -17,6 +17,15 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "resources"
 
 
+def legal_file(name: str) -> Path:
+    """`LICENSE` or `THIRD_PARTY_NOTICES.md`: at the top of the repository, or of the bundle (the spec puts them
+    there)."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle) / name
+    return Path(__file__).resolve().parent.parent / name
+
+
 def resource_path(*parts: str) -> Path:
     """`resource_path("icons", "parley.png")` → the file's path (which may not exist: callers check)."""
     return resources_dir().joinpath(*parts)

@@ -92,3 +92,29 @@ def test_window_size_and_docks_are_kept_between_runs(qtbot, tmp_path):
     qtbot.addWidget(fresh)
     fresh.show()
     assert fresh.turn_ui.dock.isVisible()
+
+
+def test_help_lists_the_shortcuts_and_shows_the_licence_and_notices(qtbot):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus[-1] == "Help", menus
+    dialog = window.help_menu.show_shortcuts()
+    qtbot.addWidget(dialog)
+    rows = dict(dialog.rows())
+    # Read from the window's own actions: the inspector, stopping the answer, retrying, quitting ...
+    assert rows["Event inspector"] == "Ctrl+Shift+E"
+    assert rows["Stop answer"] == "Ctrl+."
+    assert rows["Keyboard shortcuts"] == "F1"
+    assert "Ctrl+Q" in rows.values() and "Ctrl+Shift+S" in rows.values()
+    # ... and the keys handled outside actions.
+    assert "Space" in rows.values() and "Esc" in rows.values()
+    dialog.close()
+
+    about = window.help_menu.show_about()
+    qtbot.addWidget(about)
+    assert "Parley 0." in about.summary.text() and "GNU General Public License" in about.summary.text()
+    notices, licence = about.tab_text(0), about.tab_text(1)
+    assert notices.startswith("Third-party notices") and "Piper" in notices and "espeak-ng" in notices
+    assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3" in licence

@@ -520,7 +520,7 @@ class AttachmentController(QObject):
         self.screen_action.setShortcut(QKeySequence(SCREEN_SHORTCUT))
         self.screen_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.screen_action.triggered.connect(lambda: self.capture_screen())
-        self.paste_window_action = QAction("Paste image (window)", w)
+        self.paste_window_action = QAction("Paste image", w)  # Ctrl+V anywhere in the window (the toolbar button has no key)
         self.paste_window_action.setShortcut(QKeySequence.StandardKey.Paste)
         self.paste_window_action.triggered.connect(self.paste_or_explain)
         w.addAction(self.paste_window_action)

@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         stop.triggered.connect(self._stop_answer)
         self.addAction(stop)
         quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # the standard key is unbound on some platforms (offscreen, Windows)
         quit_action.triggered.connect(self.close)
         self.addAction(quit_action)
         self._show_state(TurnState.DISCONNECTED)
@@ -145,6 +145,10 @@ class MainWindow(QMainWindow):
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
         self.reliability_ui = ReliabilityUi(self)
+        from .help_menu import HelpMenu
+
+        #: Help: keyboard shortcuts (F1), About Parley (version, licence, third-party notices).
+        self.help_menu = HelpMenu(self)
         #: Where the window's size and position and its docks' layout are kept between runs.
         self.layout_store = settings or Settings.shared()
         self._restore_layout()
