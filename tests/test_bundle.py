@@ -214,6 +214,9 @@ def test_archive_holds_the_app_a_desktop_file_and_the_icon(unpacked):
     assert icudata.stat().st_size < 12_000_000
     assert (internal / "piper" / "espeak-ng-data" / "en_dict").is_file()
     assert (internal / "resources" / "audio" / "self_test.wav").is_file()
+    # Help → About shows these two from here (desktop.resources.legal_file).
+    assert "GNU GENERAL PUBLIC LICENSE" in (internal / "LICENSE").read_text()
+    assert (internal / "THIRD_PARTY_NOTICES.md").read_text().startswith("# Third-party notices")
     # What was left out on purpose stays out.
     assert not (internal / "av").exists()
     assert not (internal / "cryptography").exists() and not (internal / "pydantic_core").exists()
