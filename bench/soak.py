@@ -79,7 +79,7 @@ def soak(minutes: float) -> dict[str, Any]:
     logging.getLogger().addHandler(_Errors(logging.ERROR))
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    window = MainWindow()
+    window = MainWindow(keep_layout=False)  # the user's saved window layout is neither used nor changed
     window.resize(900, 700)
     window.show()
     session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))

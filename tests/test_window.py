@@ -84,6 +84,15 @@ def test_window_size_and_docks_are_kept_between_runs(qtbot, tmp_path):
     assert not again.turn_ui.dock.isVisible()
     assert again.reliability_ui.inspector.isVisible()
 
+    # The self-test's window (keep_layout=False) neither uses nor changes the saved layout.
+    before = store_path.read_text()
+    probe = MainWindow(settings=Settings.load(store_path), keep_layout=False)
+    qtbot.addWidget(probe)
+    probe.show()
+    assert probe.turn_ui.dock.isVisible() and not probe.reliability_ui.inspector.isVisible()
+    probe.close()
+    assert store_path.read_text() == before
+
     # A damaged value is ignored: the default layout, no error.
     store = Settings.load(store_path)
     store.set("window.geometry", "not a layout")

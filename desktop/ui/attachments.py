@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QClipboard, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QToolBar, QToolButton
 
 from ..core.actions import Notice
 from ..core.conversation import ImageInfo

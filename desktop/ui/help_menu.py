@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..resources import legal_file
-from .reliability_ui import _menu
+from .menus import menu_named
 
 #: Keys handled outside QActions (see turn_ui's key filter): (what it does, key).
 KEY_HANDLERS = (
@@ -123,7 +123,7 @@ class AboutDialog(QDialog):
 class HelpMenu:
     def __init__(self, window: QMainWindow) -> None:
         self.window = window
-        menu = _menu(window, "&Help")
+        menu = menu_named(window, "&Help")
         self.shortcuts_action = QAction("Keyboard shortcuts", window)
         self.shortcuts_action.setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))  # F1
         self.shortcuts_action.triggered.connect(self.show_shortcuts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
     #: Emitted with each notification the window handled (tests wait on it).
     notified = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, settings: Settings | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings: Settings | None = None, keep_layout: bool = True) -> None:
         super().__init__(parent)
         self.setWindowTitle("Parley")
         self.resize(760, 560)
@@ -149,9 +149,12 @@ class MainWindow(QMainWindow):
 
         #: Help: keyboard shortcuts (F1), About Parley (version, licence, third-party notices).
         self.help_menu = HelpMenu(self)
-        #: Where the window's size and position and its docks' layout are kept between runs.
+        #: Where the window's size and position and its docks' layout are kept between runs (keep_layout=False:
+        #: neither read nor written, for the self-test and benchmarks, which must not resize the user's window).
         self.layout_store = settings or Settings.shared()
-        self._restore_layout()
+        self.keep_layout = keep_layout
+        if keep_layout:
+            self._restore_layout()
 
     # ------------------------------------------------------------------ window layout, kept between runs
     def _restore_layout(self) -> None:
@@ -172,7 +175,7 @@ class MainWindow(QMainWindow):
             log.warning("could not save the window layout to %s: %s", self.layout_store.path, exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        if self.isVisible():  # closed by the user or at quit; a second close() of a hidden window changes nothing
+        if self.keep_layout and self.isVisible():  # by the user or at quit; closing a hidden window changes nothing
             self.save_layout()
         super().closeEvent(event)
 

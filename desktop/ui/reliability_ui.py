@@ -15,17 +15,9 @@ from ..core.actions import Notice
 from ..session import ConnectionStatus, LiveSession
 from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered
 from .event_inspector import EventInspector
+from .menus import menu_named
 
 log = logging.getLogger(__name__)
-
-
-def _menu(window: QMainWindow, title: str):
-    """The menu bar's menu with this title (made if missing), so parts of the window can share one."""
-    bare = title.replace("&", "")
-    for action in window.menuBar().actions():
-        if action.menu() is not None and action.text().replace("&", "") == bare:
-            return action.menu()
-    return window.menuBar().addMenu(title)
 
 
 class _Banner(QFrame):
@@ -66,7 +58,7 @@ class ReliabilityUi:
         layout.insertWidget(0, self.restore_banner)
         layout.insertWidget(0, self.connection_banner)
 
-        connection = _menu(window, "&Connection")
+        connection = menu_named(window, "&Connection")
         self.retry_action = QAction("Reconnect now", window)
         self.retry_action.setShortcut(QKeySequence("Ctrl+R"))
         self.retry_action.triggered.connect(self.retry)
@@ -85,7 +77,7 @@ class ReliabilityUi:
         self.inspector_action = self.inspector.toggleViewAction()
         self.inspector_action.setText("Event inspector")
         self.inspector_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
-        _menu(window, "&View").addAction(self.inspector_action)
+        menu_named(window, "&View").addAction(self.inspector_action)
         window.addAction(self.inspector_action)
         window.addAction(self.retry_action)
 

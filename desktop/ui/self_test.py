@@ -95,7 +95,7 @@ def run_self_test(
     setup_logging(log_level)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Parley")
-    window = MainWindow()
+    window = MainWindow(keep_layout=False)  # the user's saved window layout is neither used nor changed
     window.show()
     session = LiveSession(
         SessionOptions(provider=choose_provider(force_engine=True), audio_in=str(wav), use_speaker=False)

@@ -30,6 +30,7 @@ from ..core import turn_taking as tt
 from ..core.actions import Notice, SessionChanged, SpeechBoundary
 from ..settings import Settings
 from ..turn_controller import PushToTalkState, SilenceOverride, TurnSettingsChanged
+from .menus import menu_named
 from .settings_dock import SettingsDock
 from .waveform import Waveform
 
@@ -37,12 +38,6 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = "turn"
 
 
-def _view_menu(window):
-    """The menu bar's View menu (shared with other parts of the window; made if missing)."""
-    for action in window.menuBar().actions():
-        if action.menu() is not None and action.text().replace("&", "") == "View":
-            return action.menu()
-    return window.menuBar().addMenu("&View")
 
 
 class TurnUi(QObject):
@@ -59,7 +54,7 @@ class TurnUi(QObject):
         toggle = self.dock.toggleViewAction()
         toggle.setText("Turn detection")
         toggle.setShortcut("Ctrl+T")
-        _view_menu(window).addAction(toggle)
+        menu_named(window, "&View").addAction(toggle)
         self.dock.changed.connect(self._changed)
 
         self.waveform = Waveform()
