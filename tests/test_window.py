@@ -34,6 +34,7 @@ def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
         assert await session.start()
         connect_s = time.perf_counter() - t0
         assert "Connected to offline engine" in window.connection_label.text()
+        assert window.windowTitle() == "Parley — offline engine"  # which model this window talks to
         answered = await _wait_until(
             lambda: any(i.role == "assistant" and i.text_final for i in session.client.conversation)
             and any(i.role == "user" and i.text_final for i in session.client.conversation),
@@ -127,3 +128,19 @@ def test_help_lists_the_shortcuts_and_shows_the_licence_and_notices(qtbot):
     notices, licence = about.tab_text(0), about.tab_text(1)
     assert notices.startswith("Third-party notices") and "Piper" in notices and "espeak-ng" in notices
     assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3" in licence
+
+
+def test_push_to_talk_without_a_microphone_says_so(qtbot):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
+    window.attach(session)
+    window.microphone_missing = True  # as after a ConnectionStatus whose devices found no input
+    window.turn_ui.ptt_button.pressed.emit()
+    window.turn_ui.ptt_button.released.emit()
+    assert not session.turns.ptt.held
+    assert window.notices and window.notices[-1].message.startswith("No microphone is capturing")
+    window.microphone_missing = False
+    window.turn_ui.press()
+    assert session.turns.ptt.held
+    window.turn_ui.release()

@@ -235,6 +235,8 @@ class MainWindow(QMainWindow):
         if status.detail and status.phase in ("disconnected", "failed", "reconnecting"):
             phase_text += f": {status.detail}"
         self.connection_label.setText(phase_text)
+        # Which model this window talks to, in the title: builders compare two windows side by side.
+        self.setWindowTitle(f"Parley — {status.provider}")
         if status.devices is not None:
             self.devices_label.setText(status.devices.summary)
             self.devices_label.setToolTip("\n".join(status.devices.problems) or "Audio devices found")

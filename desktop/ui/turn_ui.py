@@ -152,8 +152,14 @@ class TurnUi(QObject):
 
     # ------------------------------------------------------------------ push-to-talk
     def press(self) -> None:
-        if self.session is not None:
-            self.session.turns.press()
+        if self.session is None:
+            return
+        if getattr(self.window, "microphone_missing", False):
+            # Nothing would be recorded: say why, rather than "that press recorded only 0 ms" on release.
+            self.window.on_notification(Notice("warning", "No microphone is capturing, so push-to-talk has nothing to "
+                                                          "send. Type below, or connect a microphone."))
+            return
+        self.session.turns.press()
 
     def release(self) -> None:
         if self.session is not None:
