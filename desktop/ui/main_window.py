@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QTimer, Signal
@@ -128,6 +129,15 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # the standard key is unbound on some platforms (offscreen, Windows)
         quit_action.triggered.connect(self.close)
         self.addAction(quit_action)
+        self.save_action = QAction("Save transcript…", self)
+        self.save_action.setShortcut(QKeySequence("Ctrl+S"))
+        self.save_action.setToolTip("Save the conversation as Markdown: both sides, with interruptions marked")
+        self.save_action.triggered.connect(self._choose_transcript_file)
+        self.addAction(self.save_action)
+        file_menu = self.menuBar().addMenu("&File")  # first in the menu bar: the other parts add theirs after it
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
         self._show_state(TurnState.DISCONNECTED)
         from .turn_ui import TurnUi
 
@@ -273,6 +283,33 @@ class MainWindow(QMainWindow):
             return
         if self.session.send_text(text):  # refused (not connected, too many waiting): the text stays
             self.text_input.clear()
+
+    def save_transcript(self, path: str | Path) -> bool:
+        """Write the conversation as Markdown to `path`; a notice says where, or why it could not."""
+        from ..transcript_export import conversation_markdown
+
+        provider = self.session.options.provider.label if self.session is not None else "not connected"
+        text = conversation_markdown(self.transcript.conversation, provider)
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self._show_notice(Notice("error", f"Could not save the transcript to {path}: {exc.strerror or exc}"))
+            return False
+        self._show_notice(Notice("info", f"Transcript saved to {path}"))
+        return True
+
+    def _choose_transcript_file(self) -> None:
+        from datetime import datetime
+
+        from PySide6.QtCore import QStandardPaths
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or str(Path.home())
+        name = f"Parley conversation {datetime.now():%Y-%m-%d %H-%M}.md"
+        path, _ = QFileDialog.getSaveFileName(self, "Save transcript", str(Path(folder) / name),
+                                              "Markdown (*.md);;Text (*.txt)")
+        if path:
+            self.save_transcript(path)
 
     def _stop_answer(self) -> None:
         if self.session is not None:

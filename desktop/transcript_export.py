@@ -1,0 +1,58 @@
+"""The conversation as Markdown, for File → Save transcript. No Qt.
+
+Both sides in the server's order, with what the transcript view shows as metadata (spoken, images sent,
+where an answer was interrupted). An interrupted answer keeps the words the user heard, then the unheard
+rest struck through, so a saved demo shows exactly where the barge-in landed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .core.conversation import Conversation, ConversationItem
+
+_WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+def _escape(text: str) -> str:
+    """Keep a transcript's characters from being read as Markdown structure."""
+    out = text
+    for ch in ("\\", "`", "*", "_", "[", "]", "<", ">", "#", "~", "|"):
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _meta(item: ConversationItem) -> list[str]:
+    meta: list[str] = []
+    if item.role == "user" and item.has_audio:
+        meta.append("spoken")
+    meta += [f"image {im.width}×{im.height} px" for im in item.images]
+    if item.interrupted:
+        meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
+    elif item.status in ("cancelled", "incomplete"):
+        meta.append(item.status)
+    return meta
+
+
+def _body(item: ConversationItem) -> str:
+    if item.transcription_failed:
+        return f"*(could not transcribe: {_escape(item.transcription_failed)})*"
+    if item.interrupted and item.heard_text is not None:
+        heard, unheard = item.heard_text.strip(), item.unheard_text.strip()
+        return _escape(heard) + (f" ~~{_escape(unheard)}~~ *(not heard)*" if unheard else "")
+    if item.text:
+        return _escape(item.text.strip())
+    return "*(no text)*"
+
+
+def conversation_markdown(conversation: Conversation, provider: str, when: datetime | None = None) -> str:
+    """The whole conversation as one Markdown document (messages only: no audio, no image data)."""
+    when = when or datetime.now()
+    lines = [f"# Parley conversation, {when:%Y-%m-%d %H:%M}", "", f"With: {provider}", ""]
+    for item in conversation:
+        if item.kind != "message":
+            continue
+        meta = _meta(item)
+        head = f"**{_WHO.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")
+        lines += [f"{head}: {_body(item)}", ""]
+    return "\n".join(lines).rstrip() + "\n"
