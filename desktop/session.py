@@ -25,6 +25,7 @@ from .core.actions import (
     BargeInHappened,
     DiscardAudio,
     DuckPlayback,
+    ItemChanged,
     Notice,
     PausePlayback,
     PlayAudio,
@@ -611,8 +612,6 @@ class LiveSession:
 
     def restore_items(self, items: list) -> int:
         """Bring back a saved conversation: shown in the transcript and, when connected, re-seeded as context."""
-        from .core.actions import ItemChanged
-
         conversation = self.client.conversation
         new = [i for i in items if i.item_id not in conversation]
         conversation.restore(new)
@@ -675,7 +674,12 @@ class LiveSession:
             if isinstance(action, PlayAudio):
                 if self._first_audio_pending and self._speech_stopped_at is not None:
                     self._first_audio_pending = False
-                    self._notify(Timing("speech_end_to_first_audio", time.perf_counter() - self._speech_stopped_at))
+                    waited = time.perf_counter() - self._speech_stopped_at
+                    self._notify(Timing("speech_end_to_first_audio", waited))
+                    answer = self.client.conversation.get(action.item_id)
+                    if answer is not None:  # shown with the answer in the transcript
+                        answer.reply_latency_ms = round(waited * 1000)
+                        self._notify(ItemChanged(action.item_id))
                 self.playback.enqueue(action.item_id, action.pcm16)
                 for tap in self.output_taps:
                     tap(action.item_id, action.pcm16)

@@ -27,6 +27,8 @@ def _meta(item: ConversationItem) -> list[str]:
     if item.role == "user" and item.has_audio:
         meta.append("spoken")
     meta += [f"image {im.width}×{im.height} px" for im in item.images]
+    if item.reply_latency_ms is not None:
+        meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
     if item.interrupted:
         meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
     elif item.status in ("cancelled", "incomplete"):

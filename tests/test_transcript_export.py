@@ -17,7 +17,8 @@ def _conversation() -> Conversation:
                truncated_at_ms=3500, heard_text="Once upon a time, in a valley,")
     conv.place("u2", "a1", role="user", text="What's *this*? [see] the_picture", text_final=True,
                images=[ImageInfo(1024, 768, 90_000, "image/jpeg")])
-    conv.place("a2", "u2", role="assistant", text="A red square.", text_final=True, status="completed")
+    conv.place("a2", "u2", role="assistant", text="A red square.", text_final=True, status="completed",
+               reply_latency_ms=412)
     conv.place("u3", "a2", role="user", has_audio=True, transcription_failed="audio too short")
     conv.place("a3", "u3", role="assistant", text="Sorry?", status="cancelled")
     conv.place("f1", "a3", role="assistant", kind="function_call")
@@ -35,7 +36,7 @@ def test_markdown_keeps_both_sides_in_order_with_the_interruption_marked():
                         "~~there lived a small dragon named Ember.~~ *(not heard)*")
     # The user's own characters are escaped, not read as emphasis or links; images appear as their size.
     assert lines[4] == r"**You** (image 1024×768 px): What's \*this\*? \[see\] the\_picture"
-    assert lines[5] == "**Assistant**: A red square."
+    assert lines[5] == "**Assistant** (voice 412 ms after your turn ended): A red square."
     assert lines[6] == "**You** (spoken): *(could not transcribe: audio too short)*"
     assert lines[7] == "**Assistant** (cancelled): Sorry?"
     assert len(lines) == 8  # the function call is not a message

@@ -44,6 +44,9 @@ class ConversationItem:
     heard_text: str | None = None
     response_id: str | None = None
     images: list[ImageInfo] = field(default_factory=list)
+    #: Assistant: ms from the end of the user's spoken turn (the server's `speech_stopped` reaching the client)
+    #: to this answer's first audio reaching it; None for answers to typed or pushed turns.
+    reply_latency_ms: int | None = None
     #: The user's speech span in the input buffer (from the server's VAD), in ms.
     audio_start_ms: int | None = None
     audio_end_ms: int | None = None

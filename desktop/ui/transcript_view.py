@@ -40,6 +40,8 @@ def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] |
         meta.append("spoken")
     if item.images:
         meta += [f"image {im.width}×{im.height} px, {_size_text(im.byte_count)}" for im in item.images]
+    if item.reply_latency_ms is not None:
+        meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
     if item.interrupted:
         meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
     elif item.status == "cancelled":
