@@ -11,7 +11,8 @@ from datetime import datetime
 
 from .core.conversation import Conversation, ConversationItem
 
-_WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
+#: How the transcript names each side.
+SPEAKER = {"user": "You", "assistant": "Assistant", "system": "System"}
 
 
 def _escape(text: str) -> str:
@@ -22,11 +23,19 @@ def _escape(text: str) -> str:
     return out
 
 
-def _meta(item: ConversationItem) -> list[str]:
+def size_text(byte_count: int) -> str:
+    if byte_count < 1024:
+        return f"{byte_count} bytes"
+    kb = byte_count / 1024
+    return f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
+
+
+def item_meta(item: ConversationItem) -> list[str]:
+    """What the transcript says about an item besides its text (the view and the saved Markdown share it)."""
     meta: list[str] = []
     if item.role == "user" and item.has_audio:
         meta.append("spoken")
-    meta += [f"image {im.width}×{im.height} px" for im in item.images]
+    meta += [f"image {im.width}×{im.height} px, {size_text(im.byte_count)}" for im in item.images]
     if item.reply_latency_ms is not None:
         meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
     if item.interrupted:
@@ -54,7 +63,7 @@ def conversation_markdown(conversation: Conversation, provider: str, when: datet
     for item in conversation:
         if item.kind != "message":
             continue
-        meta = _meta(item)
-        head = f"**{_WHO.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")
+        meta = item_meta(item)
+        head = f"**{SPEAKER.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")
         lines += [f"{head}: {_body(item)}", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -35,7 +35,7 @@ def test_markdown_keeps_both_sides_in_order_with_the_interruption_marked():
     assert lines[3] == ("**Assistant** (interrupted at 3.5 s): Once upon a time, in a valley, "
                         "~~there lived a small dragon named Ember.~~ *(not heard)*")
     # The user's own characters are escaped, not read as emphasis or links; images appear as their size.
-    assert lines[4] == r"**You** (image 1024×768 px): What's \*this\*? \[see\] the\_picture"
+    assert lines[4] == r"**You** (image 1024×768 px, 88 KB): What's \*this\*? \[see\] the\_picture"
     assert lines[5] == "**Assistant** (voice 412 ms after your turn ended): A red square."
     assert lines[6] == "**You** (spoken): *(could not transcribe: audio too short)*"
     assert lines[7] == "**Assistant** (cancelled): Sorry?"

@@ -11,6 +11,7 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from ..core.conversation import Conversation, ConversationItem
+from ..transcript_export import SPEAKER, item_meta
 
 _STYLE = """
 <style>
@@ -26,28 +27,9 @@ _STYLE = """
 """
 
 
-def _size_text(byte_count: int) -> str:
-    if byte_count < 1024:
-        return f"{byte_count} bytes"
-    kb = byte_count / 1024
-    return f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
-
-
 def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] | None = None) -> str:
-    who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(item.role, item.role.title())
-    meta: list[str] = []
-    if item.role == "user" and item.has_audio:
-        meta.append("spoken")
-    if item.images:
-        meta += [f"image {im.width}×{im.height} px, {_size_text(im.byte_count)}" for im in item.images]
-    if item.reply_latency_ms is not None:
-        meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
-    if item.interrupted:
-        meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
-    elif item.status == "cancelled":
-        meta.append("cancelled")
-    elif item.status == "incomplete":
-        meta.append("incomplete")
+    who = SPEAKER.get(item.role, item.role.title())
+    meta = item_meta(item)
     if item.transcription_failed:
         body = f'<span class="failed">(could not transcribe: {html.escape(item.transcription_failed)})</span>'
     elif item.interrupted and item.heard_text is not None:
