@@ -34,7 +34,10 @@ def item_meta(item: ConversationItem) -> list[str]:
     """What the transcript says about an item besides its text (the view and the saved Markdown share it)."""
     meta: list[str] = []
     if item.role == "user" and item.has_audio:
-        meta.append("spoken")
+        spoken = "spoken"
+        if item.audio_start_ms is not None and item.audio_end_ms is not None and item.audio_end_ms > item.audio_start_ms:
+            spoken += f" for {(item.audio_end_ms - item.audio_start_ms) / 1000:.1f} s"  # as the server's VAD heard it
+        meta.append(spoken)
     meta += [f"image {im.width}×{im.height} px, {size_text(im.byte_count)}" for im in item.images]
     if item.reply_latency_ms is not None:
         meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")

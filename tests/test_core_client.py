@@ -355,6 +355,8 @@ def test_user_transcript_after_answer_started_is_placed_before_the_answer():
     assert [i.item_id for i in items] == ["item_u1", "item_a1"]
     assert (items[0].role, items[0].text, items[0].text_final) == ("user", "What time is it?", True)
     assert (items[1].role, items[1].text) == ("assistant", "It is noon.")
+    # The server VAD's span of the spoken turn is kept with it (the transcript shows how long it heard you).
+    assert (items[0].audio_start_ms, items[0].audio_end_ms) == (100, 1500)
 
 
 def test_second_turn_arriving_before_its_predecessor_is_moved_into_place():

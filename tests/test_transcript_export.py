@@ -12,7 +12,8 @@ STORY = "Once upon a time, in a valley, there lived a small dragon named Ember."
 
 def _conversation() -> Conversation:
     conv = Conversation()
-    conv.place("u1", None, role="user", text="Tell me a story about a dragon.", has_audio=True, text_final=True)
+    conv.place("u1", None, role="user", text="Tell me a story about a dragon.", has_audio=True, text_final=True,
+               audio_start_ms=740, audio_end_ms=2660)
     conv.place("a1", "u1", role="assistant", text=STORY, has_audio=True, text_final=True,
                truncated_at_ms=3500, heard_text="Once upon a time, in a valley,")
     conv.place("u2", "a1", role="user", text="What's *this*? [see] the_picture", text_final=True,
@@ -30,7 +31,7 @@ def test_markdown_keeps_both_sides_in_order_with_the_interruption_marked():
     lines = [line for line in md.splitlines() if line]
     assert lines[0] == "# Parley conversation, 2026-11-26 13:30"
     assert lines[1] == "With: offline engine"
-    assert lines[2] == "**You** (spoken): Tell me a story about a dragon."
+    assert lines[2] == "**You** (spoken for 1.9 s): Tell me a story about a dragon."
     # What was heard, then the unheard rest struck through.
     assert lines[3] == ("**Assistant** (interrupted at 3.5 s): Once upon a time, in a valley, "
                         "~~there lived a small dragon named Ember.~~ *(not heard)*")

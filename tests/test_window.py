@@ -53,6 +53,10 @@ def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
     answer = next(i for i in session.client.conversation if i.role == "assistant")
     assert answer.reply_latency_ms is not None and 0 < answer.reply_latency_ms < 10_000
     assert f"voice {answer.reply_latency_ms} ms after your turn ended" in text
+    # ... and how long the server's VAD heard the question (the fixture speaks for about 1.5 s).
+    question = next(i for i in session.client.conversation if i.role == "user")
+    assert question.audio_start_ms is not None and 800 < question.audio_end_ms - question.audio_start_ms < 3000
+    assert "spoken for " in text
     user_at = text.lower().find("what time is it")
     answer_at = text.find("It is ")
     assert 0 <= user_at < answer_at, text

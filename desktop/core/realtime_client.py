@@ -83,6 +83,8 @@ class RealtimeClient:
         #: Milliseconds of audio appended since the last commit/clear (manual turns need ≥ 100 ms).
         self.uncommitted_ms = 0.0
         self.appended_ms_total = 0.0
+        #: The server VAD's span of each user turn not yet committed: item_id -> [audio_start_ms, audio_end_ms].
+        self._speech_spans: dict[str, list[int | None]] = {}
         self.skipped_events = 0
         #: session.update events sent and not yet answered (session.updated or an error).
         self._updates_in_flight = 0
@@ -371,6 +373,9 @@ class RealtimeClient:
 
     def _on_SpeechStarted(self, e: ev.SpeechStarted) -> list[Action]:
         actions: list[Action] = [SpeechBoundary(True, e.audio_start_ms, e.item_id)]
+        if len(self._speech_spans) >= 32:  # turns that were cleared, never committed
+            self._speech_spans.pop(next(iter(self._speech_spans)))
+        self._speech_spans[e.item_id] = [e.audio_start_ms, None]
         self.local_barge_in.on_server_turn_started(self.input_clock_ms)
         td = self.effective.turn_detection if self.effective else self.requested.turn_detection
         server_cancels = not isinstance(td, ManualTurns) and getattr(td, "interrupt_response", True)
@@ -401,11 +406,16 @@ class RealtimeClient:
         return actions + self._set_state(TurnState.INTERRUPTED)
 
     def _on_SpeechStopped(self, e: ev.SpeechStopped) -> list[Action]:
+        span = self._speech_spans.get(e.item_id)
+        if span is not None:
+            span[1] = e.audio_end_ms
         return [SpeechBoundary(False, e.audio_end_ms, e.item_id), *self._set_state(TurnState.THINKING)]
 
     def _on_InputCommitted(self, e: ev.InputCommitted) -> list[Action]:
         self.uncommitted_ms = 0.0
-        self.conversation.place(e.item_id, e.previous_item_id, role="user", has_audio=True)
+        start, end = self._speech_spans.pop(e.item_id, (None, None))
+        spoken = {"audio_start_ms": start, "audio_end_ms": end} if start is not None and end is not None else {}
+        self.conversation.place(e.item_id, e.previous_item_id, role="user", has_audio=True, **spoken)
         return [ItemChanged(e.item_id)]
 
     def _on_InputCleared(self, e: ev.InputCleared) -> list[Action]:
