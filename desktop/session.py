@@ -731,11 +731,13 @@ class LiveSession:
     # ------------------------------------------------------------------ user intent
     def send_text(self, text: str) -> bool:
         """Send a typed message (or keep it for the reconnect); False if it was refused."""
+        self._first_audio_pending = False  # its answer's latency is not measured from an earlier spoken turn
         waiting = len(self.client.outbox)
         self._apply(self.client.send_text(text))
         return self.client.connected or len(self.client.outbox) > waiting
 
     def send_content(self, content: list[dict[str, Any]], images=None) -> bool:
+        self._first_audio_pending = False  # as in send_text
         waiting = len(self.client.outbox)
         self._apply(self.client.send_user_content(content, images))
         return self.client.connected or len(self.client.outbox) > waiting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -150,3 +151,28 @@ def test_push_to_talk_without_a_microphone_says_so(qtbot):
     assert window.notices and window.notices[-1].message.startswith("No microphone is capturing")
     # (Not pressed with a microphone here: a press switches to push-to-talk and saves that setting, which the
     # tests after this one would start with. tests/test_turn_ptt.py covers the press.)
+
+
+def test_a_typed_question_after_an_unanswered_spoken_turn_gets_no_voice_latency(qtbot, qasync_loop):
+    # "Answer automatically" off: the spoken turn is heard but not answered. The answer to the question typed
+    # afterwards must not be timed from that spoken turn's end.
+    from desktop.core.session_config import ServerVad, SessionConfig
+
+    config = SessionConfig(turn_detection=ServerVad(create_response=False))
+    session = LiveSession(SessionOptions(choose_provider(environ={}), config=config,
+                                         audio_in=str(AUDIO / "what_time.wav"), use_speaker=False))
+
+    async def scenario():
+        assert await session.start()
+        try:
+            assert await _wait_until(lambda: any(i.role == "user" and i.text_final for i in session.client.conversation), 40)
+            await asyncio.sleep(1.0)
+            assert not any(i.role == "assistant" for i in session.client.conversation)
+            assert session.send_text("What time is it?")
+            assert await _wait_until(lambda: any(i.role == "assistant" and i.text_final for i in session.client.conversation), 40)
+        finally:
+            await session.stop()
+
+    qasync_loop.run_until_complete(scenario())
+    answer = next(i for i in session.client.conversation if i.role == "assistant")
+    assert answer.has_audio and answer.reply_latency_ms is None
