@@ -10,20 +10,21 @@ import sys
 from pathlib import Path
 
 
-def resources_dir() -> Path:
+def _top() -> Path:
+    """The top of the repository, or of the bundle's data (`sys._MEIPASS`) in a PyInstaller bundle."""
     bundle = getattr(sys, "_MEIPASS", None)
     if getattr(sys, "frozen", False) and bundle:
-        return Path(bundle) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
+        return Path(bundle)
+    return Path(__file__).resolve().parent.parent
+
+
+def resources_dir() -> Path:
+    return _top() / "resources"
 
 
 def legal_file(name: str) -> Path:
-    """`LICENSE` or `THIRD_PARTY_NOTICES.md`: at the top of the repository, or of the bundle (the spec puts them
-    there)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if getattr(sys, "frozen", False) and bundle:
-        return Path(bundle) / name
-    return Path(__file__).resolve().parent.parent / name
+    """`LICENSE` or `THIRD_PARTY_NOTICES.md`, at the top (the spec puts them there in the bundle)."""
+    return _top() / name
 
 
 def resource_path(*parts: str) -> Path:

@@ -25,7 +25,6 @@ from .core.actions import (
     BargeInHappened,
     DiscardAudio,
     DuckPlayback,
-    ItemChanged,
     Notice,
     PausePlayback,
     PlayAudio,
@@ -131,8 +130,9 @@ class LiveSession:
         self._monitor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._was_playing = False
+        #: When the last spoken turn ended (the server's speech_stopped arrived), until its answer's first audio
+        #: is timed against it; None otherwise.
         self._speech_stopped_at: float | None = None
-        self._first_audio_pending = False
         self.sent_events: list[dict[str, Any]] = []  # kept only when record_sent is True (tests, inspector)
         self.record_sent = False
         #: Called with (item_id, pcm16) for every chunk of assistant audio queued for playback.
@@ -612,6 +612,8 @@ class LiveSession:
 
     def restore_items(self, items: list) -> int:
         """Bring back a saved conversation: shown in the transcript and, when connected, re-seeded as context."""
+        from .core.actions import ItemChanged
+
         conversation = self.client.conversation
         new = [i for i in items if i.item_id not in conversation]
         conversation.restore(new)
@@ -672,14 +674,11 @@ class LiveSession:
                     log.debug("not connected: dropped %s", action.event.get("type"))
                 continue
             if isinstance(action, PlayAudio):
-                if self._first_audio_pending and self._speech_stopped_at is not None:
-                    self._first_audio_pending = False
+                if self._speech_stopped_at is not None:
                     waited = time.perf_counter() - self._speech_stopped_at
+                    self._speech_stopped_at = None
                     self._notify(Timing("speech_end_to_first_audio", waited))
-                    answer = self.client.conversation.get(action.item_id)
-                    if answer is not None:  # shown with the answer in the transcript
-                        answer.reply_latency_ms = round(waited * 1000)
-                        self._notify(ItemChanged(action.item_id))
+                    self._apply(self.client.reply_latency(action.item_id, round(waited * 1000)))
                 self.playback.enqueue(action.item_id, action.pcm16)
                 for tap in self.output_taps:
                     tap(action.item_id, action.pcm16)
@@ -725,19 +724,18 @@ class LiveSession:
                          steps or "server VAD")
             if isinstance(action, SpeechBoundary) and not action.started:
                 self._speech_stopped_at = time.perf_counter()
-                self._first_audio_pending = True
             self._notify(action)
 
     # ------------------------------------------------------------------ user intent
     def send_text(self, text: str) -> bool:
         """Send a typed message (or keep it for the reconnect); False if it was refused."""
-        self._first_audio_pending = False  # its answer's latency is not measured from an earlier spoken turn
+        self._speech_stopped_at = None  # its answer's latency is not measured from an earlier spoken turn
         waiting = len(self.client.outbox)
         self._apply(self.client.send_text(text))
         return self.client.connected or len(self.client.outbox) > waiting
 
     def send_content(self, content: list[dict[str, Any]], images=None) -> bool:
-        self._first_audio_pending = False  # as in send_text
+        self._speech_stopped_at = None  # as in send_text
         waiting = len(self.client.outbox)
         self._apply(self.client.send_user_content(content, images))
         return self.client.connected or len(self.client.outbox) > waiting

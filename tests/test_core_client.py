@@ -448,3 +448,13 @@ def test_arbitrary_events_of_known_types_never_break_the_client(kind, body, as_t
     assert not any(isinstance(a, Notice) and "could not handle" in a.message for a in actions)
     for event in sends(actions):  # anything it decides to send is still valid
         assert event["type"]
+
+
+def test_reply_latency_is_kept_with_the_answer():
+    client, server = connect(ServerVad())
+    client.receive(server.response_created("resp_1"))
+    for event in server.assistant_item("resp_1", "item_a1", None):
+        client.receive(event)
+    assert client.reply_latency("item_a1", 412) == [ItemChanged("item_a1")]
+    assert client.conversation.get("item_a1").reply_latency_ms == 412
+    assert client.reply_latency("item_unknown", 50) == []

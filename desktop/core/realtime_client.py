@@ -249,6 +249,14 @@ class RealtimeClient:
         """Time passes on the input clock (false-interruption timeout)."""
         return self._local(self.local_barge_in.tick(self.input_clock_ms if now_ms is None else now_ms))
 
+    def reply_latency(self, item_id: str, ms: int) -> list[Action]:
+        """The answer `item_id` began `ms` after the user's spoken turn ended (measured by the caller's clock)."""
+        item = self.conversation.get(item_id)
+        if item is None:
+            return []
+        item.reply_latency_ms = int(ms)
+        return [ItemChanged(item_id)]
+
     def assistant_heard(self, ms: int) -> None:
         """Total assistant audio heard this session (for the local barge-in's warm-up)."""
         self.local_barge_in.assistant_heard_ms = ms

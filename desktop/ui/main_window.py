@@ -33,6 +33,7 @@ from ..core.session_config import describe_turn_detection
 from ..session import ConnectionStatus, InputLevel, LiveSession, Timing
 from ..settings import Settings
 from .level_meter import LevelMeter
+from .menus import menu_named
 from .transcript_view import TranscriptView
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
         self.save_action.setToolTip("Save the conversation as Markdown: both sides, with interruptions marked")
         self.save_action.triggered.connect(self._choose_transcript_file)
         self.addAction(self.save_action)
-        file_menu = self.menuBar().addMenu("&File")  # first in the menu bar: the other parts add theirs after it
+        file_menu = menu_named(self, "&File")  # made first, so it leads the menu bar
         file_menu.addAction(self.save_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)

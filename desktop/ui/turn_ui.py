@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = "turn"
 
 
-
-
 class TurnUi(QObject):
     def __init__(self, window, settings: Settings | None = None) -> None:
         super().__init__(window)
