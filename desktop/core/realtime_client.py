@@ -67,6 +67,11 @@ class RealtimeClient:
         #: The input clock: ms of microphone audio seen (whether or not it was sent).
         self.input_clock_ms = 0
         self.effective: SessionConfig | None = None
+        #: What this connection's server uses before our update (`session.created`): blank agent settings
+        #: go back to these (see agent_settings).
+        self.server_defaults: SessionConfig | None = None
+        #: This server session has produced assistant audio: its voice can no longer change.
+        self.session_spoke = False
         self.events = events or ev.ClientEvents()
         self.conversation = Conversation()
         self.barge_in = BargeInPolicy()
@@ -102,6 +107,8 @@ class RealtimeClient:
     def on_connected(self) -> list[Action]:
         """The socket is open: configure the session."""
         self.connected = True
+        self.session_spoke = False
+        self.server_defaults = None
         self.conversation.begin_server_session()
         self.active_response = None
         self._response_create_waiting = None
@@ -142,7 +149,19 @@ class RealtimeClient:
         if not self.connected:
             return []
         self._updates_in_flight = self._updates_in_flight + 1
-        return [self._send(self.events.session_update(config.to_wire()))]
+        wire = config.to_wire()
+        if self.session_spoke:
+            # The API refuses any voice in an update once the session has spoken (the whole update would be
+            # lost with it); the requested voice waits for the next session.
+            wire["audio"]["output"].pop("voice", None)
+        return [self._send(self.events.session_update(wire))]
+
+    @property
+    def voice_waits(self) -> bool:
+        """A voice was asked for that this session, having spoken, cannot take: the next session will."""
+        if not self.session_spoke or self.effective is None or not self.requested.voice:
+            return False
+        return self.requested.voice != self.effective.voice
 
     def append_audio(self, pcm16: np.ndarray) -> list[Action]:
         if not self.connected or len(pcm16) == 0:
@@ -349,6 +368,7 @@ class RealtimeClient:
         # The server's defaults; our session.update (already sent) will follow with session.updated, so
         # differences from what we asked are not reported yet (they would be a false alarm).
         self.effective = SessionConfig.from_wire(e.session)
+        self.server_defaults = self.effective
         return [SessionChanged(())]
 
     def _on_SessionUpdated(self, e: ev.SessionUpdated) -> list[Action]:
@@ -509,6 +529,7 @@ class RealtimeClient:
         return [ItemChanged(item.item_id)] if item else []
 
     def _on_OutputAudioDelta(self, e: ev.OutputAudioDelta) -> list[Action]:
+        self.session_spoke = True
         if self.barge_in.is_silenced(e.response_id):
             log.debug("dropped late audio of interrupted response %s", e.response_id)
             return []

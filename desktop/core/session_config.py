@@ -132,8 +132,11 @@ class SessionConfig:
     turn_detection: TurnDetection = ServerVad()
     transcription_model: str | None = "gpt-4o-mini-transcribe"
     transcription_language: str | None = None
-    noise_reduction: Literal["near_field", "far_field"] | None = None
+    #: None: not sent (the server's default); "off": sent as null, which turns the server's filter off.
+    noise_reduction: Literal["near_field", "far_field", "off"] | None = None
     model: str | None = None
+    #: Speaking speed of the answers (GA `audio.output.speed`, 0.25-1.5); None: not sent.
+    speed: float | None = None
 
     def with_turn_detection(self, turn_detection: TurnDetection) -> "SessionConfig":
         return replace(self, turn_detection=turn_detection)
@@ -150,11 +153,15 @@ class SessionConfig:
             if self.transcription_language:
                 transcription["language"] = self.transcription_language
             audio_in["transcription"] = transcription
-        if self.noise_reduction:
+        if self.noise_reduction == "off":
+            audio_in["noise_reduction"] = None
+        elif self.noise_reduction:
             audio_in["noise_reduction"] = {"type": self.noise_reduction}
         audio_out: dict[str, Any] = {"format": dict(audio_format)}
         if self.voice:
             audio_out["voice"] = self.voice
+        if self.speed is not None:
+            audio_out["speed"] = float(self.speed)
         session: dict[str, Any] = {
             "type": "realtime",
             "output_modalities": list(self.output_modalities),
@@ -176,6 +183,8 @@ class SessionConfig:
         audio_out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
         transcription = audio_in.get("transcription") if isinstance(audio_in.get("transcription"), dict) else None
         noise = audio_in.get("noise_reduction") if isinstance(audio_in.get("noise_reduction"), dict) else None
+        noise_off = "noise_reduction" in audio_in and audio_in["noise_reduction"] is None
+        speed = audio_out.get("speed")
         modalities = session.get("output_modalities")
         voice = audio_out.get("voice")
         return cls(
@@ -189,8 +198,10 @@ class SessionConfig:
             else ServerVad(),
             transcription_model=transcription.get("model") if transcription else None,
             transcription_language=transcription.get("language") if transcription else None,
-            noise_reduction=noise.get("type") if noise and noise.get("type") in ("near_field", "far_field") else None,
+            noise_reduction=noise.get("type") if noise and noise.get("type") in ("near_field", "far_field")
+            else ("off" if noise_off else None),
             model=session.get("model") if isinstance(session.get("model"), str) else None,
+            speed=float(speed) if isinstance(speed, (int, float)) and not isinstance(speed, bool) else None,
         )
 
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol
 
-from .responder import Responder
+from .responder import DEFAULT_NAME, Responder, persona_name
 from .speech.tts import _ABBREVIATIONS, _BOUNDARY, _LONG_SENTENCE, split_sentences
 
 
@@ -75,6 +75,7 @@ class RuleBrain:
         self.responder = responder or Responder()
 
     async def stream(self, request: BrainRequest) -> AsyncIterator[str]:
+        self.responder.name = persona_name(request.instructions) or DEFAULT_NAME
         if request.idle:
             yield self.responder.idle_prompt()
             return

@@ -16,17 +16,37 @@ _STORY = (
 )
 
 
+_PERSONA = re.compile(r"(?i:\b(?:your name is|you are called|you're called|call yourself|you are|you're))\s+"
+                      r"([A-Z][A-Za-z'-]{1,30})\b")
+_NOT_NAMES = {"The", "A", "An", "This", "That", "Not", "Now", "Here", "There", "Very", "Always", "Never", "In",
+              "On", "At", "My", "Our", "Your", "Speaking", "Talking", "Helping", "Going", "Able", "Allowed", "To"}
+
+
+def persona_name(instructions: str | None) -> str | None:
+    """The assistant's name when the session's instructions give one ("You are Ada, ..."), else None.
+
+    The rule-based responder cannot follow instructions, but it can answer to the name they give it, so a
+    builder trying a persona offline hears the instructions arrive."""
+    for match in _PERSONA.finditer(instructions or ""):
+        if match.group(1) not in _NOT_NAMES:
+            return match.group(1)
+    return None
+
+
 @dataclass
 class Turn:
     role: str
     text: str
 
 
+DEFAULT_NAME = "Parley's offline engine"
+
+
 @dataclass
 class Responder:
     """Answers a user turn from its text. `name` is how it introduces itself."""
 
-    name: str = "Parley's offline engine"
+    name: str = DEFAULT_NAME
     history: list[Turn] = field(default_factory=list)
 
     def reply(self, user_text: str, now: _dt.datetime | None = None, images: list[str] | None = None) -> str:
@@ -62,6 +82,9 @@ class Responder:
             answer = f"Hello! I'm {self.name}. I can hear you and answer simple questions."
         elif re.search(r"\b(who are you|your name)\b", low):
             answer = f"I'm {self.name}: speech recognition, a small rule-based brain, and a synthetic voice, all on this computer."
+            if self.name != DEFAULT_NAME:  # a persona from the instructions
+                answer = (f"I'm {self.name}. Underneath, I'm {DEFAULT_NAME}: speech recognition, a small rule-based "
+                          "brain, and a synthetic voice, all on this computer.")
         elif re.search(r"\b(thank|thanks)\b", low):
             answer = "You're welcome."
         else:

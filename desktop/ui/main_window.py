@@ -144,6 +144,10 @@ class MainWindow(QMainWindow):
 
         #: Turn detection: the settings dock, the waveform, push-to-talk (Space) and Esc to discard.
         self.turn_ui = TurnUi(self)
+        from .agent_dock import AgentUi
+
+        #: Instructions, voice, speaking speed, noise reduction (Ctrl+I), applied live and persisted.
+        self.agent_ui = AgentUi(self, settings)
         # Images: toolbar (attach, paste, what's on my screen), drop/paste handling, Ctrl+Shift+S, thumbnails.
         from .attachments import install as install_attachments
 
@@ -197,6 +201,7 @@ class MainWindow(QMainWindow):
         self.transcript.set_conversation(session.client.conversation)
         session.subscribe(self.on_notification)
         self.turn_ui.attach(session)
+        self.agent_ui.attach(session)
         self.reliability_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:

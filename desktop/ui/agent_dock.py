@@ -1,0 +1,261 @@
+"""The *Instructions and voice* dock: what the assistant is told and how it sounds, applied live.
+
+Instructions apply on *Apply* (Ctrl+Enter in the box): one `session.update` per decision, not per keystroke.
+Voice, speed and noise reduction apply when changed. The settings persist (the "agent" key). The dock's
+last line says what the server reports it uses, and when a new voice has to wait for the next session.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.actions import Notice, SessionChanged
+from ..core.agent_settings import (
+    NOISE_REDUCTION_CHOICES,
+    OPENAI_VOICES,
+    SPEED_MAX,
+    SPEED_MIN,
+    AgentSettings,
+    describe_agent,
+)
+from ..settings import Settings
+from .menus import menu_named
+
+log = logging.getLogger(__name__)
+SETTINGS_KEY = "agent"
+DEFAULT_VOICE_LABEL = "Default (the server's)"
+
+
+class AgentDock(QDockWidget):
+    changed = Signal(object)  # AgentSettings
+
+    def __init__(self, settings: AgentSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__("Instructions and voice", parent)
+        self.setObjectName("agent_dock")
+        self.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self._settings = settings or AgentSettings()
+        self._loading = False
+
+        body = QWidget()
+        outer = QVBoxLayout(body)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.addWidget(QLabel("Instructions"))
+        self.instructions = QPlainTextEdit()
+        self.instructions.setPlaceholderText("Blank: the model's own default instructions.\n"
+                                             "Say who the assistant is and how it should talk. Ctrl+Enter applies.")
+        self.instructions.setAccessibleName("Instructions")
+        self.instructions.setMinimumHeight(110)
+        self.instructions.setTabChangesFocus(True)
+        outer.addWidget(self.instructions, 1)
+        buttons = QHBoxLayout()
+        self.apply_button = QPushButton("Apply (Ctrl+Enter)")
+        self.apply_button.setToolTip("Send the instructions to the session now (session.update)")
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.setToolTip("Put back the instructions last applied")
+        self.pending_label = QLabel("")
+        self.pending_label.setStyleSheet("color:#8a6d00")
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.pending_label, 1)
+        outer.addLayout(buttons)
+
+        form = QFormLayout()
+        self.voice = QComboBox()
+        self.voice.setEditable(True)  # any voice id the server knows, not only the built-in list
+        self.voice.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.voice.setAccessibleName("Voice")
+        self.voice.setToolTip("The voice of the answers. A session keeps its voice once it has spoken: a new "
+                              "one is then used from the next session.")
+        self.speed = QDoubleSpinBox()
+        self.speed.setRange(SPEED_MIN, SPEED_MAX)
+        self.speed.setSingleStep(0.05)
+        self.speed.setDecimals(2)
+        self.speed.setSuffix(" ×")
+        self.speed.setKeyboardTracking(False)
+        self.speed.setAccessibleName("Speaking speed")
+        self.speed.setToolTip("How fast the answers are spoken (audio.output.speed, 0.25 to 1.5)")
+        self.noise = QComboBox()
+        for key, label in NOISE_REDUCTION_CHOICES.items():
+            self.noise.addItem(label, key)
+        self.noise.setAccessibleName("Input noise reduction")
+        self.noise.setToolTip("The server's filter on your microphone audio before its VAD and the model hear it")
+        form.addRow("Voice", self.voice)
+        form.addRow("Speed", self.speed)
+        form.addRow("Noise reduction", self.noise)
+        outer.addLayout(form)
+
+        self.server_label = QLabel("Server: not connected")
+        self.server_label.setWordWrap(True)
+        self.server_label.setAccessibleName("What the server uses")
+        outer.addWidget(self.server_label)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+        self.set_voices(OPENAI_VOICES)
+        self.set_settings(self._settings)
+        self.apply_button.clicked.connect(self.apply_instructions)
+        self.revert_button.clicked.connect(self._revert)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self.instructions, activated=self.apply_instructions,
+                      context=Qt.ShortcutContext.WidgetShortcut)
+        self.instructions.textChanged.connect(self._show_pending)
+        self.voice.activated.connect(self._edited)
+        self.voice.lineEdit().editingFinished.connect(self._edited)
+        self.speed.valueChanged.connect(self._edited)
+        self.noise.currentIndexChanged.connect(self._edited)
+
+    # ------------------------------------------------------------------ model <-> widgets
+    def settings(self) -> AgentSettings:
+        return self._settings
+
+    def set_settings(self, s: AgentSettings) -> None:
+        self._loading = True
+        try:
+            self._settings = s
+            self.instructions.setPlainText(s.instructions)
+            self._set_voice_text(s.voice)
+            self.speed.setValue(s.speed)
+            self.noise.setCurrentIndex(max(0, self.noise.findData(s.noise_reduction)))
+        finally:
+            self._loading = False
+        self._show_pending()
+
+    def set_voices(self, voices: tuple[str, ...] | list[str]) -> None:
+        """The voices offered (the provider's); the current choice is kept, whatever it is."""
+        current = self._voice_value()
+        self._loading = True
+        try:
+            self.voice.clear()
+            self.voice.addItem(DEFAULT_VOICE_LABEL, "")
+            for v in voices:
+                self.voice.addItem(v, v)
+            self._set_voice_text(current if current is not None else self._settings.voice)
+        finally:
+            self._loading = False
+
+    def _set_voice_text(self, voice: str) -> None:
+        index = self.voice.findData(voice)
+        if index >= 0:
+            self.voice.setCurrentIndex(index)
+        else:
+            self.voice.setEditText(voice)
+
+    def _voice_value(self) -> str | None:
+        if self.voice.count() == 0:
+            return None
+        text = self.voice.currentText().strip()
+        return "" if text in ("", DEFAULT_VOICE_LABEL) else text
+
+    def _read(self, instructions: str) -> AgentSettings:
+        return AgentSettings(instructions=instructions, voice=self._voice_value() or "",
+                             speed=round(self.speed.value(), 2), noise_reduction=self.noise.currentData() or "default")
+
+    # ------------------------------------------------------------------ edits
+    def apply_instructions(self) -> None:
+        self._emit(self._read(self.instructions.toPlainText()))
+
+    def _revert(self) -> None:
+        self.instructions.setPlainText(self._settings.instructions)
+
+    def _edited(self, *_args: Any) -> None:
+        if not self._loading:
+            self._emit(self._read(self._settings.instructions))  # typed instructions wait for Apply
+
+    def _emit(self, s: AgentSettings) -> None:
+        self._show_pending()
+        if s == self._settings:
+            return
+        self._settings = s
+        self._show_pending()
+        self.changed.emit(s)
+
+    def _show_pending(self) -> None:
+        edited = self.instructions.toPlainText() != self._settings.instructions
+        self.apply_button.setEnabled(edited)
+        self.revert_button.setEnabled(edited)
+        self.pending_label.setText("edited, not applied" if edited else "")
+
+    # ------------------------------------------------------------------ server view
+    def show_server(self, text: str) -> None:
+        self.server_label.setText(text)
+
+
+class AgentUi:
+    """Binds the dock to a LiveSession and the settings file."""
+
+    def __init__(self, window, settings: Settings | None = None) -> None:
+        self.window = window
+        self.store = settings or Settings.shared()
+        self.session = None
+        self.dock = AgentDock(AgentSettings.from_dict(self.store.get(SETTINGS_KEY, {})), window)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        turn_dock = getattr(getattr(window, "turn_ui", None), "dock", None)
+        if turn_dock is not None:  # one column of docks: tabs, turn detection in front
+            window.tabifyDockWidget(turn_dock, self.dock)
+            turn_dock.raise_()
+        toggle = self.dock.toggleViewAction()
+        toggle.setText("Instructions and voice")
+        toggle.setShortcut("Ctrl+I")
+        toggle.triggered.connect(lambda on: on and self.dock.raise_())
+        menu_named(window, "&View").addAction(toggle)
+        self.dock.changed.connect(self._changed)
+
+    def attach(self, session) -> None:
+        self.session = session
+        kind = session.options.provider.kind
+        if kind == "engine":
+            self.dock.set_voices(())  # one voice, named by the engine once connected
+        client = session.client
+        session.update_config(self.dock.settings().session_config(client.requested, client.server_defaults))
+        session.subscribe(self._on_note)
+
+    def _on_note(self, note: Any) -> None:
+        if not isinstance(note, SessionChanged) or self.session is None:
+            return
+        client = self.session.client
+        effective = client.effective
+        if effective is not None and effective.voice and self.session.options.provider.kind == "engine":
+            if self.dock.voice.findData(effective.voice) < 0:
+                self.dock.set_voices((effective.voice,))
+        text = f"Server: {describe_agent(effective)}"
+        if client.voice_waits:
+            text += (f". The voice {client.requested.voice} is used from the next session: this one has spoken, "
+                     "and a session keeps its voice.")
+        self.dock.show_server(text)
+
+    def _changed(self, s: AgentSettings) -> None:
+        self.store.set(SETTINGS_KEY, s.to_dict())
+        try:
+            self.store.save()
+        except OSError as exc:
+            self.window.on_notification(Notice("warning", f"Settings could not be saved: {exc}"))
+        if self.session is None:
+            return
+        client = self.session.client
+        config = s.session_config(client.requested, client.server_defaults)
+        self.session.update_config(config)
+        log.info("session.update: %s", describe_agent(config))
+        if client.session_spoke and config.voice and client.effective is not None and config.voice != client.effective.voice:
+            self.window.on_notification(Notice("info", f"The voice {config.voice} will be used from the next session: "
+                                                       "this one has already spoken, and a session keeps its voice."))
