@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .core.conversation import Conversation, ConversationItem
+from .core.usage import TokenUsage, describe_usage
 
 #: How the transcript names each side.
 SPEAKER = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -41,6 +42,8 @@ def item_meta(item: ConversationItem) -> list[str]:
     meta += [f"image {im.width}×{im.height} px, {size_text(im.byte_count)}" for im in item.images]
     if item.reply_latency_ms is not None:
         meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
+    if item.usage is not None and item.usage.total:
+        meta.append(describe_usage(item.usage))
     if item.interrupted:
         meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
     elif item.status in ("cancelled", "incomplete"):
@@ -69,4 +72,8 @@ def conversation_markdown(conversation: Conversation, provider: str, when: datet
         meta = item_meta(item)
         head = f"**{SPEAKER.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")
         lines += [f"{head}: {_body(item)}", ""]
+    used = [item.usage for item in conversation if item.usage is not None]
+    if used:
+        lines += [f"Token usage of the {len(used)} answer{'s' if len(used) != 1 else ''}: "
+                  f"{describe_usage(sum(used, TokenUsage()))}", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -33,6 +33,7 @@ import platformdirs
 
 from .core.actions import ItemChanged, ItemRemoved
 from .core.conversation import Conversation, ConversationItem, ImageInfo
+from .core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def item_from_record(record: dict[str, Any]) -> ConversationItem | None:
     values = {k: v for k, v in record.items() if k in _ITEM_FIELDS and k != "images"}
     try:
         item = ConversationItem(**values)
+        item.usage = TokenUsage.from_record(record.get("usage"))  # saved by asdict as a plain dict
         fields = {f.name for f in dataclasses.fields(ImageInfo)}
         item.images = [ImageInfo(**{k: v for k, v in i.items() if k in fields}) for i in record.get("images") or [] if isinstance(i, dict)]
     except TypeError:

@@ -14,6 +14,7 @@ import pytest
 
 from desktop.core.actions import ItemChanged, ItemRemoved
 from desktop.core.conversation import Conversation, ImageInfo
+from desktop.core.usage import TokenUsage
 from desktop.providers import choose_provider
 from desktop.session import LiveSession, SessionOptions
 from desktop.transcript_store import TranscriptStore, conversations_dir, latest_saved, read_conversation
@@ -29,7 +30,8 @@ def data_home(tmp_path, monkeypatch):
 def _conversation() -> Conversation:
     c = Conversation()
     c.place("item_u1", None, role="user", text="hello there", text_final=True, status="completed", has_audio=True)
-    c.place("item_a1", "item_u1", role="assistant", text="Hi! How can I help?", text_final=True, status="completed", has_audio=True)
+    c.place("item_a1", "item_u1", role="assistant", text="Hi! How can I help?", text_final=True, status="completed", has_audio=True,
+            usage=TokenUsage(input_tokens=40, output_tokens=90, output_audio=80, responses=1))
     return c
 
 
@@ -46,6 +48,8 @@ def test_store_round_trip_keeps_text_and_image_metadata_only(data_home):
     saved = read_conversation(store.path)
     assert [(i.item_id, i.role, i.text) for i in saved.items] == [(i.item_id, i.role, i.text) for i in c]
     assert saved.items[2].images == [ImageInfo(800, 600, 123_456, "image/jpeg", "screen")]
+    assert saved.items[1].usage == TokenUsage(input_tokens=40, output_tokens=90, output_audio=80, responses=1)
+    assert saved.items[0].usage is None
     raw = store.path.read_text()
     assert "base64" not in raw and "data:image" not in raw
     for line in raw.splitlines():

@@ -58,6 +58,10 @@ def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
     question = next(i for i in session.client.conversation if i.role == "user")
     assert question.audio_start_ms is not None and 800 < question.audio_end_ms - question.audio_start_ms < 3000
     assert "spoken for " in text
+    # The answer's token usage (the engine estimates it in the API's shape), and the conversation's sum.
+    assert answer.usage is not None and answer.usage.output_audio > 0
+    assert "tokens in" in text and "out (" in text
+    assert window.usage_label.text().startswith("tokens ") and " out" in window.usage_label.text()
     user_at = text.lower().find("what time is it")
     answer_at = text.find("It is ")
     assert 0 <= user_at < answer_at, text

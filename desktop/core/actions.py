@@ -104,6 +104,14 @@ class SessionChanged:
 
 
 @dataclass(frozen=True)
+class UsageUpdated:
+    """A response reported its token usage: `total` is the conversation's sum so far (a `usage.TokenUsage`)."""
+
+    total: Any
+    item_id: str | None = None
+
+
+@dataclass(frozen=True)
 class StateChanged:
     state: TurnState
 
@@ -136,4 +144,4 @@ class BargeInHappened:
     source: str
 
 
-Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened
+Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened | UsageUpdated

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .usage import TokenUsage
+
 Role = Literal["user", "assistant", "system", "tool"]
 
 
@@ -50,6 +52,8 @@ class ConversationItem:
     #: The user's speech span in the input buffer (from the server's VAD), in ms.
     audio_start_ms: int | None = None
     audio_end_ms: int | None = None
+    #: Assistant: the token usage its response reported (`usage.TokenUsage`); None until response.done.
+    usage: TokenUsage | None = None
 
     @property
     def interrupted(self) -> bool:

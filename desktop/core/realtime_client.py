@@ -33,12 +33,14 @@ from .actions import (
     StopPlayback,
     TurnState,
     UnduckPlayback,
+    UsageUpdated,
 )
 from . import local_barge_in as lb
 from .barge_in import BargeInPolicy, heard_text
 from .conversation import Conversation, ImageInfo
 from .pcm import PROTOCOL_RATE, samples_to_ms
 from .session_config import ManualTurns, SemanticVad, ServerVad, SessionConfig
+from .usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class RealtimeClient:
         self.server_defaults: SessionConfig | None = None
         #: This server session has produced assistant audio: its voice can no longer change.
         self.session_spoke = False
+        #: Token usage summed over the conversation (all sessions of it), from each response.done.
+        self.usage_total = TokenUsage()
         self.events = events or ev.ClientEvents()
         self.conversation = Conversation()
         self.barge_in = BargeInPolicy()
@@ -589,12 +593,26 @@ class RealtimeClient:
             actions.append(Notice("error", f"The response failed: {e.error_message or 'no reason given'}"))
         elif e.status == "incomplete":
             actions.append(Notice("info", f"The answer was cut short ({e.reason or 'incomplete'})."))
+        actions += self._count_usage(e, info)
         if self._response_create_waiting is not None and self.connected:
             waiting, self._response_create_waiting = self._response_create_waiting, None
             actions.append(self._send(self.events.response_create(waiting or None)))
         if not self.audio_queued and self.state in (TurnState.THINKING, TurnState.INTERRUPTED):
             actions += self._set_state(TurnState.LISTENING)
         return actions
+
+    def _count_usage(self, e: ev.ResponseDone, info: ResponseInfo | None) -> list[Action]:
+        usage = TokenUsage.from_wire(e.usage)
+        if not usage.total:
+            return []
+        self.usage_total = self.usage_total + usage
+        # The answer the response spoke carries its usage (an out-of-band response has none in the conversation).
+        answer = next((item for item_id in (info.item_ids or []) if info
+                       if (item := self.conversation.get(item_id)) is not None and item.role == "assistant"), None)
+        if answer is None:
+            return [UsageUpdated(self.usage_total)]
+        answer.usage = usage
+        return [ItemChanged(answer.item_id), UsageUpdated(self.usage_total, answer.item_id)]
 
     def _on_RateLimitsUpdated(self, e: ev.RateLimitsUpdated) -> list[Action]:
         return []

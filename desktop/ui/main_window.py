@@ -28,8 +28,10 @@ from ..core.actions import (
     SpeechBoundary,
     StateChanged,
     TurnState,
+    UsageUpdated,
 )
 from ..core.session_config import describe_turn_detection
+from ..core.usage import describe_usage
 from ..session import ConnectionStatus, InputLevel, LiveSession, Timing
 from ..settings import Settings
 from .level_meter import LevelMeter
@@ -118,6 +120,10 @@ class MainWindow(QMainWindow):
         self.devices_label.setAccessibleName("Audio devices")
         status = QStatusBar()
         status.addWidget(self.connection_label, 1)
+        #: Tokens the answers have used so far (response.done's usage), summed over the conversation.
+        self.usage_label = QLabel()
+        self.usage_label.setAccessibleName("Token usage")
+        status.addPermanentWidget(self.usage_label)
         status.addPermanentWidget(self.turn_label)
         status.addPermanentWidget(self.devices_label)
         self.setStatusBar(status)
@@ -216,6 +222,11 @@ class MainWindow(QMainWindow):
             self._show_connection(note)
         elif isinstance(note, SessionChanged):
             self._show_session(note)
+        elif isinstance(note, UsageUpdated):
+            total = note.total
+            self.usage_label.setText(f"tokens {describe_usage(total, short=True)}")
+            self.usage_label.setToolTip(f"Token usage of {total.responses} response{'s' if total.responses != 1 else ''} "
+                                        f"in this conversation: {describe_usage(total)}")
         elif isinstance(note, Notice):
             self._show_notice(note)
         elif isinstance(note, Timing):
