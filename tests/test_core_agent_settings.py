@@ -101,3 +101,7 @@ def test_the_offline_responder_answers_to_the_name_the_instructions_give():
     assert persona_name("You are a helpful assistant. You are speaking to kids.") is None
     assert persona_name("You are The Oracle") is None
     assert persona_name(None) is None
+    # The engine's own default instructions ("You are Parley's offline engine...") name no persona.
+    from desktop.engine.session_state import default_session
+
+    assert persona_name(default_session("sess_1")["instructions"]) is None

@@ -239,9 +239,9 @@ def test_tts_produces_the_first_sentence_before_synthesizing_the_rest(piper, mon
     calls: list[str] = []
     real = piper._synthesize_one
 
-    def spy(sentence):
+    def spy(sentence, speed):
         calls.append(sentence)
-        return real(sentence)
+        return real(sentence, speed)
 
     monkeypatch.setattr(piper, "_synthesize_one", spy)
     gen = piper.synthesize("One sentence here. Another sentence there. And a third.")

