@@ -740,6 +740,11 @@ class LiveSession:
         self._apply(self.client.send_user_content(content, images))
         return self.client.connected or len(self.client.outbox) > waiting
 
+    def send_tool_output(self, call_id: str, output: str) -> None:
+        """Answer the model's tool call `call_id`; the model then speaks with the result."""
+        self._speech_stopped_at = None  # the answer is timed from no spoken turn
+        self._apply(self.client.send_tool_output(call_id, output))
+
     def commit_turn(self) -> None:
         self._apply(self.client.commit_turn())
 

@@ -13,7 +13,7 @@ from .core.conversation import Conversation, ConversationItem
 from .core.usage import TokenUsage, describe_usage
 
 #: How the transcript names each side.
-SPEAKER = {"user": "You", "assistant": "Assistant", "system": "System"}
+SPEAKER = {"user": "You", "assistant": "Assistant", "system": "System", "tool": "Tool"}
 
 
 def _escape(text: str) -> str:
@@ -34,6 +34,10 @@ def size_text(byte_count: int) -> str:
 def item_meta(item: ConversationItem) -> list[str]:
     """What the transcript says about an item besides its text (the view and the saved Markdown share it)."""
     meta: list[str] = []
+    if item.kind == "function_call":
+        meta.append("the model called" + (" (waiting for its result)" if item.status == "in_progress" else ""))
+    elif item.kind == "function_call_output":
+        meta.append("result sent back")
     if item.role == "user" and item.has_audio:
         spoken = "spoken"
         if item.audio_start_ms is not None and item.audio_end_ms is not None and item.audio_end_ms > item.audio_start_ms:
@@ -67,7 +71,7 @@ def conversation_markdown(conversation: Conversation, provider: str, when: datet
     when = when or datetime.now()
     lines = [f"# Parley conversation, {when:%Y-%m-%d %H:%M}", "", f"With: {provider}", ""]
     for item in conversation:
-        if item.kind != "message":
+        if item.kind not in ("message", "function_call", "function_call_output"):
             continue
         meta = item_meta(item)
         head = f"**{SPEAKER.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")

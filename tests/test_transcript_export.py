@@ -22,7 +22,8 @@ def _conversation() -> Conversation:
                reply_latency_ms=412)
     conv.place("u3", "a2", role="user", has_audio=True, transcription_failed="audio too short")
     conv.place("a3", "u3", role="assistant", text="Sorry?", status="cancelled")
-    conv.place("f1", "a3", role="assistant", kind="function_call")
+    conv.place("f1", "a3", role="tool", kind="function_call", tool_name="get_weather", call_id="call_1",
+               arguments='{"location":"Paris"}', text='get_weather({"location":"Paris"})', status="completed")
     return conv
 
 
@@ -40,7 +41,9 @@ def test_markdown_keeps_both_sides_in_order_with_the_interruption_marked():
     assert lines[5] == "**Assistant** (voice 412 ms after your turn ended): A red square."
     assert lines[6] == "**You** (spoken): *(could not transcribe: audio too short)*"
     assert lines[7] == "**Assistant** (cancelled): Sorry?"
-    assert len(lines) == 8  # the function call is not a message
+    # A tool call is part of the conversation too.
+    assert lines[8] == r'**Tool** (the model called): get\_weather({"location":"Paris"})'
+    assert len(lines) == 9
 
 
 def test_empty_conversation_is_just_the_heading():

@@ -112,6 +112,17 @@ class UsageUpdated:
 
 
 @dataclass(frozen=True)
+class ToolCalled:
+    """The model called a function tool (its `function_call` item is complete): answer with
+    `RealtimeClient.send_tool_output(call_id, output)`."""
+
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class StateChanged:
     state: TurnState
 
@@ -144,4 +155,4 @@ class BargeInHappened:
     source: str
 
 
-Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened | UsageUpdated
+Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened | UsageUpdated | ToolCalled

@@ -52,6 +52,11 @@ class ConversationItem:
     #: The user's speech span in the input buffer (from the server's VAD), in ms.
     audio_start_ms: int | None = None
     audio_end_ms: int | None = None
+    #: Tool items (kind "function_call" / "function_call_output"): the call's id, the function's name, its
+    #: arguments (a JSON string, as the model wrote it) and the output sent back.
+    call_id: str | None = None
+    tool_name: str | None = None
+    arguments: str | None = None
     #: Assistant: the token usage its response reported (`usage.TokenUsage`); None until response.done.
     usage: TokenUsage | None = None
 
@@ -64,6 +69,26 @@ class ConversationItem:
         if self.heard_text is None:
             return ""
         return self.text[len(self.heard_text):] if self.text.startswith(self.heard_text) else ""
+
+
+def _take_tool_fields(placed: ConversationItem, item: dict[str, Any]) -> None:
+    """A function call or its output: what it says, and a line of text for the transcript."""
+    for key, attr in (("call_id", "call_id"), ("name", "tool_name"), ("arguments", "arguments")):
+        value = item.get(key)
+        if isinstance(value, str) and value:
+            setattr(placed, attr, value)
+    if placed.kind == "function_call":
+        placed.text = f"{placed.tool_name or '?'}({placed.arguments or ''})"
+    else:
+        output = item.get("output")
+        if isinstance(output, str):
+            placed.text = output
+    status = item.get("status")
+    placed.text_final = placed.kind == "function_call_output" or status == "completed"
+    if isinstance(status, str):
+        placed.status = status
+    elif placed.kind == "function_call_output":
+        placed.status = "completed"
 
 
 def _text_of_content(content: Any) -> tuple[str, bool, list[ImageInfo]]:
@@ -191,6 +216,9 @@ class Conversation:
         elif kind in ("function_call", "function_call_output"):
             placed.role = "tool"
         placed.kind = kind
+        if kind in ("function_call", "function_call_output"):
+            _take_tool_fields(placed, item)
+            return placed
         text, has_audio, _ = _text_of_content(item.get("content"))
         placed.has_audio = placed.has_audio or has_audio
         if text and not placed.text_final:

@@ -33,6 +33,7 @@ from .actions import (
     StopPlayback,
     TurnState,
     UnduckPlayback,
+    ToolCalled,
     UsageUpdated,
 )
 from . import local_barge_in as lb
@@ -74,6 +75,8 @@ class RealtimeClient:
         self.server_defaults: SessionConfig | None = None
         #: This server session has produced assistant audio: its voice can no longer change.
         self.session_spoke = False
+        #: Function calls already reported (`response.output_item.done` may be repeated on a replay).
+        self._tool_calls_seen: set[str] = set()
         #: Token usage summed over the conversation (all sessions of it), from each response.done.
         self.usage_total = TokenUsage()
         self.events = events or ev.ClientEvents()
@@ -530,7 +533,22 @@ class RealtimeClient:
 
     def _on_OutputItemDone(self, e: ev.OutputItemDone) -> list[Action]:
         item = self.conversation.update_from_wire(e.item, None, explicit=False)
-        return [ItemChanged(item.item_id)] if item else []
+        if item is None:
+            return []
+        actions: list[Action] = [ItemChanged(item.item_id)]
+        if item.kind == "function_call" and item.call_id and item.call_id not in self._tool_calls_seen:
+            self._tool_calls_seen.add(item.call_id)
+            log.info("tool call %s %s(%s)", item.call_id, item.tool_name, item.arguments)
+            actions.append(ToolCalled(item.item_id, item.call_id, item.tool_name or "", item.arguments or ""))
+        return actions
+
+    def send_tool_output(self, call_id: str, output: str) -> list[Action]:
+        """Answer a tool call: its `function_call_output` item, then a response (after the calling one is done)
+        so the model speaks with the result."""
+        if not self.connected:
+            return [Notice("warning", "Not connected: the tool's result could not be sent.")]
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        return [self._send(self.events.item_create(item)), *self.request_response()]
 
     def _on_OutputAudioDelta(self, e: ev.OutputAudioDelta) -> list[Action]:
         self.session_spoke = True

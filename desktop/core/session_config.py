@@ -137,6 +137,10 @@ class SessionConfig:
     model: str | None = None
     #: Speaking speed of the answers (GA `audio.output.speed`, 0.25-1.5); None: not sent.
     speed: float | None = None
+    #: Function tools, each the wire object ({type: "function", name, description, parameters}); None: not
+    #: sent. An empty tuple is sent as [] (it removes the tools an earlier update gave).
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice: str | None = None
 
     def with_turn_detection(self, turn_detection: TurnDetection) -> "SessionConfig":
         return replace(self, turn_detection=turn_detection)
@@ -171,6 +175,10 @@ class SessionConfig:
             session["instructions"] = self.instructions
         if self.model:
             session["model"] = self.model
+        if self.tools is not None:
+            session["tools"] = [dict(t) for t in self.tools]
+        if self.tool_choice is not None:
+            session["tool_choice"] = self.tool_choice
         return session
 
     @classmethod
@@ -202,6 +210,8 @@ class SessionConfig:
             else ("off" if noise_off else None),
             model=session.get("model") if isinstance(session.get("model"), str) else None,
             speed=float(speed) if isinstance(speed, (int, float)) and not isinstance(speed, bool) else None,
+            tools=tuple(t for t in session["tools"] if isinstance(t, dict)) if isinstance(session.get("tools"), list) else None,
+            tool_choice=session.get("tool_choice") if isinstance(session.get("tool_choice"), str) else None,
         )
 
 

@@ -8,6 +8,7 @@ last line says what the server reports it uses, and when a new voice has to wait
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.actions import Notice, SessionChanged
+from ..core.actions import Notice, SessionChanged, StateChanged, ToolCalled, TurnState
 from ..core.agent_settings import (
     NOISE_REDUCTION_CHOICES,
     OPENAI_VOICES,
@@ -36,11 +37,14 @@ from ..core.agent_settings import (
     AgentSettings,
     describe_agent,
 )
+from ..core.tools import ToolSettings, answer_for
 from ..settings import Settings
 from .menus import menu_named
+from .tools_panel import PendingCall, ToolsPanel
 
 log = logging.getLogger(__name__)
 SETTINGS_KEY = "agent"
+TOOLS_KEY = "tools"
 DEFAULT_VOICE_LABEL = "Default (the server's)"
 
 
@@ -102,6 +106,7 @@ class AgentDock(QDockWidget):
         form.addRow("Noise reduction", self.noise)
         outer.addLayout(form)
 
+        self._outer = outer
         self.server_label = QLabel("Server: not connected")
         self.server_label.setWordWrap(True)
         self.server_label.setAccessibleName("What the server uses")
@@ -196,6 +201,10 @@ class AgentDock(QDockWidget):
         self.revert_button.setEnabled(edited)
         self.pending_label.setText("edited, not applied" if edited else "")
 
+    def add_section(self, widget: QWidget) -> None:
+        """Another part of the dock (the tools), above the server's line."""
+        self._outer.insertWidget(self._outer.indexOf(self.server_label), widget)
+
     # ------------------------------------------------------------------ server view
     def show_server(self, text: str) -> None:
         self.server_label.setText(text)
@@ -220,18 +229,39 @@ class AgentUi:
         toggle.triggered.connect(lambda on: on and self.dock.raise_())
         menu_named(window, "&View").addAction(toggle)
         self.dock.changed.connect(self._changed)
+        self.tools = ToolsPanel(ToolSettings.from_dict(self.store.get(TOOLS_KEY, {})))
+        self.dock.add_section(self.tools)
+        self.tools.changed.connect(self._tools_changed)
+        self.tools.result_typed.connect(self._send_result)
 
     def attach(self, session) -> None:
         self.session = session
         kind = session.options.provider.kind
         if kind == "engine":
             self.dock.set_voices(())  # one voice, named by the engine once connected
-        client = session.client
-        session.update_config(self.dock.settings().session_config(client.requested, client.server_defaults))
+        session.update_config(self._config())
         session.subscribe(self._on_note)
 
+    def _config(self):
+        """The session Parley asks for: what it asks now, with these settings and tools applied."""
+        client = self.session.client
+        config = self.dock.settings().session_config(client.requested, client.server_defaults)
+        tools = self.tools.settings()
+        wire = tools.wire_tools()
+        if not wire and not client.requested.tools:
+            return config  # never had tools: send nothing about them
+        return replace(config, tools=wire, tool_choice=tools.choice)
+
     def _on_note(self, note: Any) -> None:
-        if not isinstance(note, SessionChanged) or self.session is None:
+        if self.session is None:
+            return
+        if isinstance(note, ToolCalled):
+            self._answer_call(note)
+            return
+        if isinstance(note, StateChanged) and note.state == TurnState.DISCONNECTED:
+            self.tools.forget_pending()  # a new session cannot take results for the old one's calls
+            return
+        if not isinstance(note, SessionChanged):
             return
         client = self.session.client
         effective = client.effective
@@ -244,16 +274,41 @@ class AgentUi:
                      "and a session keeps its voice.")
         self.dock.show_server(text)
 
-    def _changed(self, s: AgentSettings) -> None:
-        self.store.set(SETTINGS_KEY, s.to_dict())
+    def _save(self, key: str, value: Any) -> None:
+        self.store.set(key, value)
         try:
             self.store.save()
         except OSError as exc:
             self.window.on_notification(Notice("warning", f"Settings could not be saved: {exc}"))
+
+    def _tools_changed(self, tools: ToolSettings) -> None:
+        self._save(TOOLS_KEY, tools.to_dict())
+        if self.session is not None:
+            self.session.update_config(self._config())
+            log.info("session.update: %d tool(s), choice %s", len(tools.tools), tools.choice)
+
+    def _answer_call(self, call: ToolCalled) -> None:
+        output = answer_for(self.tools.settings(), call.name, call.arguments)
+        if output is not None:
+            log.info("tool %s answered with its canned result", call.name)
+            self.session.send_tool_output(call.call_id, output)
+            return
+        self.tools.ask(PendingCall(call.call_id, call.name, call.arguments))
+        self.dock.show()
+        self.dock.raise_()
+        self.window.on_notification(Notice("info", f"The model called {call.name}: type its result under Tools "
+                                                   "(Instructions and voice, Ctrl+I)."))
+
+    def _send_result(self, call_id: str, output: str) -> None:
+        if self.session is not None:
+            self.session.send_tool_output(call_id, output)
+
+    def _changed(self, s: AgentSettings) -> None:
+        self._save(SETTINGS_KEY, s.to_dict())
         if self.session is None:
             return
         client = self.session.client
-        config = s.session_config(client.requested, client.server_defaults)
+        config = self._config()
         self.session.update_config(config)
         log.info("session.update: %s", describe_agent(config))
         if client.session_spoke and config.voice and client.effective is not None and config.voice != client.effective.voice:

@@ -19,6 +19,8 @@ _STYLE = """
   .who { font-weight: bold; }
   .user .who { color: #1565c0; }
   .assistant .who { color: #2e7d32; }
+  .tool .who { color: #6a1b9a; }
+  .tool .call { font-family: monospace; }
   .meta { color: #888; font-size: small; }
   .unheard { color: #9e9e9e; }
   .pending { color: #888; font-style: italic; }
@@ -37,6 +39,8 @@ def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] |
         unheard = html.escape(item.unheard_text)
         cut = '<b style="color:#c62828" title="you interrupted here">&nbsp;|&nbsp;</b>'
         body = heard + cut + (f'<span class="unheard">{unheard}</span>' if unheard else "")
+    elif item.role == "tool" and item.text:
+        body = f'<span class="call">{html.escape(item.text)}</span>'
     elif item.text:
         body = html.escape(item.text)
     elif item.role == "user" and item.has_audio:
@@ -84,7 +88,7 @@ class TranscriptView(QTextBrowser):
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         key = self.image_store.key_for if self.image_store is not None else None
-        items = [render_item(i, key) for i in self.conversation if i.role in ("user", "assistant", "system")]
+        items = [render_item(i, key) for i in self.conversation if i.role in ("user", "assistant", "system", "tool")]
         self.setHtml(_STYLE + "".join(items) if items else "")
         if at_bottom:
             bar.setValue(bar.maximum())
