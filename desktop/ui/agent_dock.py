@@ -101,6 +101,9 @@ class AgentDock(QDockWidget):
             self.noise.addItem(label, key)
         self.noise.setAccessibleName("Input noise reduction")
         self.noise.setToolTip("The server's filter on your microphone audio before its VAD and the model hear it")
+        for combo in (self.voice, self.noise):  # long labels must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         form.addRow("Voice", self.voice)
         form.addRow("Speed", self.speed)
         form.addRow("Noise reduction", self.noise)
@@ -114,6 +117,7 @@ class AgentDock(QDockWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the fields fit the dock's width
         scroll.setWidget(body)
         self.setWidget(scroll)
 

@@ -53,10 +53,10 @@ class ToolDialog(QDialog):
         self.description.setPlaceholderText("What it does: the model reads this to decide when to call it")
         self.parameters = QPlainTextEdit(tool.parameters_json if tool else '{"type": "object", "properties": {}}')
         self.parameters.setAccessibleName("Parameters (JSON schema)")
-        self.result = QPlainTextEdit(tool.result if tool else "")
-        self.result.setPlaceholderText('Blank: Parley asks you for each call.\nOr a canned result, e.g. '
+        self.result_text = QPlainTextEdit(tool.result if tool else "")
+        self.result_text.setPlaceholderText('Blank: Parley asks you for each call.\nOr a canned result, e.g. '
                                        '{"temperature": 18, "city": "{location}"} ({name} = that argument)')
-        self.result.setAccessibleName("Result")
+        self.result_text.setAccessibleName("Result")
         self.problem = QLabel("")
         self.problem.setStyleSheet("color:#c62828")
         self.problem.setWordWrap(True)
@@ -64,7 +64,7 @@ class ToolDialog(QDialog):
         form.addRow("Name", self.name)
         form.addRow("Description", self.description)
         form.addRow("Parameters (JSON schema)", self.parameters)
-        form.addRow("Result", self.result)
+        form.addRow("Result", self.result_text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -80,7 +80,7 @@ class ToolDialog(QDialog):
     def accept(self) -> None:
         try:
             self._tool = parse_tool(self.name.text(), self.description.text(), self.parameters.toPlainText(),
-                                    self.result.toPlainText())
+                                    self.result_text.toPlainText())
         except ToolProblem as exc:
             self.problem.setText(str(exc))
             return
@@ -108,7 +108,7 @@ class ToolsPanel(QGroupBox):
         self.remove_button = QPushButton("Remove")
         self.example_button = QPushButton("Example")
         self.example_button.setToolTip("Add get_weather, with a canned result, to try a tool call at once")
-        for b in (self.add_button, self.edit_button, self.remove_button, self.example_button):
+        for b in (self.add_button, self.edit_button, self.remove_button):
             row.addWidget(b)
         layout.addLayout(row)
         form = QFormLayout()
@@ -116,7 +116,12 @@ class ToolsPanel(QGroupBox):
         for key, label in CHOICES.items():
             self.choice.addItem(label, key)
         self.choice.setAccessibleName("Tool choice")
-        form.addRow("Use", self.choice)
+        self.choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(10)
+        use = QHBoxLayout()
+        use.addWidget(self.choice, 1)
+        use.addWidget(self.example_button)
+        form.addRow("Use", use)
         layout.addLayout(form)
 
         # A call without a canned result waits here for the user's answer.
