@@ -109,11 +109,14 @@ def run_scenario(models: SpeechModels, scenario: Callable[[TimedPeer], Awaitable
 
 # ----------------------------------------------------------------------------- the ordering rules
 
+#: The steps of each output item of a response (a message's content part, or a function call's arguments).
 _RESPONSE_STEPS = [
     "response.output_item.added",
     "response.content_part.added",
-    ("response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_text.delta"),
-    ("response.output_audio.done", "response.output_audio_transcript.done", "response.output_text.done"),
+    ("response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_text.delta",
+     "response.function_call_arguments.delta"),
+    ("response.output_audio.done", "response.output_audio_transcript.done", "response.output_text.done",
+     "response.function_call_arguments.done"),
     "response.content_part.done",
     "response.output_item.done",
 ]
@@ -133,7 +136,7 @@ def check_ordering(events: list[dict[str, Any]]) -> None:
     assert events[0]["type"] == "session.created"
     created: set[str] = set()
     done: set[str] = set()
-    step_of: dict[str, int] = defaultdict(lambda: -1)
+    step_of: dict[tuple[str, int], int] = defaultdict(lambda: -1)  # by (response, output_index)
     started: dict[str, int] = {}
     stopped: dict[str, int] = {}
     committed: dict[str, int] = {}
@@ -149,14 +152,18 @@ def check_ordering(events: list[dict[str, Any]]) -> None:
             assert rid not in done, f"{kind} of {rid} after its response.done"
             step = _step(kind)
             if step is not None:
-                assert step >= step_of[rid], f"{kind} of {rid} out of order"
-                step_of[rid] = step
+                key = (rid, e["output_index"])
+                assert step >= step_of[key], f"{kind} of {rid} out of order"
+                assert all(step_of[k] == len(_RESPONSE_STEPS) - 1 for k in step_of if k[0] == rid and k[1] < key[1]), \
+                    f"{kind} of {rid}'s item {key[1]} before the items ahead of it were done"
+                step_of[key] = step
             if kind == "response.done":
                 done.add(rid)
                 status = e["response"]["status"]
                 assert status in ("completed", "cancelled", "incomplete", "failed")
                 if status == "completed":
-                    assert step_of[rid] == len(_RESPONSE_STEPS) - 1, f"{rid} completed without finishing its item"
+                    items = [k for k in step_of if k[0] == rid]
+                    assert items and all(step_of[k] == len(_RESPONSE_STEPS) - 1 for k in items), f"{rid} completed without finishing its items"
         item = e.get("item_id")
         if kind == "input_audio_buffer.speech_started":
             started[item] = index
@@ -505,7 +512,8 @@ def test_two_sessions_do_not_block_each_other(models):
 class FakeChatCompletions:
     """A small OpenAI-compatible chat-completions server on 127.0.0.1 (streams server-sent events)."""
 
-    def __init__(self, pieces: list[str], status: int = 200, hold_last: threading.Event | None = None) -> None:
+    def __init__(self, pieces: list[str | dict[str, Any]], status: int = 200, hold_last: threading.Event | None = None) -> None:
+        #: Each piece is a reply's text, or a whole `delta` object (e.g. with `tool_calls`).
         self.pieces, self.status = pieces, status
         #: When given, the last piece is only sent once this is set (or after 30 s).
         self.hold_last = hold_last
@@ -552,7 +560,7 @@ class FakeChatCompletions:
                 if self.hold_last is not None and i == len(self.pieces) - 1:
                     self.released_in_time = await asyncio.to_thread(self.hold_last.wait, 30)
                 chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
-                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]}
+                         "choices": [{"index": 0, "delta": piece if isinstance(piece, dict) else {"role": "assistant", "content": piece}, "finish_reason": None}]}
                 await event(json.dumps(chunk))
             self.last_piece_sent_at = time.perf_counter()
             await event(json.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),

@@ -5,6 +5,11 @@ each response sends the session instructions and the conversation (text, transcr
 as `image_url` parts) with `stream: true`, and yields the reply's text as the server-sent events arrive,
 so the engine speaks the first sentence while the model is still writing the rest.
 
+Function tools are forwarded as chat-completions `tools` / `tool_choice`; the tool calls the model returns
+(streamed as `delta.tool_calls` pieces) are assembled and yielded as `ToolCall`s once the reply is complete,
+after any text. Function calls and their outputs in the conversation go back as an assistant message's
+`tool_calls` and `tool` messages.
+
 The HTTP request runs on its own thread with the standard library (`urllib`), so the event loop is never
 blocked and no extra dependency is needed. The API key (`--llm-key` or env `PARLEY_LLM_KEY`) is only
 ever sent in the `Authorization` header; it is never logged.
@@ -20,7 +25,7 @@ import urllib.error
 import urllib.request
 from typing import Any, AsyncIterator
 
-from .brain import BrainError, BrainRequest
+from .brain import BrainError, BrainRequest, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,19 @@ def chat_messages(request: BrainRequest) -> list[dict[str, Any]]:
     if instructions:
         messages.append({"role": "system", "content": instructions})
     for message in request.messages:
-        if message.role == "user" and message.images:
+        if message.role == "assistant" and message.call is not None:
+            call = {"id": message.call.call_id, "type": "function",
+                    "function": {"name": message.call.name, "arguments": message.call.arguments}}
+            previous = messages[-1] if messages else None
+            if previous is not None and previous["role"] == "assistant":
+                # Calls made together (or after words) are one assistant message, as chat completions wants
+                # them before the tool messages that answer them.
+                previous.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif message.role == "tool":
+            messages.append({"role": "tool", "tool_call_id": message.call.call_id if message.call else "", "content": message.text})
+        elif message.role == "user" and message.images:
             parts: list[dict[str, Any]] = []
             if message.text:
                 parts.append({"type": "text", "text": message.text})
@@ -55,6 +72,44 @@ def chat_messages(request: BrainRequest) -> list[dict[str, Any]]:
         elif message.text:
             messages.append({"role": message.role, "content": message.text})
     return messages
+
+
+def chat_tools(request: BrainRequest) -> dict[str, Any]:
+    """The request's function tools and tool choice as chat-completions fields (none when it has no tools)."""
+    if not request.tools:
+        return {}
+    tools = [{"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}} for tool in request.tools]
+    choice = request.tool_choice
+    if isinstance(choice, dict):
+        choice = {"type": "function", "function": {"name": choice["name"]}}
+    return {"tools": tools, "tool_choice": choice}
+
+
+class _ToolCallPieces:
+    """Tool calls streamed as `delta.tool_calls` pieces (by index: the id and name first, then the
+    arguments in fragments), assembled. The model's ids are not kept: the engine gives each call its own
+    `call_id`, and the conversation sends that one back."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, str]] = {}
+
+    def add(self, pieces: Any) -> None:
+        for position, piece in enumerate(pieces if isinstance(pieces, list) else []):
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index", position)
+            call = self._calls.setdefault(index if isinstance(index, int) else position, {"name": "", "arguments": ""})
+            function = piece.get("function") or {}
+            if isinstance(function.get("name"), str):
+                call["name"] += function["name"]
+            if isinstance(function.get("arguments"), str):
+                call["arguments"] += function["arguments"]
+
+    def calls(self) -> list[ToolCall]:
+        nameless = [i for i, c in self._calls.items() if not c["name"]]
+        if nameless:
+            log.warning("the language model sent %d tool call(s) without a function name; left out", len(nameless))
+        return [ToolCall(name=c["name"], arguments=c["arguments"]) for _, c in sorted(self._calls.items()) if c["name"]]
 
 
 def _error_message(body: bytes) -> str:
@@ -88,9 +143,9 @@ class LLMBrain:
         body: dict[str, Any] = {"model": self.model, "messages": chat_messages(request), "stream": True}
         if request.max_output_tokens:
             body["max_tokens"] = int(request.max_output_tokens)
-        return body
+        return body | chat_tools(request)
 
-    async def stream(self, request: BrainRequest) -> AsyncIterator[str]:
+    async def stream(self, request: BrainRequest) -> AsyncIterator[str | ToolCall]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -107,6 +162,7 @@ class LLMBrain:
                 stop.set()
 
         def worker() -> None:
+            tool_calls = _ToolCallPieces()
             try:
                 http_request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
@@ -115,26 +171,31 @@ class LLMBrain:
                         # A server that ignored `stream: true`: one JSON answer.
                         data = json.loads(response.read())
                         for choice in data.get("choices", []):
-                            text = (choice.get("message") or {}).get("content")
-                            if text:
-                                put("text", text)
-                        return
-                    for raw in response:
-                        if stop.is_set():
-                            return
-                        line = raw.decode("utf-8", "replace").strip()
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            return
-                        chunk = json.loads(data)
-                        if isinstance(chunk, dict) and chunk.get("error"):
-                            raise BrainError(f"The language model reported an error: {_error_message(data.encode())}", "llm_error")
-                        for choice in chunk.get("choices", []):
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
-                                put("text", text)
+                            message = choice.get("message") or {}
+                            if message.get("content"):
+                                put("text", message["content"])
+                            tool_calls.add(message.get("tool_calls"))
+                    else:
+                        for raw in response:
+                            if stop.is_set():
+                                return
+                            line = raw.decode("utf-8", "replace").strip()
+                            if not line.startswith("data:"):
+                                continue
+                            data = line[5:].strip()
+                            if data == "[DONE]":
+                                break
+                            chunk = json.loads(data)
+                            if isinstance(chunk, dict) and chunk.get("error"):
+                                raise BrainError(f"The language model reported an error: {_error_message(data.encode())}", "llm_error")
+                            for choice in chunk.get("choices", []):
+                                delta = choice.get("delta") or {}
+                                if delta.get("content"):
+                                    put("text", delta["content"])
+                                tool_calls.add(delta.get("tool_calls"))
+                # The calls are complete only when the reply is: they go after the reply's words.
+                for call in tool_calls.calls():
+                    put("call", call)
             except urllib.error.HTTPError as exc:
                 put("error", BrainError(f"The language model endpoint answered HTTP {exc.code}: {_error_message(exc.read())}", "llm_http_error"))
             except urllib.error.URLError as exc:
@@ -153,7 +214,7 @@ class LLMBrain:
         try:
             while True:
                 kind, value = await queue.get()
-                if kind == "text":
+                if kind in ("text", "call"):
                     yield value
                 elif kind == "error":
                     log.warning("LLM request failed: %s", value)

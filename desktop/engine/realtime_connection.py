@@ -2,9 +2,11 @@
 
 Implements the subset a desktop client uses with the real API's semantics: session lifecycle, the input
 audio buffer with server VAD (Silero) and its idle timeout, transcription (Whisper), conversation items
-(text, audio and images), responses with per-response overrides (instructions, modalities, out-of-band
-`conversation: "none"`, `input` items, metadata, `max_output_tokens`) and streamed speech (Piper, at the
-session's `audio.output.speed` as it was when the response started), barge-in (cancel with
+(text, audio and images; function calls and their outputs), responses with per-response overrides
+(instructions, modalities, out-of-band `conversation: "none"`, `input` items, metadata, `max_output_tokens`,
+`tools`, `tool_choice`) and streamed speech (Piper, at the session's `audio.output.speed` as it was when the
+response started), function calling (the brain's tool calls as function_call items with streamed
+arguments; the client's outputs go back to the brain on the next `response.create`), barge-in (cancel with
 `turn_detected`), truncation, `rate_limits.updated`, and `error` events naming the offending client event.
 A bad client event gets an `error`, never a crash or a dropped connection.
 
@@ -33,10 +35,11 @@ import numpy as np
 
 from ..core.pcm import PROTOCOL_RATE, ms_to_samples, samples_to_ms
 from ..core.speech_segmenter import SegmentEnd, SegmentStart, SpeechSegmenter
-from .brain import Brain, BrainError, BrainRequest, ContextMessage, RuleBrain, SentenceAssembler
+from .brain import Brain, BrainError, BrainRequest, ContextMessage, RuleBrain, SentenceAssembler, ToolCall
 from .responder import Responder
 from .session_state import SessionUpdateError, default_session, merge_session_update, vad_parameters
 from .speech_models import SpeechModels
+from .tool_calls import ToolSpecError, argument_deltas, check_tool_choice, check_tools
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,9 @@ class ResponseSpec:
     #: `audio.output.speed` when the response started: the API changes speed only between turns, and
     #: `response.create` cannot override it.
     speed: float = 1.0
+    #: The function tools the brain may call, and how ("auto" | "none" | "required" | a named function).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] = "auto"
 
     @property
     def audio_out(self) -> bool:
@@ -152,7 +158,9 @@ class RealtimeConnection:
         self.session = default_session(_new_id("sess"))
         self.conversation_id = _new_id("conv")
         self._event_counter = itertools.count(1)
-        self._out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        #: Events already serialized: an item dict emitted now and changed later (in_progress -> completed)
+        #: must go out as it was when emitted, however far behind the writer is.
+        self._out: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
         # Conversation
         self.items: dict[str, StoredItem] = {}
@@ -200,11 +208,11 @@ class RealtimeConnection:
 
     async def _write_loop(self) -> None:
         while True:
-            event = await self._out.get()
-            if event is None:
+            text = await self._out.get()
+            if text is None:
                 return
             try:
-                await self._send_text(json.dumps(event))
+                await self._send_text(text)
             except Exception:  # the socket closed: nothing more to send
                 log.debug("send failed; connection closing")
                 return
@@ -213,7 +221,7 @@ class RealtimeConnection:
         event = {"type": type_, "event_id": f"event_{next(self._event_counter):06d}", **body}
         if log.isEnabledFor(logging.DEBUG):
             log.debug("-> %s %s %s", event["event_id"], type_, _brief(body))
-        self._out.put_nowait(event)
+        self._out.put_nowait(json.dumps(event))
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None, type_: str = "invalid_request_error") -> None:
         self.emit("error", error={"type": type_, "code": code, "message": message, "param": param, "event_id": event_id})
@@ -370,7 +378,7 @@ class RealtimeConnection:
             return
         if speculation.dropped:
             return  # the user went on speaking
-        sentence = first_sentence(text)
+        sentence = first_sentence(text, tools=self.session["tools"], tool_choice=self.session["tool_choice"])
         speed = self.session["audio"]["output"]["speed"]
         if not sentence or (sentence, speed) in self._prepared_speech:
             return
@@ -547,9 +555,13 @@ class RealtimeConnection:
             self._spawn(self._transcribe(item_id, stored, emit=transcription is not None))
 
     def _build_item(self, item: dict[str, Any]) -> tuple[str, StoredItem]:
-        """Validate a client message item; its stored form (audio parts decoded, to be transcribed)."""
-        if item.get("type", "message") != "message":
-            raise ClientEventError("This engine accepts only message items.", "invalid_value", "item.type")
+        """Validate a client item; its stored form (a message's audio parts decoded, to be transcribed)."""
+        kind = item.get("type", "message")
+        if kind in ("function_call", "function_call_output"):
+            return self._build_function_item(item, kind)
+        if kind != "message":
+            raise ClientEventError("Invalid value for 'item.type': expected message, function_call or function_call_output.",
+                                   "invalid_value", "item.type")
         role = item.get("role")
         if role not in ("user", "assistant", "system"):
             raise ClientEventError("Invalid value for 'item.role': expected user, assistant or system.", "invalid_value", "item.role")
@@ -618,6 +630,29 @@ class RealtimeConnection:
                 stored.audio = np.concatenate(spoken)
         return item_id, stored
 
+    @staticmethod
+    def _build_function_item(item: dict[str, Any], kind: str) -> tuple[str, StoredItem]:
+        """A function call's output (the client ran the tool), or a function call the client adds itself (the
+        API allows it, e.g. to restore a conversation). Any call_id is accepted, as the API does."""
+        required = ("name", "arguments") if kind == "function_call" else ("call_id", "output")
+        for key in (*required, "call_id"):
+            value = item.get(key)
+            if value is None and key in required:
+                raise ClientEventError(f"Missing required parameter: 'item.{key}'.", "missing_required_parameter", f"item.{key}")
+            if value is not None and not isinstance(value, str):
+                raise ClientEventError(f"Invalid type for 'item.{key}': expected a string.", "invalid_type", f"item.{key}")
+        if kind == "function_call" and not item["name"]:
+            raise ClientEventError("Invalid value for 'item.name': expected a function's name.", "invalid_value", "item.name")
+        if item.get("call_id") == "":
+            raise ClientEventError("Invalid value for 'item.call_id': expected a call's id.", "invalid_value", "item.call_id")
+        item_id = item.get("id") if isinstance(item.get("id"), str) else _new_id("item")
+        wire: dict[str, Any] = {"id": item_id, "object": "realtime.item", "type": kind, "status": "completed"}
+        if kind == "function_call":
+            wire |= {"name": item["name"], "call_id": item.get("call_id") or _new_id("call"), "arguments": item["arguments"]}
+            return item_id, StoredItem(wire=wire, text=item["arguments"])
+        wire |= {"call_id": item["call_id"], "output": item["output"]}
+        return item_id, StoredItem(wire=wire, text=item["output"])
+
     def _lookup(self, event: dict[str, Any]) -> tuple[str, StoredItem]:
         item_id = event.get("item_id")
         if not isinstance(item_id, str):
@@ -671,6 +706,8 @@ class RealtimeConnection:
             instructions=self.session.get("instructions") or "",
             max_output_tokens=limit if isinstance(limit, int) else None,
             speed=self.session["audio"]["output"]["speed"],
+            tools=list(self.session["tools"]),
+            tool_choice=self.session["tool_choice"],
         )
 
     def _parse_response_options(self, options: dict[str, Any]) -> ResponseSpec:
@@ -705,6 +742,14 @@ class RealtimeConnection:
             else:
                 raise ClientEventError(f"Invalid value for 'response.max_output_tokens': expected 1 to {MAX_OUTPUT_TOKENS_LIMIT} or 'inf'.",
                                        "invalid_value", "response.max_output_tokens")
+        if options.get("tools") is not None or options.get("tool_choice") is not None:
+            try:
+                if options.get("tools") is not None:
+                    spec.tools = check_tools(options["tools"], "response.tools")
+                choice = options["tool_choice"] if options.get("tool_choice") is not None else spec.tool_choice
+                spec.tool_choice = check_tool_choice(choice, spec.tools, "response.tool_choice")
+            except ToolSpecError as exc:
+                raise ClientEventError(str(exc), "invalid_value", exc.param) from None
         if options.get("input") is not None:
             items = options["input"]
             if not isinstance(items, list):
@@ -799,16 +844,29 @@ class RealtimeConnection:
         return body
 
     async def _brain_request(self, spec: ResponseSpec) -> BrainRequest:
-        """The context the brain answers: the conversation (or `response.input`), transcripts awaited."""
+        """The context the brain answers: the conversation (or `response.input`), transcripts awaited, with
+        function calls and outputs as such, and the tools it may call."""
         stored_items = spec.input_items if spec.input_items is not None else [self.items[i] for i in list(self.order) if i in self.items]
+        # Each output is told which call it answers, even when the call is outside `response.input`.
+        calls = {c.call_id: c for c in (_call_of(s) for s in [*self.items.values(), *stored_items]) if c is not None}
         messages: list[ContextMessage] = []
         for stored in stored_items:
+            kind = stored.wire.get("type", "message")
+            if kind == "function_call":
+                messages.append(ContextMessage(role="assistant", text="", call=_call_of(stored)))
+                continue
+            if kind == "function_call_output":
+                call_id = stored.wire["call_id"]
+                messages.append(ContextMessage(role="tool", text=stored.wire["output"],
+                                               call=calls.get(call_id, ToolCall(name="", arguments="", call_id=call_id))))
+                continue
             role = stored.wire.get("role", "user")
             text = stored.text
             if stored.transcript is not None:
                 text = await stored.transcript
             messages.append(ContextMessage(role=role, text=text, images=list(stored.images)))
-        request = BrainRequest(instructions=spec.instructions, messages=messages, idle=spec.idle, max_output_tokens=spec.max_output_tokens)
+        request = BrainRequest(instructions=spec.instructions, messages=messages, idle=spec.idle, max_output_tokens=spec.max_output_tokens,
+                               tools=spec.tools, tool_choice=spec.tool_choice)
         last = request.last_user()
         if last is not None and last.images and getattr(self.brain, "wants_image_notes", True):
             if spec.input_items is None:
@@ -819,65 +877,130 @@ class RealtimeConnection:
         return request
 
     async def _respond(self, run: ResponseRun) -> None:
+        """One response: each run of the brain's text becomes a message item (spoken or written) and each of
+        its tool calls a function_call item, in the order the brain produces them."""
         spec = run.spec or self._default_spec()
-        audio_out = spec.audio_out
         self.emit("response.created", response=self._response_body(run, "in_progress", []))
-        item_id = _new_id("item")
-        run.item_id = item_id
-        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
-        stored = StoredItem(wire=item, audio=np.zeros(0, dtype="<i2") if audio_out else None)
-        out = _Output(stored=stored, ids=dict(response_id=run.response_id, item_id=item_id, output_index=0, content_index=0),
-                      audio_out=audio_out, budget=spec.max_output_tokens)
-        started_item = False
+        output: list[dict[str, Any]] = []  # the response's items, in output order
+        produced: list[StoredItem] = []  # their stored forms, for the usage
+        messages: list[_Output] = []
+        out: _Output | None = None  # the message item being produced
         status, reason, failure = "completed", None, None
         request: BrainRequest | None = None
+
+        def open_message() -> _Output:
+            used = sum(m.tokens for m in messages) + sum(math.ceil(len(s.text) / CHARS_PER_TOKEN) for s in produced
+                                                          if s.wire["type"] == "function_call")
+            budget = None if spec.max_output_tokens is None else max(0, spec.max_output_tokens - used)
+            message = self._open_message(run, spec, len(output), budget)
+            output.append(message.stored.wire)
+            produced.append(message.stored)
+            messages.append(message)
+            return message
+
         try:
             request = await self._brain_request(spec)
-            if not spec.out_of_band:
-                previous = self.order[-1] if self.order else None
-                self.items[item_id] = stored
-                self.order.append(item_id)
-            started_item = True
-            self.emit("response.output_item.added", response_id=run.response_id, output_index=0, item=item)
-            if not spec.out_of_band:
-                self.emit("conversation.item.added", item=item, previous_item_id=previous)
-            self.emit("response.content_part.added", part={"type": "audio", "transcript": ""} if audio_out else {"type": "text", "text": ""},
-                      **out.ids)
+            pieces = _Pieces(self.brain.stream(request))
             try:
-                await self._generate(run, out, self.brain.stream(request))
+                while (piece := await pieces.peek()) is not None:
+                    if isinstance(piece, ToolCall):
+                        stored = self._emit_function_call(run, spec, pieces.take(), len(output))
+                        output.append(stored.wire)
+                        produced.append(stored)
+                    elif not piece.strip():
+                        pieces.take()  # blank text before an item (e.g. between tool calls) starts no message
+                    else:
+                        out = open_message()
+                        await self._generate(run, out, pieces.text())
+                        self._finish_item(run, out, "completed", parts_done=True)
+                        out = None
+                if not output:  # the brain said nothing: an empty answer
+                    out = open_message()
+                    self._finish_item(run, out, "completed", parts_done=True)
+                    out = None
             except _Budget:
                 status, reason = "incomplete", "max_output_tokens"
             except BrainError as exc:
                 status, failure = "failed", {"type": "server_error", "code": exc.code, "message": str(exc)}
+                if out is None:  # failed before saying anything: the apology is the answer
+                    out = open_message()
                 out.budget = None
                 await self._generate(run, out, _once(self.brain.apology(exc)))
-            self._finish_item(run, out, item, "completed" if status == "completed" else "incomplete", parts_done=True)
+            finally:
+                await pieces.aclose()
+            if out is not None:
+                self._finish_item(run, out, "incomplete", parts_done=True)
+                out = None
             self._release(run)
-            body = self._response_body(run, status, [item], reason) | {"usage": self._usage(request, stored)}
+            body = self._response_body(run, status, output, reason) | {"usage": self._usage(request, produced)}
             if failure is not None:
                 body["status_details"] = {"type": "failed", "error": failure}
             self.emit("response.done", response=body)
-            self._after_response(run, body["usage"], out.audio_ms)
+            self._after_response(run, body["usage"], sum(m.audio_ms for m in messages))
         except asyncio.CancelledError:
             reason = run.cancel_reason or "client_cancelled"
-            output: list[dict[str, Any]] = []
-            if started_item:
-                self._finish_item(run, out, item, "incomplete", parts_done=False)
-                output = [item]
+            if out is not None:
+                self._finish_item(run, out, "incomplete", parts_done=False)
             self._release(run)
             body = self._response_body(run, "cancelled", output, reason)
             if request is not None:
-                body["usage"] = self._usage(request, stored)
+                body["usage"] = self._usage(request, produced)
             self.emit("response.done", response=body)
-            self._after_response(run, body["usage"], out.audio_ms)
+            self._after_response(run, body["usage"], sum(m.audio_ms for m in messages))
         except Exception as exc:
             log.exception("response failed")
-            if started_item:
-                self._finish_item(run, out, item, "incomplete", parts_done=False)
+            if out is not None:
+                self._finish_item(run, out, "incomplete", parts_done=False)
             self._release(run)
-            body = self._response_body(run, "failed", [item] if started_item else [])
+            body = self._response_body(run, "failed", output)
             body["status_details"] = {"type": "failed", "error": {"type": "server_error", "code": "engine_error", "message": str(exc)}}
             self.emit("response.done", response=body)
+
+    def _announce_item(self, run: ResponseRun, spec: ResponseSpec, stored: StoredItem, output_index: int) -> None:
+        """A new output item of the response; in the conversation too, unless the response is out of band."""
+        item = stored.wire
+        previous = None
+        if not spec.out_of_band:
+            previous = self.order[-1] if self.order else None
+            self.items[item["id"]] = stored
+            self.order.append(item["id"])
+        self.emit("response.output_item.added", response_id=run.response_id, output_index=output_index, item=item)
+        if not spec.out_of_band:
+            self.emit("conversation.item.added", item=item, previous_item_id=previous)
+
+    def _open_message(self, run: ResponseRun, spec: ResponseSpec, output_index: int, budget: int | None) -> "_Output":
+        """An assistant message item of the response, announced with its (audio or text) content part."""
+        item_id = _new_id("item")
+        run.item_id = item_id
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+        stored = StoredItem(wire=item, audio=np.zeros(0, dtype="<i2") if spec.audio_out else None)
+        out = _Output(stored=stored, ids=dict(response_id=run.response_id, item_id=item_id, output_index=output_index, content_index=0),
+                      audio_out=spec.audio_out, budget=budget)
+        self._announce_item(run, spec, stored, output_index)
+        self.emit("response.content_part.added", part={"type": "audio", "transcript": ""} if out.audio_out else {"type": "text", "text": ""},
+                  **out.ids)
+        return out
+
+    def _emit_function_call(self, run: ResponseRun, spec: ResponseSpec, call: ToolCall, output_index: int) -> StoredItem:
+        """A function_call item: announced, its arguments streamed in a few deltas, done; no audio. Emitted
+        in one go (no await), so a cancel never leaves half a call in the conversation."""
+        item_id = _new_id("item")
+        call_id = _new_id("call")
+        arguments = call.arguments or "{}"
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                "name": call.name, "call_id": call_id, "arguments": ""}
+        stored = StoredItem(wire=item, text=arguments)
+        self._announce_item(run, spec, stored, output_index)
+        ids = dict(response_id=run.response_id, item_id=item_id, output_index=output_index, call_id=call_id)
+        for delta in argument_deltas(arguments):
+            self.emit("response.function_call_arguments.delta", delta=delta, **ids)
+        self.emit("response.function_call_arguments.done", name=call.name, arguments=arguments, **ids)
+        item["status"], item["arguments"] = "completed", arguments
+        self.emit("response.output_item.done", response_id=run.response_id, output_index=output_index, item=item)
+        if not spec.out_of_band:
+            self.emit("conversation.item.done", item=item, previous_item_id=self._previous_of(item_id))
+        log.info("the brain called %s(%s)", call.name, arguments if len(arguments) <= 200 else arguments[:200] + "...")
+        return stored
 
     async def _generate(self, run: ResponseRun, out: "_Output", text_stream: AsyncIterator[str]) -> None:
         """Turn the brain's text into deltas: text as it comes, or speech sentence by sentence."""
@@ -982,8 +1105,9 @@ class RealtimeConnection:
                 raise _Budget()
         out.stored.audio = np.concatenate(out.audio_parts)
 
-    def _finish_item(self, run: ResponseRun, out: "_Output", item: dict[str, Any], status: str, parts_done: bool) -> None:
+    def _finish_item(self, run: ResponseRun, out: "_Output", status: str, parts_done: bool) -> None:
         stored = out.stored
+        item = stored.wire
         if out.audio_out:
             stored.audio = np.concatenate(out.audio_parts) if out.audio_parts else np.zeros(0, dtype="<i2")
             self._bound_retained_audio()
@@ -998,7 +1122,7 @@ class RealtimeConnection:
             self.emit("response.content_part.done", part=part, **out.ids)
         item["status"] = status
         item["content"] = [{"type": "output_audio", "transcript": stored.text} if out.audio_out else {"type": "output_text", "text": stored.text}]
-        self.emit("response.output_item.done", response_id=run.response_id, output_index=0, item=item)
+        self.emit("response.output_item.done", response_id=run.response_id, output_index=out.ids["output_index"], item=item)
         if run.spec is None or not run.spec.out_of_band:
             self.emit("conversation.item.done", item=item, previous_item_id=self._previous_of(item["id"]))
 
@@ -1034,12 +1158,13 @@ class RealtimeConnection:
         return describe_data_url(data_url)
 
     @staticmethod
-    def _usage(request: BrainRequest | None, stored: StoredItem) -> dict[str, Any]:
-        # Approximate token counts, in the real API's shape, so cost meters have something to show.
+    def _usage(request: BrainRequest | None, produced: list[StoredItem]) -> dict[str, Any]:
+        """Approximate token counts, in the real API's shape, so cost meters have something to show (a
+        function call's arguments count as output text)."""
         last = request.last_user() if request is not None else None
         in_text = max(1, len(last.text if last else "") // CHARS_PER_TOKEN)
-        out_text = max(1, len(stored.text) // CHARS_PER_TOKEN)
-        out_audio = int(samples_to_ms(len(stored.audio)) / AUDIO_MS_PER_TOKEN) if stored.audio is not None else 0
+        out_text = max(1, sum(len(s.text) for s in produced) // CHARS_PER_TOKEN)
+        out_audio = sum(int(samples_to_ms(len(s.audio)) / AUDIO_MS_PER_TOKEN) for s in produced if s.audio is not None)
         return {
             "total_tokens": in_text + out_text + out_audio,
             "input_tokens": in_text,
@@ -1080,6 +1205,59 @@ class _Output:
 
 async def _once(text: str) -> AsyncIterator[str]:
     yield text
+
+
+class _Pieces:
+    """The brain's stream with one piece of lookahead: before announcing an output item, a response must
+    know whether the brain goes on with words or calls a tool."""
+
+    def __init__(self, stream: AsyncIterator[str | ToolCall]) -> None:
+        self._stream = stream
+        self._next: str | ToolCall | None = None
+        self._ended = False
+
+    async def peek(self) -> str | ToolCall | None:
+        """The next piece, not taken; None at the end of the stream. A brain bug is a BrainError (heard as
+        the brain's apology), like a brain's own failure."""
+        if self._next is None and not self._ended:
+            try:
+                piece = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._ended = True
+                return None
+            except BrainError:
+                raise
+            except Exception as exc:
+                log.exception("the brain failed")
+                raise BrainError(f"The answer could not be produced: {type(exc).__name__}: {exc}", "brain_error") from exc
+            if not isinstance(piece, (str, ToolCall)):
+                raise BrainError(f"The brain produced a {type(piece).__name__}, neither text nor a tool call.", "brain_error")
+            self._next = piece
+        return self._next
+
+    def take(self) -> Any:
+        """The peeked piece, taken."""
+        piece, self._next = self._next, None
+        return piece
+
+    async def text(self) -> AsyncIterator[str]:
+        """The run of text pieces up to the next tool call or the end of the stream."""
+        while isinstance(await self.peek(), str):
+            yield self.take()
+
+    async def aclose(self) -> None:
+        """Let the brain stop now (an LLM request closes its stream) rather than when collected."""
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _call_of(stored: StoredItem) -> ToolCall | None:
+    """A function_call item as the brain sees it."""
+    wire = stored.wire
+    if wire.get("type") != "function_call":
+        return None
+    return ToolCall(name=wire["name"], arguments=wire["arguments"], call_id=wire["call_id"])
 
 
 def _decode_pcm(audio: Any, param: str, required: bool) -> np.ndarray | None:

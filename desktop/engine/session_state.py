@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .tool_calls import ToolSpecError, check_tool_choice, check_tools
+
 ENGINE_MODEL = "parley-offline"
 DEFAULT_VOICE = "joe"
 
@@ -130,9 +132,18 @@ def merge_session_update(current: dict[str, Any], update: Any) -> dict[str, Any]
         if not isinstance(mods, list) or not mods or any(m not in ("audio", "text") for m in mods):
             raise SessionUpdateError("Invalid value for 'session.output_modalities'.", "session.output_modalities")
         merged["output_modalities"] = list(mods)
-    for key in ("model", "tools", "tool_choice", "max_output_tokens", "tracing", "truncation", "include", "prompt"):
+    for key in ("model", "max_output_tokens", "tracing", "truncation", "include", "prompt"):
         if key in update:
             merged[key] = update[key] if key != "model" else ENGINE_MODEL
+    if "tools" in update or "tool_choice" in update:
+        try:
+            if "tools" in update:
+                merged["tools"] = check_tools(update["tools"], "session.tools")
+            # A named choice must name a tool of the resulting session, also when only the tools changed.
+            choice = update["tool_choice"] if "tool_choice" in update else merged["tool_choice"]
+            merged["tool_choice"] = check_tool_choice(choice, merged["tools"], "session.tool_choice")
+        except ToolSpecError as exc:
+            raise SessionUpdateError(str(exc), exc.param) from None
     audio = update.get("audio")
     if audio is not None:
         if not isinstance(audio, dict):

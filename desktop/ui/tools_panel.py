@@ -219,6 +219,8 @@ class ToolsPanel(QGroupBox):
     def ask(self, call: PendingCall) -> None:
         self._pending.append(call)
         self._show_pending()
+        if len(self._pending) == 1:  # the model waits on the user: the box is ready for typing
+            self.pending_result.setFocus()
 
     def _show_pending(self) -> None:
         if not self._pending:
