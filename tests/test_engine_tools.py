@@ -22,19 +22,11 @@ from desktop.engine.llm_brain import LLMBrain
 # `models`: the conformance tests' module fixture (speech models loaded once), used here by name.
 from tests.test_engine_conformance import FakeChatCompletions, TimedPeer, models, run_scenario, types_of, user_text  # noqa: F401
 from tests.test_engine_protocol import MANIFEST, MANUAL_WITH_TRANSCRIPTION, RATE, decoded_audio, load_wav, server_vad_session, silence, words
+from tests.test_engine_tool_choice import WEATHER  # the same definition as the rule's unit tests
 
 pytestmark = pytest.mark.slow
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Get the current weather for a location.",
-    "parameters": {
-        "type": "object",
-        "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-        "required": ["location"],
-    },
-}
+
 TIMER = {
     "type": "function",
     "name": "set_timer",
