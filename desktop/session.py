@@ -141,6 +141,8 @@ class LiveSession:
         #: message received (the event inspector). Taps must be cheap; a failing tap is logged, not fatal.
         self.event_taps: list[Callable[[str, Any], None]] = []
         self.closed = False
+        #: A new conversation is replacing the connection: its close is not a drop.
+        self._starting_over = False
         self.reconnect_policy = ReconnectPolicy()
         self._reconnect_task: asyncio.Task | None = None
         self._dropped_at: float | None = None
@@ -523,7 +525,7 @@ class LiveSession:
                 log.exception("event tap failed")
 
     def _on_closed(self, reason: str) -> None:
-        if self.closed:
+        if self.closed or self._starting_over:
             return
         self.transport = None
         self.drops += 1
@@ -598,6 +600,40 @@ class LiveSession:
             self._notify(Notice("info", f"Reconnected to {provider.label}{restored}."))
             self._apply(self.client.flush_outbox())
             return
+
+    async def new_conversation(self) -> bool:
+        """File → New conversation: silence the answer, forget the conversation (its saved file stays), and open
+        a fresh server session, so the model remembers nothing of it. False when the new session could not be
+        opened at once (reconnecting then goes on as after a drop)."""
+        if self.closed or self._starting_over:
+            return False
+        self._starting_over = True
+        try:
+            self._silence_playback(self.playback.stop)
+            self.playback.clear()
+            self._speech_stopped_at = None
+            self._apply(self.client.start_over())
+            if self.reconnecting or self.transport is None:
+                return False  # the reconnect under way opens the new session, with nothing to re-seed
+            transport, self.transport = self.transport, None
+            await transport.close()
+            self._apply(self.client.on_disconnected())
+            self._set_status("connecting", "starting a new conversation…")
+            try:
+                await self._connect(await self._current_url())
+            except (ConnectError, EngineStartError, OSError) as exc:
+                log.warning("the new conversation's session could not be opened: %s", exc)
+                self._dropped_at = time.perf_counter()
+                self._set_status("reconnecting", f"{exc}. You are not being heard; reconnecting…")
+                self.reconnect_policy.reset()
+                self._schedule_reconnect()
+                return False
+            self._apply(self.client.on_connected())
+            self._set_status("connected")
+            self._notify(Notice("info", "New conversation: the model starts from nothing."))
+            return True
+        finally:
+            self._starting_over = False
 
     async def _current_url(self) -> str:
         """The URL to connect to; restarts the offline engine first if it has died."""

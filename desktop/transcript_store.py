@@ -168,6 +168,10 @@ class TranscriptStore:
         self.provider = provider
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         self.path = self.directory / f"{stamp}-{os.getpid()}.jsonl"
+        n = 1
+        while self.path.exists():  # a second conversation in the same second (File → New conversation)
+            n += 1
+            self.path = self.directory / f"{stamp}-{os.getpid()}-{n}.jsonl"
         self._file = None
         self._written: dict[str, dict[str, Any]] = {}
         self._written_at: dict[str, float] = {}

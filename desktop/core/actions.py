@@ -123,6 +123,11 @@ class ToolCalled:
 
 
 @dataclass(frozen=True)
+class ConversationCleared:
+    """The user started a new conversation: the transcript is empty, the next session starts from nothing."""
+
+
+@dataclass(frozen=True)
 class StateChanged:
     state: TurnState
 
@@ -155,4 +160,4 @@ class BargeInHappened:
     source: str
 
 
-Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened | UsageUpdated | ToolCalled
+Action = Send | PlayAudio | StopPlayback | DuckPlayback | UnduckPlayback | PausePlayback | ResumePlayback | DiscardAudio | ItemChanged | ItemRemoved | SessionChanged | StateChanged | SpeechBoundary | Notice | BargeInHappened | UsageUpdated | ToolCalled | ConversationCleared

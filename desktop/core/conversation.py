@@ -147,6 +147,13 @@ class Conversation:
     def last_item_id(self) -> str | None:
         return self._order[-1] if self._order else None
 
+    def clear(self) -> None:
+        """Forget every item (a new conversation). The same object stays, so views keep their reference."""
+        self._order.clear()
+        self._items.clear()
+        self._waiting_for.clear()
+        self._session_anchor = None
+
     # -- placing
     def begin_server_session(self) -> None:
         """A new server session (reconnect): its first item goes after what we already show."""

@@ -33,6 +33,7 @@ from .actions import (
     StopPlayback,
     TurnState,
     UnduckPlayback,
+    ConversationCleared,
     ToolCalled,
     UsageUpdated,
 )
@@ -122,6 +123,29 @@ class RealtimeClient:
         self.uncommitted_ms = 0.0
         self._updates_in_flight = 1
         return [self._send(self.events.session_update(self.requested.to_wire())), *self._set_state(TurnState.LISTENING)]
+
+    def start_over(self) -> list[Action]:
+        """A new conversation: forget every item, answer, waiting message and count of the old one. The caller
+        silences playback and opens a new server session (the old one still holds the old context)."""
+        self.conversation.clear()
+        self.active_response = None
+        self.responses.clear()
+        self._response_create_waiting = None
+        self._cancel_sent_for = None
+        self.audible_item = None
+        self.audio_queued = False
+        self.uncommitted_ms = 0.0
+        self._speech_spans.clear()
+        self._pending_images = []
+        self._reseeded_ids.clear()
+        self._tool_calls_seen.clear()
+        self.outbox.clear()
+        self.barge_in = BargeInPolicy()
+        self.usage_total = TokenUsage()
+        actions: list[Action] = [ConversationCleared(), UsageUpdated(self.usage_total)]
+        if self.connected:
+            actions += self._set_state(TurnState.LISTENING)
+        return actions
 
     def reseed_context(self, max_items: int = 20, max_chars: int = 12_000) -> list[Action]:
         """After a reconnect: put the recent text turns back into the new server session (see context_reseed)."""

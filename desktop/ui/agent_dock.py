@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.actions import Notice, SessionChanged, StateChanged, ToolCalled, TurnState
+from ..core.actions import ConversationCleared, Notice, SessionChanged, StateChanged, ToolCalled, TurnState
 from ..core.agent_settings import (
     NOISE_REDUCTION_CHOICES,
     OPENAI_VOICES,
@@ -262,7 +262,7 @@ class AgentUi:
         if isinstance(note, ToolCalled):
             self._answer_call(note)
             return
-        if isinstance(note, StateChanged) and note.state == TurnState.DISCONNECTED:
+        if isinstance(note, ConversationCleared) or isinstance(note, StateChanged) and note.state == TurnState.DISCONNECTED:
             self.tools.forget_pending()  # a new session cannot take results for the old one's calls
             return
         if not isinstance(note, SessionChanged):

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..core.actions import (
     BargeInHappened,
+    ConversationCleared,
     ItemChanged,
     ItemRemoved,
     Notice,
@@ -141,7 +142,14 @@ class MainWindow(QMainWindow):
         self.save_action.setToolTip("Save the conversation as Markdown: both sides, with interruptions marked")
         self.save_action.triggered.connect(self._choose_transcript_file)
         self.addAction(self.save_action)
+        self.new_action = QAction("New conversation", self)
+        self.new_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.new_action.setToolTip("Start over: a fresh session that remembers nothing of this conversation "
+                                   "(which stays saved). Your instructions, voice, tools and turn settings are kept.")
+        self.new_action.triggered.connect(self.new_conversation)
+        self.addAction(self.new_action)
         file_menu = menu_named(self, "&File")  # made first, so it leads the menu bar
+        file_menu.addAction(self.new_action)
         file_menu.addAction(self.save_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
@@ -222,9 +230,12 @@ class MainWindow(QMainWindow):
             self._show_connection(note)
         elif isinstance(note, SessionChanged):
             self._show_session(note)
+        elif isinstance(note, ConversationCleared):
+            self.transcript.schedule_render()
+            self.notice_label.setVisible(False)
         elif isinstance(note, UsageUpdated):
             total = note.total
-            self.usage_label.setText(f"tokens {describe_usage(total, short=True)}")
+            self.usage_label.setText(f"tokens {describe_usage(total, short=True)}" if total.total else "")
             self.usage_label.setToolTip(f"Token usage of {total.responses} response{'s' if total.responses != 1 else ''} "
                                         f"in this conversation: {describe_usage(total)}")
         elif isinstance(note, Notice):
@@ -314,6 +325,14 @@ class MainWindow(QMainWindow):
             return False
         self._show_notice(Notice("info", f"Transcript saved to {path}"))
         return True
+
+    def new_conversation(self) -> None:
+        """File → New conversation (Ctrl+N)."""
+        if self.session is None:
+            return
+        import asyncio
+
+        asyncio.ensure_future(self.session.new_conversation())
 
     def _choose_transcript_file(self) -> None:
         from datetime import datetime

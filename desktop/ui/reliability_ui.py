@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton
 
-from ..core.actions import Notice
+from ..core.actions import ConversationCleared, Notice
 from ..session import ConnectionStatus, LiveSession
 from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered
 from .event_inspector import EventInspector
@@ -99,6 +99,11 @@ class ReliabilityUi:
             self.store.close()
 
     def on_notification(self, note: Any) -> None:
+        if isinstance(note, ConversationCleared) and self.store is not None and self.session is not None:
+            # The old conversation's file is complete; the new one gets its own.
+            self.store.close()
+            self.store = TranscriptStore(self.session.client.conversation, provider=self.session.options.provider.label)
+            return
         if self.store is not None:
             self.store.on_notification(note)
             if self.store.problem and not getattr(self, "_store_problem_shown", False):
