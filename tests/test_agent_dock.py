@@ -82,7 +82,8 @@ def test_instructions_voice_and_speed_apply_live_and_persist(qtbot, qasync_loop,
     for event in session.sent_events:
         validate_client_event(event)
     saved = json.loads(store_path.read_text())["agent"]
-    assert saved == {"instructions": "", "voice": "coral", "speed": 1.25, "noise_reduction": "default"}
+    assert saved == {"instructions": "", "voice": "coral", "speed": 1.25, "noise_reduction": "default",
+                     "answer_mode": "audio", "transcription": "", "language": ""}
 
     # The next run starts with them, and its first session.update carries them.
     again = MainWindow(settings=Settings.load(store_path), keep_layout=False)
@@ -104,3 +105,41 @@ def test_the_dock_shares_the_right_column_with_turn_detection(qtbot, tmp_path):
     toggle = next(a for a in window.findChildren(type(window.agent_ui.dock.toggleViewAction()))
                   if a.text() == "Instructions and voice")
     assert toggle.shortcut().toString() == "Ctrl+I"
+
+
+def test_text_answers_and_transcription_settings_apply_live(qtbot, qasync_loop, tmp_path):
+    window = MainWindow(settings=Settings.load(tmp_path / "settings.json"), keep_layout=False)
+    qtbot.addWidget(window)
+    window.show()
+    dock = window.agent_ui.dock
+    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
+    session.record_sent = True
+    window.attach(session)
+
+    async def scenario():
+        assert await session.start(), session.status
+        dock.answer_mode.setCurrentIndex(dock.answer_mode.findData("text"))
+        assert _updates(session)[-1]["output_modalities"] == ["text"]
+        assert await wait_until(lambda: "text answers" in dock.server_label.text(), 10), dock.server_label.text()
+        assert session.send_text("Repeat after me: only words.")
+        assert await wait_until(lambda: any(i.role == "assistant" and i.text_final for i in session.client.conversation), 20)
+        answer = next(i for i in session.client.conversation if i.role == "assistant")
+        assert "only words" in answer.text and not answer.has_audio  # no audio tokens spent
+        # Transcription: a typed model name, then off (null on the wire), then a language hint.
+        dock.transcription.setEditText("whisper-1")
+        dock.transcription.lineEdit().editingFinished.emit()
+        assert _updates(session)[-1]["audio"]["input"]["transcription"] == {"model": "whisper-1"}
+        dock.transcription.setCurrentIndex(dock.transcription.findData("off"))
+        dock.transcription.activated.emit(dock.transcription.currentIndex())
+        assert _updates(session)[-1]["audio"]["input"]["transcription"] is None
+        assert await wait_until(lambda: "no transcription" in dock.server_label.text(), 10), dock.server_label.text()
+        dock.transcription.setCurrentIndex(0)
+        dock.transcription.activated.emit(0)
+        dock.language.setText("en")
+        dock.language.editingFinished.emit()
+        assert _updates(session)[-1]["audio"]["input"]["transcription"] == {"model": "gpt-4o-mini-transcribe", "language": "en"}
+        await session.stop()
+
+    qasync_loop.run_until_complete(scenario())
+    for event in session.sent_events:
+        validate_client_event(event)

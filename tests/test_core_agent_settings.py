@@ -37,7 +37,19 @@ def test_settings_reach_the_wire():
     assert wire["audio"]["input"]["turn_detection"]["threshold"] == 0.7  # the rest of the session is kept
     assert SessionConfig.from_wire(wire).speed == 1.25
     assert describe_agent(SessionConfig.from_wire(wire)) == (
-        "voice coral · speed 1.25× · instructions: 6 words · noise reduction far field")
+        "voice coral · speed 1.25× · instructions: 6 words · noise reduction far field · transcription gpt-4o-mini-transcribe")
+
+
+def test_text_answers_and_transcription_choices_reach_the_wire():
+    wire = AgentSettings(answer_mode="text", transcription="whisper-1", language=" EN ").session_config(SessionConfig()).to_wire()
+    assert wire["output_modalities"] == ["text"]
+    assert wire["audio"]["input"]["transcription"] == {"model": "whisper-1", "language": "en"}
+    off = AgentSettings(transcription="off").session_config(SessionConfig()).to_wire()
+    assert off["audio"]["input"]["transcription"] is None and off["output_modalities"] == ["audio"]
+    assert SessionConfig.from_wire(off).transcription_model == ""
+    assert describe_agent(SessionConfig.from_wire(off)).endswith("no transcription")
+    assert AgentSettings().session_config(SessionConfig(transcription_model="x")).transcription_model == "gpt-4o-mini-transcribe"
+    assert AgentSettings.from_dict({"answer_mode": "video", "language": "far too long"}) == AgentSettings()
 
 
 def test_clearing_a_field_brings_the_servers_default_back():

@@ -20,7 +20,8 @@ from typing import Any
 
 from .session_config import SessionConfig
 
-__all__ = ["AgentSettings", "OPENAI_VOICES", "SPEED_MIN", "SPEED_MAX", "NOISE_REDUCTION_CHOICES", "describe_agent"]
+__all__ = ["AgentSettings", "OPENAI_VOICES", "SPEED_MIN", "SPEED_MAX", "NOISE_REDUCTION_CHOICES", "TRANSCRIPTION_MODELS", "ANSWER_MODES",
+           "describe_agent"]
 
 #: The GA API's built-in voices (realtime-event-shapes: `audio.output.voice`); marin and cedar first, as
 #: OpenAI recommends them for gpt-realtime.
@@ -34,6 +35,9 @@ NOISE_REDUCTION_CHOICES = {
     "far_field": "Far field (room or conference microphone)",
 }
 MAX_INSTRUCTIONS_CHARS = 32_000
+#: Transcription models offered for the user's speech (the GA list's common ones); "off" sends null.
+TRANSCRIPTION_MODELS = ("gpt-4o-mini-transcribe", "gpt-4o-transcribe", "whisper-1")
+ANSWER_MODES = {"audio": "Voice (and its transcript)", "text": "Text only (no audio tokens)"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class AgentSettings:
     voice: str = ""  # blank: the server's default voice
     speed: float = 1.0
     noise_reduction: str = "default"  # a key of NOISE_REDUCTION_CHOICES
+    answer_mode: str = "audio"  # a key of ANSWER_MODES (output_modalities)
+    transcription: str = ""  # blank: Parley's default model; "off": no transcripts; else a model name
+    language: str = ""  # ISO-639-1 hint for transcription ("en"); blank: detected
 
     def session_config(self, base: SessionConfig, server_defaults: SessionConfig | None = None) -> SessionConfig:
         """`base` (turn detection, transcription, model…) with these settings applied."""
@@ -57,7 +64,14 @@ class AgentSettings:
         noise = None if self.noise_reduction == "default" else self.noise_reduction
         if noise is None and server_defaults is not None:
             noise = defaults.noise_reduction
-        return replace(base, instructions=instructions, voice=voice, speed=speed, noise_reduction=noise)  # type: ignore[arg-type]
+        modalities = ("text",) if self.answer_mode == "text" else ("audio",)
+        if self.transcription == "off":
+            model: str | None = ""
+        else:
+            model = self.transcription.strip() or SessionConfig.transcription_model
+        language = self.language.strip().lower() or None
+        return replace(base, instructions=instructions, voice=voice, speed=speed, noise_reduction=noise,  # type: ignore[arg-type]
+                       output_modalities=modalities, transcription_model=model, transcription_language=language)
 
     # -- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +96,15 @@ class AgentSettings:
         noise = data.get("noise_reduction")
         if isinstance(noise, str) and noise in NOISE_REDUCTION_CHOICES:
             values["noise_reduction"] = noise
+        mode = data.get("answer_mode")
+        if isinstance(mode, str) and mode in ANSWER_MODES:
+            values["answer_mode"] = mode
+        model = data.get("transcription")
+        if isinstance(model, str) and len(model) <= 64:
+            values["transcription"] = model.strip()
+        language = data.get("language")
+        if isinstance(language, str) and len(language.strip()) <= 8:
+            values["language"] = language.strip()
         return replace(base, **values)
 
 
@@ -98,4 +121,11 @@ def describe_agent(config: SessionConfig | None) -> str:
         parts.append(f"instructions: {words} word{'s' if words != 1 else ''}" if words else "instructions: none")
     noise = config.noise_reduction
     parts.append("noise reduction " + ({"near_field": "near field", "far_field": "far field"}.get(noise or "", noise or "default")))
+    if "audio" not in config.output_modalities:
+        parts.append("text answers")
+    if config.transcription_model == "":
+        parts.append("no transcription")
+    elif config.transcription_model:
+        parts.append(f"transcription {config.transcription_model}"
+                     + (f" ({config.transcription_language})" if config.transcription_language else ""))
     return " · ".join(parts)

@@ -130,6 +130,7 @@ class SessionConfig:
     voice: str | None = None
     output_modalities: tuple[str, ...] = ("audio",)
     turn_detection: TurnDetection = ServerVad()
+    #: None: not sent; "": sent as null (no transcripts of the user's speech).
     transcription_model: str | None = "gpt-4o-mini-transcribe"
     transcription_language: str | None = None
     #: None: not sent (the server's default); "off": sent as null, which turns the server's filter off.
@@ -157,6 +158,8 @@ class SessionConfig:
             if self.transcription_language:
                 transcription["language"] = self.transcription_language
             audio_in["transcription"] = transcription
+        elif self.transcription_model == "":  # "" (not None): turn the server's transcription off
+            audio_in["transcription"] = None
         if self.noise_reduction == "off":
             audio_in["noise_reduction"] = None
         elif self.noise_reduction:
@@ -204,7 +207,8 @@ class SessionConfig:
             turn_detection=turn_detection_from_wire(audio_in.get("turn_detection"))
             if "turn_detection" in audio_in
             else ServerVad(),
-            transcription_model=transcription.get("model") if transcription else None,
+            transcription_model=transcription.get("model") if transcription
+            else ("" if "transcription" in audio_in and audio_in["transcription"] is None else None),
             transcription_language=transcription.get("language") if transcription else None,
             noise_reduction=noise.get("type") if noise and noise.get("type") in ("near_field", "far_field")
             else ("off" if noise_off else None),

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -30,7 +31,9 @@ from PySide6.QtWidgets import (
 
 from ..core.actions import ConversationCleared, Notice, SessionChanged, StateChanged, ToolCalled, TurnState
 from ..core.agent_settings import (
+    ANSWER_MODES,
     NOISE_REDUCTION_CHOICES,
+    TRANSCRIPTION_MODELS,
     OPENAI_VOICES,
     SPEED_MAX,
     SPEED_MIN,
@@ -101,12 +104,32 @@ class AgentDock(QDockWidget):
             self.noise.addItem(label, key)
         self.noise.setAccessibleName("Input noise reduction")
         self.noise.setToolTip("The server's filter on your microphone audio before its VAD and the model hear it")
-        for combo in (self.voice, self.noise):  # long labels must not widen the dock
+        self.answer_mode = QComboBox()
+        for key, label in ANSWER_MODES.items():
+            self.answer_mode.addItem(label, key)
+        self.answer_mode.setAccessibleName("Answer with")
+        self.answer_mode.setToolTip("output_modalities: text-only answers cost no audio tokens (handy while tuning)")
+        self.transcription = QComboBox()
+        self.transcription.setEditable(True)  # any transcription model the server knows
+        self.transcription.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.transcription.addItem(f"Default ({TRANSCRIPTION_MODELS[0]})", "")
+        for model in TRANSCRIPTION_MODELS:
+            self.transcription.addItem(model, model)
+        self.transcription.addItem("Off (no transcripts of your speech)", "off")
+        self.transcription.setAccessibleName("Transcription model")
+        self.language = QLineEdit()
+        self.language.setPlaceholderText("detected (or e.g. en, de, fr)")
+        self.language.setMaxLength(8)
+        self.language.setAccessibleName("Transcription language")
+        for combo in (self.voice, self.noise, self.answer_mode, self.transcription):  # long labels must not widen the dock
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
         form.addRow("Voice", self.voice)
         form.addRow("Speed", self.speed)
         form.addRow("Noise reduction", self.noise)
+        form.addRow("Answer with", self.answer_mode)
+        form.addRow("Transcription", self.transcription)
+        form.addRow("Language", self.language)
         outer.addLayout(form)
 
         self._outer = outer
@@ -133,6 +156,10 @@ class AgentDock(QDockWidget):
         self.voice.lineEdit().editingFinished.connect(self._edited)
         self.speed.valueChanged.connect(self._edited)
         self.noise.currentIndexChanged.connect(self._edited)
+        self.answer_mode.currentIndexChanged.connect(self._edited)
+        self.transcription.activated.connect(self._edited)
+        self.transcription.lineEdit().editingFinished.connect(self._edited)
+        self.language.editingFinished.connect(self._edited)
 
     # ------------------------------------------------------------------ model <-> widgets
     def settings(self) -> AgentSettings:
@@ -146,6 +173,13 @@ class AgentDock(QDockWidget):
             self._set_voice_text(s.voice)
             self.speed.setValue(s.speed)
             self.noise.setCurrentIndex(max(0, self.noise.findData(s.noise_reduction)))
+            self.answer_mode.setCurrentIndex(max(0, self.answer_mode.findData(s.answer_mode)))
+            index = self.transcription.findData(s.transcription)
+            if index >= 0:
+                self.transcription.setCurrentIndex(index)
+            else:
+                self.transcription.setEditText(s.transcription)
+            self.language.setText(s.language)
         finally:
             self._loading = False
         self._show_pending()
@@ -176,9 +210,18 @@ class AgentDock(QDockWidget):
         text = self.voice.currentText().strip()
         return "" if text in ("", DEFAULT_VOICE_LABEL) else text
 
+    def _transcription_value(self) -> str:
+        index = self.transcription.currentIndex()
+        text = self.transcription.currentText().strip()
+        if index >= 0 and text == self.transcription.itemText(index):
+            return self.transcription.itemData(index) or ""
+        return text  # a model name typed in
+
     def _read(self, instructions: str) -> AgentSettings:
         return AgentSettings(instructions=instructions, voice=self._voice_value() or "",
-                             speed=round(self.speed.value(), 2), noise_reduction=self.noise.currentData() or "default")
+                             speed=round(self.speed.value(), 2), noise_reduction=self.noise.currentData() or "default",
+                             answer_mode=self.answer_mode.currentData() or "audio",
+                             transcription=self._transcription_value(), language=self.language.text().strip())
 
     # ------------------------------------------------------------------ edits
     def apply_instructions(self) -> None:
