@@ -141,6 +141,8 @@ class LiveSession:
         #: message received (the event inspector). Taps must be cheap; a failing tap is logged, not fatal.
         self.event_taps: list[Callable[[str, Any], None]] = []
         self.closed = False
+        #: The conversation's audio being recorded to a WAV file (File → Record audio), or None.
+        self.recorder = None
         #: A new conversation is replacing the connection: its close is not a drop.
         self._starting_over = False
         self.reconnect_policy = ReconnectPolicy()
@@ -231,6 +233,7 @@ class LiveSession:
         if self.closed:
             return
         self.closed = True
+        self.stop_recording()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
         if self._source is not None:
@@ -472,6 +475,12 @@ class LiveSession:
     def _on_input_chunk(self, chunk: np.ndarray, echo_removed_db: float | None = None) -> None:
         if self.closed:
             return
+        recorder = self.recorder
+        if recorder is not None:
+            try:
+                recorder.add_input(chunk)
+            except OSError as exc:  # a full disk: stop recording, keep the conversation
+                self._recording_failed(exc)
         self._notify(InputLevel(rms_dbfs(chunk)))
         if self.local_vad is not None:
             for probability in self.local_vad.process(chunk):
@@ -600,6 +609,41 @@ class LiveSession:
             self._notify(Notice("info", f"Reconnected to {provider.label}{restored}."))
             self._apply(self.client.flush_outbox())
             return
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, path: str) -> None:
+        """Record both sides to a stereo WAV (see ConversationRecorder). Raises OSError if it cannot be written."""
+        from .audio.conversation_recorder import ConversationRecorder
+
+        self.stop_recording()
+        self.recorder = ConversationRecorder(path)
+        self.playback.record_tap = self.recorder.add_played
+        log.info("recording the conversation's audio to %s", path)
+
+    def stop_recording(self) -> float | None:
+        """Finish the recording; its length in seconds (None when none was running)."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        self.playback.record_tap = None
+        try:
+            seconds = recorder.close()
+        except OSError as exc:
+            self._notify(Notice("error", f"The recording {recorder.path} could not be finished: {exc}"))
+            return None
+        log.info("recorded %.1f s to %s", seconds, recorder.path)
+        return seconds
+
+    def _recording_failed(self, exc: OSError) -> None:
+        recorder, self.recorder = self.recorder, None
+        self.playback.record_tap = None
+        if recorder is not None:
+            try:
+                recorder.close()
+            except OSError:
+                pass  # already reported below; the file is as complete as the disk allowed
+            self._notify(Notice("error", f"Recording stopped: {exc}. {recorder.seconds:.0f} s were saved to "
+                                         f"{recorder.path}; the conversation goes on."))
 
     async def new_conversation(self) -> bool:
         """File → New conversation: silence the answer, forget the conversation (its saved file stays), and open

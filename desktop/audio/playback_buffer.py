@@ -98,6 +98,8 @@ class PlaybackBuffer:
     def __init__(self, rate: int = PROTOCOL_RATE) -> None:
         #: Called with every block handed to the device (float32), e.g. the echo canceller's far-end feed.
         self.far_end_tap = None
+        #: Called with every block handed to the device, like far_end_tap: the conversation recorder.
+        self.record_tap = None
         #: Called (from the audio callback) when the device reports an underflow: it played silence nobody
         #: handed it, so the echo path's delay just moved.
         self.underflow_tap = None
@@ -197,6 +199,9 @@ class PlaybackBuffer:
             # What goes to the speaker is the echo canceller's reference (it must be cheap: it runs here,
             # in the audio callback).
             tap(out)
+        record = self.record_tap
+        if record is not None:
+            record(out)
 
     # ------------------------------------------------------------------ control
 

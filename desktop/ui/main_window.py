@@ -174,6 +174,10 @@ class MainWindow(QMainWindow):
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
         self.reliability_ui = ReliabilityUi(self)
+        from .recording_ui import RecordingUi
+
+        #: File → Record audio (Ctrl+Shift+R): both sides into a stereo WAV.
+        self.recording_ui = RecordingUi(self)
         from .help_menu import HelpMenu
 
         #: Help: keyboard shortcuts (F1), About Parley (version, licence, third-party notices).
@@ -216,6 +220,7 @@ class MainWindow(QMainWindow):
         session.subscribe(self.on_notification)
         self.turn_ui.attach(session)
         self.agent_ui.attach(session)
+        self.recording_ui.attach(session)
         self.reliability_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:
