@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -40,14 +41,19 @@ from ..core.agent_settings import (
     AgentSettings,
     describe_agent,
 )
+from ..core.agent_profiles import MAX_FILE_BYTES, AgentProfile, ProfileProblem, clean_name, profiles_from_store, profiles_to_store
 from ..core.tools import ToolSettings, answer_for
+from ..core.turn_taking import TurnSettings
 from ..settings import Settings
 from .menus import menu_named
+from .profile_bar import ProfileBar
 from .tools_panel import PendingCall, ToolsPanel
 
 log = logging.getLogger(__name__)
 SETTINGS_KEY = "agent"
 TOOLS_KEY = "tools"
+PROFILES_KEY = "profiles"
+CURRENT_PROFILE_KEY = "profiles.current"
 DEFAULT_VOICE_LABEL = "Default (the server's)"
 
 
@@ -248,6 +254,10 @@ class AgentDock(QDockWidget):
         self.revert_button.setEnabled(edited)
         self.pending_label.setText("edited, not applied" if edited else "")
 
+    def add_top(self, widget: QWidget) -> None:
+        """A row above everything else (the agent profiles)."""
+        self._outer.insertWidget(0, widget)
+
     def add_section(self, widget: QWidget) -> None:
         """Another part of the dock (the tools), above the server's line."""
         self._outer.insertWidget(self._outer.indexOf(self.server_label), widget)
@@ -280,6 +290,12 @@ class AgentUi:
         self.dock.add_section(self.tools)
         self.tools.changed.connect(self._tools_changed)
         self.tools.result_typed.connect(self._send_result)
+        self.profiles = profiles_from_store(self.store.get(PROFILES_KEY, []))
+        current = self.store.get(CURRENT_PROFILE_KEY)
+        self.profile_bar = ProfileBar(on_load=self.load_profile, on_save=self.save_profile, on_delete=self.delete_profile,
+                                      on_import=self.import_profile, on_export=self.export_profile)
+        self.profile_bar.set_names(sorted(self.profiles, key=str.lower), current if current in self.profiles else None)
+        self.dock.add_top(self.profile_bar)
 
     def attach(self, session) -> None:
         self.session = session
@@ -345,6 +361,86 @@ class AgentUi:
         self.dock.raise_()
         self.window.on_notification(Notice("info", f"The model called {call.name}: type its result under Tools "
                                                    "(Instructions and voice, Ctrl+I)."))
+
+    # ------------------------------------------------------------------ agent profiles
+    def _turn_ui(self):
+        return getattr(self.window, "turn_ui", None)
+
+    def current_profile(self, name: str) -> AgentProfile:
+        """What is set now, as a profile named `name`."""
+        turn_ui = self._turn_ui()
+        turn = turn_ui.dock.settings() if turn_ui is not None else TurnSettings()
+        return AgentProfile(clean_name(name), self.dock.settings(), self.tools.settings(), turn)
+
+    def save_profile(self, name: str) -> None:
+        try:
+            profile = self.current_profile(name)
+        except ProfileProblem as exc:
+            self.window.on_notification(Notice("warning", str(exc)))
+            return
+        self.profiles[profile.name] = profile
+        self._store_profiles(profile.name)
+        self.window.on_notification(Notice("info", f"Saved the agent profile {profile.name!r}."))
+
+    def load_profile(self, name: str) -> None:
+        profile = self.profiles.get(name)
+        if profile is None:
+            return
+        self.apply_profile(profile)
+        self._store_profiles(profile.name)
+
+    def apply_profile(self, profile: AgentProfile) -> None:
+        """Instructions, voice, tools and turn detection of `profile`: shown, saved, and sent in one update."""
+        self.dock.set_settings(profile.agent)
+        self.tools.set_settings(profile.tools)
+        self._save(SETTINGS_KEY, profile.agent.to_dict())
+        self._save(TOOLS_KEY, profile.tools.to_dict())
+        if self.session is not None:
+            self.session.update_config(self._config())
+        turn_ui = self._turn_ui()
+        if turn_ui is not None:
+            turn_ui.apply(profile.turn)
+        log.info("agent profile %r applied", profile.name)
+
+    def delete_profile(self, name: str) -> None:
+        if self.profiles.pop(name, None) is not None:
+            self._store_profiles(None)
+
+    def import_profile(self, path: str) -> AgentProfile | None:
+        """Read a profile file, keep it (a name already used gets a number) and apply it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read(MAX_FILE_BYTES + 1)
+            profile = AgentProfile.from_json(text, fallback_name=Path(path).stem)
+        except (OSError, UnicodeDecodeError, ProfileProblem) as exc:
+            self.window.on_notification(Notice("error", f"Cannot import {Path(path).name}: {exc}"))
+            return None
+        name, n = profile.name, 1
+        while name in self.profiles and self.profiles[name] != replace(profile, name=name):
+            n += 1
+            name = f"{profile.name} ({n})"
+        profile = replace(profile, name=name)
+        self.profiles[name] = profile
+        self.apply_profile(profile)
+        self._store_profiles(name)
+        self.window.on_notification(Notice("info", f"Imported and applied the agent profile {name!r}."))
+        return profile
+
+    def export_profile(self, path: str, name: str) -> bool:
+        try:
+            profile = self.current_profile(name)
+            Path(path).write_text(profile.to_json(), encoding="utf-8")
+        except (OSError, ProfileProblem) as exc:
+            self.window.on_notification(Notice("error", f"Cannot export to {path}: {exc}"))
+            return False
+        self.window.on_notification(Notice("info", f"Exported the agent {profile.name!r} to {path}."))
+        return True
+
+    def _store_profiles(self, current: str | None) -> None:
+        self.store.set(PROFILES_KEY, profiles_to_store(self.profiles))
+        self.store.set(CURRENT_PROFILE_KEY, current)
+        self._save(PROFILES_KEY, profiles_to_store(self.profiles))
+        self.profile_bar.set_names(sorted(self.profiles, key=str.lower), current)
 
     def _send_result(self, call_id: str, output: str) -> None:
         if self.session is not None:

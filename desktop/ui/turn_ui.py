@@ -133,6 +133,12 @@ class TurnUi(QObject):
         self.dock.append_log(f"{time.monotonic() - self._t0:7.1f}s  {line}")
 
     # ------------------------------------------------------------------ edits
+    def apply(self, s: tt.TurnSettings) -> None:
+        """Settings from elsewhere (an agent profile): shown in the dock, saved, and sent, as an edit would be."""
+        if s != self.dock.settings():
+            self.dock.set_settings(s)
+            self._changed(s)
+
     def _changed(self, s: tt.TurnSettings) -> None:
         self.waveform.set_threshold(s.threshold, s.silence_duration_ms)
         self._save(s)
