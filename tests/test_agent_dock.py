@@ -15,6 +15,7 @@ from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
 from tests.protocol_oracle import validate_client_event
 from tests.waiting import wait_until
+from tests.window_session import window_and_session
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +26,8 @@ def _updates(session: LiveSession) -> list[dict]:
 
 def test_instructions_voice_and_speed_apply_live_and_persist(qtbot, qasync_loop, tmp_path):
     store_path = tmp_path / "settings.json"
-    window = MainWindow(settings=Settings.load(store_path), keep_layout=False)
-    qtbot.addWidget(window)
-    window.show()
+    window, session = window_and_session(qtbot, store_path)
     dock = window.agent_ui.dock
-    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False, audio_in=None))
-    session.record_sent = True
-    window.attach(session)
 
     async def scenario():
         assert await session.start(), session.status
@@ -108,13 +104,8 @@ def test_the_dock_shares_the_right_column_with_turn_detection(qtbot, tmp_path):
 
 
 def test_text_answers_and_transcription_settings_apply_live(qtbot, qasync_loop, tmp_path):
-    window = MainWindow(settings=Settings.load(tmp_path / "settings.json"), keep_layout=False)
-    qtbot.addWidget(window)
-    window.show()
+    window, session = window_and_session(qtbot, tmp_path / "settings.json")
     dock = window.agent_ui.dock
-    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
-    session.record_sent = True
-    window.attach(session)
 
     async def scenario():
         assert await session.start(), session.status

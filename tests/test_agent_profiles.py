@@ -12,11 +12,10 @@ from desktop.core import turn_taking as tt
 from desktop.core.agent_profiles import AgentProfile, ProfileProblem, profiles_from_store
 from desktop.core.agent_settings import AgentSettings
 from desktop.core.tools import EXAMPLE_TOOL, ToolSettings
-from desktop.providers import choose_provider
-from desktop.session import LiveSession, SessionOptions
 from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
 from tests.waiting import wait_until
+from tests.window_session import window_and_session
 
 
 def test_profiles_round_trip_and_bad_files_say_why():
@@ -37,12 +36,8 @@ def test_profiles_round_trip_and_bad_files_say_why():
 
 def test_profiles_switch_the_whole_agent_in_the_window(qtbot, qasync_loop, tmp_path):
     store_path = tmp_path / "settings.json"
-    window = MainWindow(settings=Settings.load(store_path), keep_layout=False)
-    qtbot.addWidget(window)
+    window, session = window_and_session(qtbot, store_path, show=False)
     ui, dock, turn_dock = window.agent_ui, window.agent_ui.dock, window.turn_ui.dock
-    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
-    session.record_sent = True
-    window.attach(session)
 
     async def scenario():
         assert await session.start(), session.status

@@ -10,13 +10,10 @@ import pytest
 from desktop.core.actions import ConversationCleared, Notice, UsageUpdated
 from desktop.core.session_config import ServerVad
 from desktop.core.usage import TokenUsage
-from desktop.providers import choose_provider
-from desktop.session import LiveSession, SessionOptions
-from desktop.settings import Settings
 from desktop.transcript_store import read_conversation
-from desktop.ui.main_window import MainWindow
 from tests.test_core_client import connect, of_type, start_speaking_answer
 from tests.waiting import wait_until
+from tests.window_session import window_and_session
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +30,7 @@ def test_start_over_forgets_everything_of_the_old_conversation():
 
 def test_new_conversation_from_the_window(qtbot, qasync_loop, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    window = MainWindow(settings=Settings.load(tmp_path / "settings.json"), keep_layout=False)
-    qtbot.addWidget(window)
-    window.show()
-    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
-    session.record_sent = True
-    window.attach(session)
+    window, session = window_and_session(qtbot, tmp_path / "settings.json")
     notes: list = []
     session.subscribe(notes.append)
     window.agent_ui.dock.speed.setValue(1.2)

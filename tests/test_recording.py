@@ -10,12 +10,9 @@ import pytest
 
 from desktop.audio.conversation_recorder import ConversationRecorder
 from desktop.core.actions import Notice
-from desktop.providers import choose_provider
-from desktop.session import LiveSession, SessionOptions
-from desktop.settings import Settings
-from desktop.ui.main_window import MainWindow
 from tests.conftest import AUDIO
 from tests.waiting import wait_until
+from tests.window_session import window_and_session
 
 
 def _read(path) -> np.ndarray:
@@ -42,12 +39,7 @@ def test_both_sides_are_written_on_the_microphones_timeline(tmp_path):
 
 
 def test_recording_from_the_window_holds_the_question_and_the_answer(qtbot, qasync_loop, tmp_path):
-    window = MainWindow(settings=Settings.load(tmp_path / "settings.json"), keep_layout=False)
-    qtbot.addWidget(window)
-    window.show()
-    session = LiveSession(SessionOptions(choose_provider(environ={}), audio_in=str(AUDIO / "what_time.wav"),
-                                         use_speaker=False))
-    window.attach(session)
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", audio_in=str(AUDIO / "what_time.wav"))
     path = tmp_path / "talk.wav"
 
     async def scenario():

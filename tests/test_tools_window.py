@@ -9,12 +9,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.core.tools import parse_tool
-from desktop.providers import choose_provider
-from desktop.session import LiveSession, SessionOptions
-from desktop.settings import Settings
-from desktop.ui.main_window import MainWindow
+from desktop.session import LiveSession
 from tests.protocol_oracle import validate_client_event
 from tests.waiting import wait_until
+from tests.window_session import window_and_session
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +34,8 @@ def _answers(session: LiveSession) -> list:
 
 def test_tool_calls_are_answered_from_the_window(qtbot, qasync_loop, tmp_path):
     store_path = tmp_path / "settings.json"
-    window = MainWindow(settings=Settings.load(store_path), keep_layout=False)
-    qtbot.addWidget(window)
-    window.show()
+    window, session = window_and_session(qtbot, store_path)
     panel = window.agent_ui.tools
-    session = LiveSession(SessionOptions(choose_provider(environ={}), use_speaker=False))
-    session.record_sent = True
-    window.attach(session)
 
     async def scenario():
         assert await session.start(), session.status
