@@ -141,6 +141,8 @@ class LiveSession:
         #: message received (the event inspector). Taps must be cheap; a failing tap is logged, not fatal.
         self.event_taps: list[Callable[[str, Any], None]] = []
         self.closed = False
+        #: The user muted the microphone (Audio → Mute microphone): silence is sent instead.
+        self.muted = False
         #: The conversation's audio being recorded to a WAV file (File → Record audio), or None.
         self.recorder = None
         #: A new conversation is replacing the connection: its close is not a drop.
@@ -475,6 +477,10 @@ class LiveSession:
     def _on_input_chunk(self, chunk: np.ndarray, echo_removed_db: float | None = None) -> None:
         if self.closed:
             return
+        if self.muted:
+            # Silence, not nothing: the server's audio clock keeps pace with ours (truncation and VAD times
+            # stay aligned), and neither the local VAD nor the server hears the room.
+            chunk = np.zeros_like(chunk)
         recorder = self.recorder
         if recorder is not None:
             try:

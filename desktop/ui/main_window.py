@@ -148,6 +148,12 @@ class MainWindow(QMainWindow):
                                    "(which stays saved). Your instructions, voice, tools and turn settings are kept.")
         self.new_action.triggered.connect(self.new_conversation)
         self.addAction(self.new_action)
+        self.mute_action = QAction("Mute microphone", self)
+        self.mute_action.setCheckable(True)
+        self.mute_action.setShortcut(QKeySequence("Ctrl+M"))
+        self.mute_action.setToolTip("Send silence instead of your microphone until you unmute (Ctrl+M again)")
+        self.mute_action.toggled.connect(self.set_muted)
+        self.addAction(self.mute_action)
         file_menu = menu_named(self, "&File")  # made first, so it leads the menu bar
         file_menu.addAction(self.new_action)
         file_menu.addAction(self.save_action)
@@ -170,6 +176,9 @@ class MainWindow(QMainWindow):
 
         #: Microphone / speaker choice, echo handling, local-voice barge-in (persisted).
         self.audio_menu = AudioMenu(self)
+        first = self.audio_menu.menu.actions()[0]
+        self.audio_menu.menu.insertAction(first, self.mute_action)
+        self.audio_menu.menu.insertSeparator(first)
         from .reliability_ui import ReliabilityUi
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
@@ -262,6 +271,9 @@ class MainWindow(QMainWindow):
         if state == TurnState.LISTENING and self.microphone_missing:
             text, color = "No microphone", "#ef6c00"
             tip = "No microphone is capturing: type below. Parley listens again once a microphone is connected."
+        elif state == TurnState.LISTENING and self.session is not None and self.session.muted:
+            text, color = "Muted", "#c62828"
+            tip = "Your microphone is muted: the model hears silence. Ctrl+M unmutes."
         self.state_label.setText(f'<b style="color:{color}">● {text}</b>')
         self.state_label.setToolTip(tip)
         self.state_label.setProperty("turn_state", state.value)
@@ -330,6 +342,16 @@ class MainWindow(QMainWindow):
             return False
         self._show_notice(Notice("info", f"Transcript saved to {path}"))
         return True
+
+    def set_muted(self, muted: bool) -> None:
+        """Audio → Mute microphone (Ctrl+M)."""
+        if self.session is None:
+            return
+        self.session.muted = muted
+        self.mute_action.setChecked(muted)
+        self._show_state(self._state)
+        self._show_notice(Notice("info", "Microphone muted: the model hears silence. Ctrl+M unmutes." if muted
+                                 else "Microphone on."))
 
     def new_conversation(self) -> None:
         """File → New conversation (Ctrl+N)."""
