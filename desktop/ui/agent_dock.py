@@ -274,7 +274,7 @@ class AgentUi:
         self.window = window
         self.store = settings or Settings.shared()
         self.session = None
-        self.dock = AgentDock(AgentSettings.from_dict(self.store.get(SETTINGS_KEY, {})), window)
+        self.dock = AgentDock(AgentSettings.from_dict(self.store.get(SETTINGS_KEY, {})))  # parented by addDockWidget
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         turn_dock = getattr(getattr(window, "turn_ui", None), "dock", None)
         if turn_dock is not None:  # one column of docks: tabs, turn detection in front
