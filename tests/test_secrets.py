@@ -3,6 +3,8 @@ saved transcripts or the event inspector. Keyring failures are plain words."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -97,7 +99,7 @@ def test_key_dialog_saves_to_keyring_not_to_files(memory_keyring, qtbot, tmp_pat
     _assert_no_file_holds_key([Path(os.environ[v]) for v in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")])
 
 
-def test_event_inspector_masks_the_key_and_elides_payloads(qtbot):
+def test_event_inspector_masks_the_key_and_elides_payloads(qtbot, tmp_path):
     from desktop.ui.event_inspector import EventInspector
 
     inspector = EventInspector(secrets=[KEY])
@@ -113,6 +115,18 @@ def test_event_inspector_masks_the_key_and_elides_payloads(qtbot):
     assert "B" * 100 not in texts[2] and "image/jpeg data URL" in texts[2]
     assert "C" * 100 not in texts[3]
     assert inspector.log.entries[4].type == "(not JSON)"
+
+    # Saved for a bug report: one JSON object a line, in order, as shown (masked, elided).
+    saved = tmp_path / "events.jsonl"
+    assert inspector.save(str(saved)) is None
+    raw = saved.read_text()
+    assert KEY not in raw and "A" * 100 not in raw and "C" * 100 not in raw
+    lines = [json.loads(line) for line in raw.splitlines()]
+    assert [(line["direction"], line["event"].get("type") if isinstance(line["event"], dict) else None) for line in lines] == [
+        ("client", "session.update"), ("client", "input_audio_buffer.append"), ("client", "conversation.item.create"),
+        ("server", "response.output_audio.delta"), ("server", "(not JSON)")]
+    assert lines[0]["at"][:4].isdigit() and "T" in lines[0]["at"]
+    assert inspector.save(str(tmp_path / "no such dir" / "x.jsonl")).startswith("The events could not be saved")
 
 
 def _assert_no_file_holds_key(roots: list[Path]) -> int:

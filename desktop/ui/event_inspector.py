@@ -101,6 +101,19 @@ class EventLog:
         return entry
 
 
+    def to_jsonl(self) -> str:
+        """The recorded events, oldest first, one JSON object a line (as shown: audio elided, secrets masked)."""
+        lines = []
+        for e in self.entries:
+            try:
+                event: Any = json.loads(e.text)
+            except ValueError:
+                event = e.text
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e.at)) + f".{int(e.at * 1000) % 1000:03d}"
+            lines.append(json.dumps({"at": stamp, "direction": e.direction, "event": event}, ensure_ascii=False))
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
 class _Model(QAbstractTableModel):
     HEADERS = ("Time", "", "Type")
 
@@ -164,11 +177,14 @@ class EventInspector(QDockWidget):
         self.audio_box = QCheckBox("Audio chunks")
         self.audio_box.setToolTip("Show input_audio_buffer.append and output audio deltas (payloads are elided)")
         self.clear_button = QPushButton("Clear")
+        self.save_button = QPushButton("Save…")
+        self.save_button.setToolTip("Save the recorded events as JSON Lines (audio elided, keys masked), e.g. for a bug report")
         self.count_label = QLabel()
         for w in (self.filter_edit, self.direction_box, self.audio_box):
             signal = w.textChanged if isinstance(w, QLineEdit) else w.currentIndexChanged if isinstance(w, QComboBox) else w.toggled
             signal.connect(self._refilter)
         self.clear_button.clicked.connect(self.clear)
+        self.save_button.clicked.connect(self._choose_file)
 
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -196,6 +212,7 @@ class EventInspector(QDockWidget):
         bar.addWidget(self.direction_box)
         bar.addWidget(self.audio_box)
         bar.addWidget(self.clear_button)
+        bar.addWidget(self.save_button)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -210,6 +227,33 @@ class EventInspector(QDockWidget):
         self._timer.start()
         self.visibilityChanged.connect(lambda shown: self._refilter() if shown else None)
         self.hide()
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str) -> str | None:
+        """Write the recorded events to `path`; None when it worked, else why not."""
+        self.flush()
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.log.to_jsonl())
+        except OSError as exc:
+            return f"The events could not be saved to {path}: {exc}"
+        return None
+
+    def _choose_file(self) -> None:
+        from pathlib import Path
+
+        from PySide6.QtCore import QStandardPaths
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or str(Path.home())
+        name = time.strftime("Parley events %Y-%m-%d %H-%M.jsonl")
+        path, _ = QFileDialog.getSaveFileName(self, "Save events", str(Path(folder) / name), "JSON Lines (*.jsonl)")
+        if path:
+            problem = self.save(path)
+            if problem:
+                QMessageBox.warning(self, "Save events", problem)
+            else:
+                self.count_label.setText(f"Saved {len(self.log.entries)} events to {path}")
 
     # ------------------------------------------------------------------ recording
     def tap(self, direction: str, payload: Any) -> None:
