@@ -840,5 +840,10 @@ class LiveSession:
     def cancel_response(self) -> None:
         self._apply(self.client.cancel_response())
 
+    def answer_again(self) -> None:
+        """Replace the last answer with a new one (see RealtimeClient.answer_again)."""
+        self._speech_stopped_at = None  # the new answer is timed from no spoken turn
+        self._apply(self.client.answer_again())
+
     def update_config(self, config: SessionConfig) -> None:
         self._apply(self.client.update_session(config))

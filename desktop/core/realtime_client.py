@@ -76,6 +76,10 @@ class RealtimeClient:
         self.server_defaults: SessionConfig | None = None
         #: This server session has produced assistant audio: its voice can no longer change.
         self.session_spoke = False
+        #: Items being deleted for "answer again": no truncate for them; deletes that wait for the cancelled
+        #: response to end.
+        self._deleting: set[str] = set()
+        self._deletes_waiting: list[str] = []
         #: Function calls already reported (`response.output_item.done` may be repeated on a replay).
         self._tool_calls_seen: set[str] = set()
         #: Token usage summed over the conversation (all sessions of it), from each response.done.
@@ -139,6 +143,8 @@ class RealtimeClient:
         self._pending_images = []
         self._reseeded_ids.clear()
         self._tool_calls_seen.clear()
+        self._deleting.clear()
+        self._deletes_waiting = []
         self.outbox.clear()
         self.barge_in = BargeInPolicy()
         self.usage_total = TokenUsage()
@@ -164,6 +170,12 @@ class RealtimeClient:
         come of it); an answer that was still being generated is marked incomplete in the transcript."""
         self.connected = False
         actions: list[Action] = []
+        # Answers the user asked to replace are gone for good: not re-seeded into the next session.
+        for item_id in list(self._deleting):
+            if self.conversation.delete(item_id):
+                actions.append(ItemRemoved(item_id))
+        self._deleting.clear()
+        self._deletes_waiting = []
         if self.active_response is not None:
             for item_id in self.active_response.item_ids or []:
                 item = self.conversation.get(item_id)
@@ -266,6 +278,27 @@ class RealtimeClient:
             return []
         return [self._send(self.events.response_create(response))]
 
+    def answer_again(self) -> list[Action]:
+        """The last answer again, e.g. after changing the instructions or the voice: stop and cancel it if it is
+        still going, delete from the conversation what the model said since the user's last turn (so the new
+        answer does not follow the old one), and ask for a new response."""
+        if not self.connected:
+            return [Notice("warning", "Not connected: nothing can be answered again now.")]
+        items = self.conversation.items
+        last_user = max((n for n, item in enumerate(items) if item.role == "user"), default=None)
+        if last_user is None:
+            return [Notice("info", "There is no turn of yours to answer again yet.")]
+        old = [item.item_id for item in items[last_user + 1:] if item.role in ("assistant", "tool")]
+        self._deleting.update(old)
+        actions: list[Action] = []
+        if self.audible_item is not None or self.audio_queued or self.active_response is not None:
+            actions += self._interrupt(source="user", server_cancels=False)
+        if self.active_response is not None:  # deleted once the cancelled response is done, then the new one
+            self._deletes_waiting += [i for i in old if i not in self._deletes_waiting]
+            return actions + self.request_response()
+        actions += [self._send(self.events.item_delete(item_id)) for item_id in old]
+        return actions + self.request_response()
+
     def cancel_response(self) -> list[Action]:
         """The user pressed stop: silence the answer, cancel it, truncate what was not heard."""
         return self._interrupt(source="user", server_cancels=False)
@@ -353,8 +386,8 @@ class RealtimeClient:
         if not item_id:
             return []
         item = self.conversation.get(item_id)
-        if item is None or item.role != "assistant":
-            return []
+        if item is None or item.role != "assistant" or item_id in self._deleting:
+            return []  # an answer being replaced ("answer again") is deleted, not truncated
         heard = self.barge_in.truncate_ms(played_ms, item.audio_received_ms)
         actions: list[Action] = []
         if heard is not None and heard < item.audio_received_ms + 1 and self.connected:
@@ -517,6 +550,7 @@ class RealtimeClient:
         return [ItemChanged(e.item_id)]
 
     def _on_ItemDeleted(self, e: ev.ItemDeleted) -> list[Action]:
+        self._deleting.discard(e.item_id)
         return [ItemRemoved(e.item_id)] if self.conversation.delete(e.item_id) else []
 
     def _on_InputTranscriptionDelta(self, e: ev.InputTranscriptionDelta) -> list[Action]:
@@ -636,6 +670,9 @@ class RealtimeClient:
         elif e.status == "incomplete":
             actions.append(Notice("info", f"The answer was cut short ({e.reason or 'incomplete'})."))
         actions += self._count_usage(e, info)
+        if self._deletes_waiting and self.connected:
+            deletes, self._deletes_waiting = self._deletes_waiting, []
+            actions += [self._send(self.events.item_delete(item_id)) for item_id in deletes]
         if self._response_create_waiting is not None and self.connected:
             waiting, self._response_create_waiting = self._response_create_waiting, None
             actions.append(self._send(self.events.response_create(waiting or None)))

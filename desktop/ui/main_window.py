@@ -105,6 +105,11 @@ class MainWindow(QMainWindow):
         input_row.addWidget(self.text_input, 1)
         input_row.addWidget(self.send_button)
         input_row.addWidget(self.stop_button)
+        self.again_button = QPushButton("Answer again")
+        self.again_button.setToolTip("Replace the last answer with a new one, e.g. after changing the instructions "
+                                     "or the voice (Ctrl+Shift+A)")
+        self.again_button.clicked.connect(self._answer_again)
+        input_row.addWidget(self.again_button)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -133,6 +138,10 @@ class MainWindow(QMainWindow):
         stop.setShortcut(QKeySequence("Ctrl+."))
         stop.triggered.connect(self._stop_answer)
         self.addAction(stop)
+        self.again_action = QAction("Answer again", self)
+        self.again_action.setShortcut(QKeySequence("Ctrl+Shift+A"))
+        self.again_action.triggered.connect(self._answer_again)
+        self.addAction(self.again_action)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # the standard key is unbound on some platforms (offscreen, Windows)
         quit_action.triggered.connect(self.close)
@@ -373,6 +382,10 @@ class MainWindow(QMainWindow):
                                               "Markdown (*.md);;Text (*.txt)")
         if path:
             self.save_transcript(path)
+
+    def _answer_again(self) -> None:
+        if self.session is not None:
+            self.session.answer_again()
 
     def _stop_answer(self) -> None:
         if self.session is not None:
