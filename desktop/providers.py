@@ -8,6 +8,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_OPENAI_MODEL = "gpt-realtime"
+#: Offered in Connection → Model (any other name can be typed there, or given with --model).
+OPENAI_MODELS = ("gpt-realtime", "gpt-realtime-mini")
+#: The settings key of the model chosen in Connection → Model (read at start when --model is not given).
+MODEL_KEY = "openai.model"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,19 @@ def with_model(url: str, model: str | None) -> str:
     query = dict(parse_qsl(parts.query))
     query.setdefault("model", model)
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def switched_model(choice: ProviderChoice, model: str) -> ProviderChoice:
+    """The same provider asking for another model (the URL's `model` parameter replaced). The engine has one."""
+    model = model.strip()
+    if choice.kind == "engine" or not model or choice.url is None:
+        raise ValueError("Only the OpenAI Realtime API or a --url server can switch models.")
+    parts = urlsplit(choice.url)
+    query = dict(parse_qsl(parts.query))
+    query["model"] = model
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    label = f"OpenAI {model}" if choice.kind == "openai" else choice.label
+    return ProviderChoice(choice.kind, label, url, choice.api_key, model)
 
 
 def choose_provider(

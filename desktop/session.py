@@ -651,6 +651,49 @@ class LiveSession:
             self._notify(Notice("error", f"Recording stopped: {exc}. {recorder.seconds:.0f} s were saved to "
                                          f"{recorder.path}; the conversation goes on."))
 
+    async def switch_model(self, model: str) -> bool:
+        """Connection → Model: the same conversation with another model. The answer playing stops, a new session
+        opens at the new model's URL, and the recent turns are carried over as context (as after a reconnect).
+        False when the switch cannot be made (the engine; a failed connection, then reconnecting goes on)."""
+        from .providers import switched_model
+
+        if self.closed or self._starting_over:
+            return False
+        try:
+            provider = switched_model(self.options.provider, model)
+        except ValueError as exc:
+            self._notify(Notice("warning", str(exc)))
+            return False
+        self.options.provider = provider
+        self._starting_over = True
+        try:
+            self._silence_playback(self.playback.stop)
+            self.playback.clear()
+            if self.transport is not None:
+                transport, self.transport = self.transport, None
+                await transport.close()
+                self._apply(self.client.on_disconnected())
+            self._set_status("connecting", f"switching to {provider.label}…")
+            try:
+                await self._connect(await self._current_url())
+            except ConnectError as exc:
+                log.warning("could not switch to %s: %s", provider.label, exc)
+                self._dropped_at = time.perf_counter()
+                self._set_status("reconnecting", f"{exc}. You are not being heard; reconnecting…")
+                self.reconnect_policy.reset()
+                self._schedule_reconnect()
+                return False
+            self._apply(self.client.on_connected())
+            reseed = self.client.reseed_context()
+            self._apply(reseed)
+            self._set_status("connected")
+            carried = f"; {len(reseed)} recent turns carried over as context" if reseed else ""
+            self._notify(Notice("info", f"Now talking to {provider.label}{carried}."))
+            self._apply(self.client.flush_outbox())
+            return True
+        finally:
+            self._starting_over = False
+
     async def new_conversation(self) -> bool:
         """File → New conversation: silence the answer, forget the conversation (its saved file stays), and open
         a fresh server session, so the model remembers nothing of it. False when the new session could not be

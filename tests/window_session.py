@@ -10,7 +10,7 @@ from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
 
 
-def window_and_session(qtbot, settings_path: Path, *, show: bool = True, **options) -> tuple[MainWindow, LiveSession]:
+def window_and_session(qtbot, settings_path: Path, *, show: bool = True, provider=None, **options) -> tuple[MainWindow, LiveSession]:
     """`options` go to SessionOptions (default: no speaker). The settings file is the test's own, so nothing a
     test changes (push-to-talk, profiles) leaks into another test's window."""
     window = MainWindow(settings=Settings.load(settings_path), keep_layout=False)
@@ -18,7 +18,7 @@ def window_and_session(qtbot, settings_path: Path, *, show: bool = True, **optio
     if show:
         window.show()
     options.setdefault("use_speaker", False)
-    session = LiveSession(SessionOptions(choose_provider(environ={}), **options))
+    session = LiveSession(SessionOptions(provider or choose_provider(environ={}), **options))
     session.record_sent = True
     window.attach(session)
     return window, session

@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
               "session, or set QT_QPA_PLATFORM=offscreen to run without a window (e.g. with --quit-after).",
               file=sys.stderr)
         return 2
-    provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline)
+    from ..settings import Settings
+    from ..providers import MODEL_KEY
+
+    saved_model = Settings.shared().get(MODEL_KEY)  # Connection → Model, last time
+    model = args.model or (saved_model if isinstance(saved_model, str) and saved_model.strip() else None)
+    provider = choose_provider(model=model, url=args.url, force_engine=args.offline)
     setup_logging(args.log_level, secrets=[provider.api_key])
 
     from PySide6.QtWidgets import QApplication

@@ -16,6 +16,7 @@ from ..session import ConnectionStatus, LiveSession
 from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered
 from .event_inspector import EventInspector
 from .menus import menu_named
+from ..providers import MODEL_KEY
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class ReliabilityUi:
         connection.addAction(self.retry_action)
         connection.addAction(self.stop_action)
         connection.addSeparator()
+        #: Connection → Model: shown for the OpenAI Realtime API and --url servers (the engine has one model).
+        self.model_menu = connection.addMenu("Model")
+        self.model_menu.menuAction().setVisible(False)
+        self.model_menu.aboutToShow.connect(self._fill_models)
         self.key_action = QAction("API key…", window)
         self.key_action.triggered.connect(self.edit_key)
         connection.addAction(self.key_action)
@@ -88,11 +93,55 @@ class ReliabilityUi:
         session.event_taps.append(self.inspector.tap)
         self.store = TranscriptStore(session.client.conversation, provider=session.options.provider.label)
         session.subscribe(self.on_notification)
+        self.model_menu.menuAction().setVisible(session.options.provider.kind in ("openai", "custom"))
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.close)
         if offer_last:
             self.offer_last()
+
+    # ------------------------------------------------------------------ model
+    def _fill_models(self) -> None:
+        from PySide6.QtGui import QActionGroup
+
+        from ..providers import OPENAI_MODELS
+
+        self.model_menu.clear()
+        if self.session is None:
+            return
+        current = self.session.options.provider.model
+        group = QActionGroup(self.model_menu)
+        for model in dict.fromkeys([*OPENAI_MODELS, *([current] if current else [])]):
+            action = self.model_menu.addAction(model)
+            action.setCheckable(True)
+            action.setChecked(model == current)
+            action.triggered.connect(lambda _checked, m=model: self.switch_model(m))
+            group.addAction(action)
+        self.model_menu.addSeparator()
+        self.model_menu.addAction("Other model…").triggered.connect(self._ask_model)
+
+    def _ask_model(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getText(self.window, "Model", "Realtime model name:",
+                                        text=self.session.options.provider.model or "" if self.session else "")
+        if ok and name.strip():
+            self.switch_model(name.strip())
+
+    def switch_model(self, model: str) -> None:
+        """Talk to `model` from now on, in this conversation; remembered for the next start."""
+        if self.session is None or model == self.session.options.provider.model:
+            return
+        store = getattr(self.window, "layout_store", None)
+        if store is not None:
+            store.set(MODEL_KEY, model)
+            try:
+                store.save()
+            except OSError as exc:
+                self.window.on_notification(Notice("warning", f"Settings could not be saved: {exc}"))
+        import asyncio
+
+        asyncio.ensure_future(self.session.switch_model(model))
 
     def close(self) -> None:
         if self.store is not None:
