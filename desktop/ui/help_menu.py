@@ -35,6 +35,7 @@ KEY_HANDLERS = (
     ("Push-to-talk: hold to talk, release to send (focus outside the text box)", "Space"),
     ("Push-to-talk: throw the turn away", "Esc"),
     ("Send the typed message", "Enter"),
+    ("Apply the instructions, or send a tool's typed result (in their box)", "Ctrl+Enter"),
 )
 
 
