@@ -62,6 +62,9 @@ def test_window_connects_and_shows_both_transcripts(qtbot, qasync_loop):
     assert answer.usage is not None and answer.usage.output_audio > 0
     assert "tokens in" in text and "out (" in text
     assert window.usage_label.text().startswith("tokens ") and " out" in window.usage_label.text()
+    # The conversation's voice latency in the status bar (one answer: its own figure).
+    assert window.latency_label.text() == f"voice {answer.reply_latency_ms} ms"
+    assert "over 1 answer:" in window.latency_label.toolTip()
     user_at = text.lower().find("what time is it")
     answer_at = text.find("It is ")
     assert 0 <= user_at < answer_at, text

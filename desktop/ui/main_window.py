@@ -126,6 +126,11 @@ class MainWindow(QMainWindow):
         self.devices_label.setAccessibleName("Audio devices")
         status = QStatusBar()
         status.addWidget(self.connection_label, 1)
+        #: The voice latency of this conversation's spoken answers: median, with the spread in the tooltip.
+        self.latency_label = QLabel()
+        self.latency_label.setAccessibleName("Voice latency")
+        status.addPermanentWidget(self.latency_label)
+        self._latencies: tuple[int, ...] = ()
         #: Tokens the answers have used so far (response.done's usage), summed over the conversation.
         self.usage_label = QLabel()
         self.usage_label.setAccessibleName("Token usage")
@@ -247,6 +252,7 @@ class MainWindow(QMainWindow):
             return
         if isinstance(note, (ItemChanged, ItemRemoved)):
             self.transcript.schedule_render()
+            self._show_reply_latency()
         elif isinstance(note, StateChanged):
             self._show_state(note.state)
         elif isinstance(note, ConnectionStatus):
@@ -255,6 +261,7 @@ class MainWindow(QMainWindow):
             self._show_session(note)
         elif isinstance(note, ConversationCleared):
             self.transcript.schedule_render()
+            self._show_reply_latency()
             self.notice_label.setVisible(False)
         elif isinstance(note, UsageUpdated):
             total = note.total
@@ -351,6 +358,27 @@ class MainWindow(QMainWindow):
             return False
         self._show_notice(Notice("info", f"Transcript saved to {path}"))
         return True
+
+    def _show_reply_latency(self) -> None:
+        """"voice 640 ms" in the status bar: the median time from the end of a spoken turn to the answer's voice."""
+        if self.session is None:
+            return
+        values = tuple(i.reply_latency_ms for i in self.session.client.conversation if i.reply_latency_ms is not None)
+        if values == self._latencies:
+            return
+        self._latencies = values
+        if not values:
+            self.latency_label.setText("")
+            self.latency_label.setToolTip("")
+            return
+        import statistics
+
+        ordered = sorted(values)
+        median = round(statistics.median(ordered))
+        self.latency_label.setText(f"voice {median} ms")
+        self.latency_label.setToolTip(f"From the end of your spoken turn to the answer's first audio, over {len(values)} "
+                                      f"answer{'s' if len(values) != 1 else ''}: median {median} ms, fastest {ordered[0]} ms, "
+                                      f"slowest {ordered[-1]} ms. The silence setting's own wait comes before this.")
 
     def set_muted(self, muted: bool) -> None:
         """Audio → Mute microphone (Ctrl+M)."""
