@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 import time
 
 import pytest
@@ -144,6 +145,13 @@ def test_help_lists_the_shortcuts_and_shows_the_licence_and_notices(qtbot):
     notices, licence = about.tab_text(0), about.tab_text(1)
     assert notices.startswith("Third-party notices") and "Piper" in notices and "espeak-ng" in notices
     assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3" in licence
+    about.close()
+
+    # Help → Open log folder: the folder exists, the file manager is asked to show it (none runs here, which
+    # the notice says), and the path is in the notice to copy.
+    folder = window.help_menu.open_logs()
+    assert Path(folder).is_dir() and folder in window.notice_label.text()
+    assert rows["Apply the instructions, or send a tool's typed result (in their box)"] == "Ctrl+Enter"
 
 
 def test_push_to_talk_without_a_microphone_says_so(qtbot):

@@ -130,10 +130,30 @@ class HelpMenu:
         self.shortcuts_action.triggered.connect(self.show_shortcuts)
         self.about_action = QAction("About Parley", window)
         self.about_action.triggered.connect(self.show_about)
+        self.logs_action = QAction("Open log folder", window)
+        self.logs_action.setToolTip("The log files, to attach to a bug report (API keys are masked in them)")
+        self.logs_action.triggered.connect(self.open_logs)
         menu.addAction(self.shortcuts_action)
+        menu.addAction(self.logs_action)
         menu.addAction(self.about_action)
         window.addAction(self.shortcuts_action)
         self.dialog: QDialog | None = None
+
+    def open_logs(self) -> str:
+        """Show the log folder in the file manager; the folder's path (also in a notice, to copy)."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        from ..core.actions import Notice
+        from ..logging_setup import log_dir
+
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        notify = getattr(self.window, "on_notification", None)
+        if notify is not None:
+            notify(Notice("info", f"Logs are in {folder}" + ("" if opened else " (no file manager could open it)")))
+        return str(folder)
 
     def show_shortcuts(self) -> ShortcutsDialog:
         self.dialog = ShortcutsDialog(self.window)
