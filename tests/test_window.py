@@ -8,6 +8,7 @@ from pathlib import Path
 import time
 
 import pytest
+from PySide6.QtCore import Qt
 
 from desktop.core.actions import TurnState
 from desktop.providers import choose_provider
@@ -191,3 +192,26 @@ def test_a_typed_question_after_an_unanswered_spoken_turn_gets_no_voice_latency(
     qasync_loop.run_until_complete(scenario())
     answer = next(i for i in session.client.conversation if i.role == "assistant")
     assert answer.has_audio and answer.reply_latency_ms is None
+
+
+def test_transcript_text_size_for_demos_is_kept(qtbot, tmp_path):
+    store_path = tmp_path / "settings.json"
+    window = MainWindow(settings=Settings.load(store_path), keep_layout=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)  # shortcuts reach the active window only
+    normal = window.transcript.font().pointSizeF()
+    window.transcript.conversation.place("u1", None, role="user", text="Hello there.", text_final=True)
+    qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)  # Ctrl+= (Ctrl++ too)
+    qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    window.transcript.render_now()  # a re-render keeps the size
+    assert window.transcript.font().pointSizeF() == normal + 2
+    assert json.loads(store_path.read_text())["transcript.text_size"] == 2
+    again = MainWindow(settings=Settings.load(store_path), keep_layout=False)
+    qtbot.addWidget(again)
+    assert again.transcript.font().pointSizeF() == normal + 2
+    qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)  # Ctrl+0: normal again
+    assert window.transcript.font().pointSizeF() == normal
+    qtbot.keyClick(window, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert window.transcript.font().pointSizeF() == normal - 1

@@ -53,6 +53,8 @@ _STATE_STYLE = {
 
 LAYOUT_GEOMETRY_KEY = "window.geometry"
 LAYOUT_STATE_KEY = "window.state"
+#: How many points larger (or smaller) than normal the transcript's text is (View → Larger text).
+TEXT_SIZE_KEY = "transcript.text_size"
 
 
 class MainWindow(QMainWindow):
@@ -208,9 +210,42 @@ class MainWindow(QMainWindow):
         #: Where the window's size and position and its docks' layout are kept between runs (keep_layout=False:
         #: neither read nor written, for the self-test and benchmarks, which must not resize the user's window).
         self.layout_store = settings or Settings.shared()
+        self._add_text_size_actions()
         self.keep_layout = keep_layout
         if keep_layout:
             self._restore_layout()
+
+    # ------------------------------------------------------------------ transcript text size (demos on a projector)
+    def _add_text_size_actions(self) -> None:
+        view = menu_named(self, "&View")
+        view.addSeparator()
+        for text, keys, step in (("Larger text", ("Ctrl++", "Ctrl+="), 1), ("Smaller text", ("Ctrl+-",), -1),
+                                 ("Normal text size", ("Ctrl+0",), 0)):
+            action = QAction(text, self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.triggered.connect(lambda _checked=False, s=step: self.change_text_size(s))
+            view.addAction(action)
+            self.addAction(action)
+        saved = self.layout_store.get(TEXT_SIZE_KEY, 0)
+        self._text_steps = 0
+        if isinstance(saved, int) and not isinstance(saved, bool) and saved:
+            self.change_text_size(max(-4, min(12, saved)), save=False)
+
+    def change_text_size(self, step: int, save: bool = True) -> None:
+        """The transcript's text `step` points larger (0: back to normal); kept for the next start."""
+        steps = 0 if step == 0 else max(-4, min(12, self._text_steps + step))
+        delta = steps - self._text_steps
+        if delta > 0:
+            self.transcript.zoomIn(delta)
+        elif delta < 0:
+            self.transcript.zoomOut(-delta)
+        self._text_steps = steps
+        if save:
+            self.layout_store.set(TEXT_SIZE_KEY, steps)
+            try:
+                self.layout_store.save()
+            except OSError as exc:  # a read-only config directory: the size still changes now
+                log.warning("could not save the text size: %s", exc)
 
     # ------------------------------------------------------------------ window layout, kept between runs
     def _restore_layout(self) -> None:
