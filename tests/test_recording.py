@@ -63,5 +63,6 @@ def test_recording_from_the_window_holds_the_question_and_the_answer(qtbot, qasy
     spoke = [i for i, v in enumerate(left) if v > 300]
     answered = [i for i, v in enumerate(right) if v > 300]
     assert spoke and answered, (max(left), max(right))
-    # The answer comes after the question, on the same timeline, and is at least a second of speech.
-    assert answered[0] > spoke[-1] and len(answered) >= 10, (spoke[-1], answered[0], len(answered))
+    # The answer comes after the question, on the same timeline, with half a second of speech at least (it tells
+    # the time: how long it is depends on the clock).
+    assert answered[0] > spoke[-1] and len(answered) >= 5, (spoke[-1], answered[0], len(answered))
