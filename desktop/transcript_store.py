@@ -150,6 +150,29 @@ def latest_saved(directory: Path | None = None, exclude: Path | None = None) -> 
     return None
 
 
+def saved_conversations(directory: Path | None = None, exclude: Path | None = None, limit: int = 50) -> list[SavedConversation]:
+    """Earlier conversations with turns, newest first (File → Open earlier conversation); unreadable files skipped."""
+    directory = directory or conversations_dir()
+    try:
+        files = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    out: list[SavedConversation] = []
+    for path in files:
+        if exclude is not None and path.resolve() == exclude.resolve():
+            continue
+        try:
+            saved = read_conversation(path)
+        except OSError as exc:
+            log.warning("cannot read saved conversation %s: %s", path.name, exc)
+            continue
+        if saved.turns:
+            out.append(saved)
+            if len(out) >= limit:
+                break
+    return out
+
+
 def mark_answered(path: Path, answer: str) -> None:
     """Record that the user restored or dismissed this conversation (so it is not offered again)."""
     try:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QMainWi
 
 from ..core.actions import ConversationCleared, Notice
 from ..session import ConnectionStatus, LiveSession
-from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered
+from ..transcript_store import SavedConversation, TranscriptStore, latest_saved, mark_answered, saved_conversations
 from .event_inspector import EventInspector
 from .menus import menu_named
 from ..providers import MODEL_KEY
@@ -76,6 +76,14 @@ class ReliabilityUi:
         self.key_action.triggered.connect(self.edit_key)
         connection.addAction(self.key_action)
 
+        #: File → Open earlier conversation: any saved conversation, not only the last one.
+        self.open_action = QAction("Open earlier conversation…", window)
+        self.open_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.open_action.setToolTip("Bring back a saved conversation: shown again and given to the model as context")
+        self.open_action.triggered.connect(self.choose_earlier)
+        window.addAction(self.open_action)
+        file_menu = menu_named(window, "&File")
+        file_menu.insertAction(next((a for a in file_menu.actions() if a.text().startswith("Save")), None), self.open_action)
         self.inspector = EventInspector(window)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.inspector)
         self.inspector.hide()
@@ -217,6 +225,56 @@ class ReliabilityUi:
         self.window.on_notification(Notice("info", f"Restored {len(saved.turns)} turns of your last conversation."))
         self.window.transcript.schedule_render()
         return count
+
+    def earlier_conversations(self) -> list[SavedConversation]:
+        return saved_conversations(exclude=self.store.path if self.store is not None else None)
+
+    def choose_earlier(self) -> None:
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidget, QListWidgetItem, QVBoxLayout
+
+        saved = self.earlier_conversations()
+        if not saved:
+            self.window.on_notification(Notice("info", "There is no earlier conversation saved yet."))
+            return
+        dialog = QDialog(self.window)
+        dialog.setWindowTitle("Open earlier conversation")
+        dialog.resize(560, 380)
+        listing = QListWidget()
+        listing.setAccessibleName("Saved conversations")
+        for conv in saved:
+            first = next((i.text for i in conv.turns if i.role == "user" and i.text), "")
+            item = QListWidgetItem(f"{conv.summary()} · {conv.provider or 'unknown'}\n    {first[:90]}")
+            item.setData(Qt.ItemDataRole.UserRole, conv)
+            listing.addItem(item)
+        listing.setCurrentRow(0)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        listing.itemDoubleClicked.connect(lambda *_: dialog.accept())
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(listing)
+        layout.addWidget(buttons)
+        self.open_dialog = dialog
+        if dialog.exec() == QDialog.DialogCode.Accepted and listing.currentItem() is not None:
+            self.open_earlier(listing.currentItem().data(Qt.ItemDataRole.UserRole))
+
+    def open_earlier(self, saved: SavedConversation) -> None:
+        """Start a new conversation holding `saved`: shown, saved anew, and given to the model as context."""
+        if self.session is None:
+            return
+        import asyncio
+
+        async def go() -> None:
+            if len(self.session.client.conversation):
+                await self.session.new_conversation()
+            self.session.restore_items(saved.items)
+            if self.store is not None:
+                self.store.save_all(saved.items)
+            self.window.transcript.schedule_render()
+            self.window.on_notification(Notice("info", f"Opened a conversation of {saved.summary()}; "
+                                                       "the model has it as context."))
+
+        asyncio.ensure_future(go())
 
     def dismiss_last(self) -> None:
         saved, self.offered = self.offered, None
