@@ -646,8 +646,8 @@ class LiveSession:
         if recorder is not None:
             try:
                 recorder.close()
-            except OSError:
-                pass  # already reported below; the file is as complete as the disk allowed
+            except OSError as close_exc:  # the notice below says what was kept
+                log.warning("finishing the recording %s failed too: %s", recorder.path, close_exc)
             self._notify(Notice("error", f"Recording stopped: {exc}. {recorder.seconds:.0f} s were saved to "
                                          f"{recorder.path}; the conversation goes on."))
 
@@ -669,21 +669,8 @@ class LiveSession:
         try:
             self._silence_playback(self.playback.stop)
             self.playback.clear()
-            if self.transport is not None:
-                transport, self.transport = self.transport, None
-                await transport.close()
-                self._apply(self.client.on_disconnected())
-            self._set_status("connecting", f"switching to {provider.label}…")
-            try:
-                await self._connect(await self._current_url())
-            except ConnectError as exc:
-                log.warning("could not switch to %s: %s", provider.label, exc)
-                self._dropped_at = time.perf_counter()
-                self._set_status("reconnecting", f"{exc}. You are not being heard; reconnecting…")
-                self.reconnect_policy.reset()
-                self._schedule_reconnect()
+            if not await self._open_new_session(f"switching to {provider.label}…"):
                 return False
-            self._apply(self.client.on_connected())
             reseed = self.client.reseed_context()
             self._apply(reseed)
             self._set_status("connected")
@@ -708,25 +695,33 @@ class LiveSession:
             self._apply(self.client.start_over())
             if self.reconnecting or self.transport is None:
                 return False  # the reconnect under way opens the new session, with nothing to re-seed
-            transport, self.transport = self.transport, None
-            await transport.close()
-            self._apply(self.client.on_disconnected())
-            self._set_status("connecting", "starting a new conversation…")
-            try:
-                await self._connect(await self._current_url())
-            except (ConnectError, EngineStartError, OSError) as exc:
-                log.warning("the new conversation's session could not be opened: %s", exc)
-                self._dropped_at = time.perf_counter()
-                self._set_status("reconnecting", f"{exc}. You are not being heard; reconnecting…")
-                self.reconnect_policy.reset()
-                self._schedule_reconnect()
+            if not await self._open_new_session("starting a new conversation…"):
                 return False
-            self._apply(self.client.on_connected())
             self._set_status("connected")
             self._notify(Notice("info", "New conversation: the model starts from nothing."))
             return True
         finally:
             self._starting_over = False
+
+    async def _open_new_session(self, status: str) -> bool:
+        """Close the connection (not a drop: `_starting_over` is set by the caller) and open a new server session
+        at the provider's current URL; the client is told of both. On failure reconnecting takes over: False."""
+        if self.transport is not None:
+            transport, self.transport = self.transport, None
+            await transport.close()
+            self._apply(self.client.on_disconnected())
+        self._set_status("connecting", status)
+        try:
+            await self._connect(await self._current_url())
+        except (ConnectError, EngineStartError, OSError) as exc:
+            log.warning("the new session could not be opened: %s", exc)
+            self._dropped_at = time.perf_counter()
+            self._set_status("reconnecting", f"{exc}. You are not being heard; reconnecting…")
+            self.reconnect_policy.reset()
+            self._schedule_reconnect()
+            return False
+        self._apply(self.client.on_connected())
+        return True
 
     async def _current_url(self) -> str:
         """The URL to connect to; restarts the offline engine first if it has died."""

@@ -20,6 +20,7 @@ neither dismissed nor restored: the window offers it back.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import platformdirs
 
@@ -128,21 +129,25 @@ def read_conversation(path: Path) -> SavedConversation:
     )
 
 
-def latest_saved(directory: Path | None = None, exclude: Path | None = None) -> SavedConversation | None:
-    """The most recent earlier conversation with turns that the user has not answered the offer for."""
+def _saved_newest_first(directory: Path | None, exclude: Path | None) -> Iterator[SavedConversation]:
+    """The saved conversations, newest first, except `exclude` (the one being written); unreadable files skipped."""
     directory = directory or conversations_dir()
     try:
         files = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
-        return None
-    for path in files[:20]:
+        return
+    for path in files:
         if exclude is not None and path.resolve() == exclude.resolve():
             continue
         try:
-            saved = read_conversation(path)
+            yield read_conversation(path)
         except OSError as exc:
             log.warning("cannot read saved conversation %s: %s", path.name, exc)
-            continue
+
+
+def latest_saved(directory: Path | None = None, exclude: Path | None = None) -> SavedConversation | None:
+    """The most recent earlier conversation with turns that the user has not answered the offer for."""
+    for saved in itertools.islice(_saved_newest_first(directory, exclude), 20):
         if saved.answered:
             return None  # the newest one was already dealt with: offer nothing older
         if saved.turns:
@@ -151,26 +156,9 @@ def latest_saved(directory: Path | None = None, exclude: Path | None = None) -> 
 
 
 def saved_conversations(directory: Path | None = None, exclude: Path | None = None, limit: int = 50) -> list[SavedConversation]:
-    """Earlier conversations with turns, newest first (File → Open earlier conversation); unreadable files skipped."""
-    directory = directory or conversations_dir()
-    try:
-        files = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return []
-    out: list[SavedConversation] = []
-    for path in files:
-        if exclude is not None and path.resolve() == exclude.resolve():
-            continue
-        try:
-            saved = read_conversation(path)
-        except OSError as exc:
-            log.warning("cannot read saved conversation %s: %s", path.name, exc)
-            continue
-        if saved.turns:
-            out.append(saved)
-            if len(out) >= limit:
-                break
-    return out
+    """Earlier conversations with turns, newest first (File → Open earlier conversation)."""
+    with_turns = (saved for saved in _saved_newest_first(directory, exclude) if saved.turns)
+    return list(itertools.islice(with_turns, limit))
 
 
 def mark_answered(path: Path, answer: str) -> None:

@@ -29,7 +29,7 @@ class ConversationRecorder:
         self.path = Path(path)
         self.rate = rate
         self.max_lag = rate * max_lag_ms // 1000
-        self._played: deque[np.ndarray] = deque()
+        self._played: deque[np.ndarray] = deque()  # float32 blocks as the speaker got them
         self._played_len = 0
         self._lock = threading.Lock()
         self._wav = wave.open(str(self.path), "wb")  # raises OSError: the caller says so
@@ -46,13 +46,14 @@ class ConversationRecorder:
 
     # ------------------------------------------------------------------ the speaker callback's side
     def add_played(self, block: np.ndarray) -> None:
-        """A block handed to the speaker (float32 at `rate`, full scale 1.0). Cheap: the audio callback calls it."""
+        """A block handed to the speaker (float32 at `rate`, full scale 1.0). The audio callback calls it: a copy
+        under a lock, nothing more."""
         if self.closed:
             return
-        pcm = float_to_pcm16(np.asarray(block, dtype=np.float32).reshape(-1))
+        copy = np.array(block, dtype=np.float32).reshape(-1)  # only a copy here; converted on the microphone's side
         with self._lock:
-            self._played.append(pcm)
-            self._played_len += len(pcm)
+            self._played.append(copy)
+            self._played_len += len(copy)
 
     # ------------------------------------------------------------------ the microphone's side (the clock)
     def add_input(self, pcm16: np.ndarray) -> None:
@@ -66,7 +67,7 @@ class ConversationRecorder:
         self._write(mic, self._take_played(n))
 
     def _take_played(self, n: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.int16)
+        out = np.zeros(n, dtype=np.float32)
         with self._lock:
             excess = self._played_len - n - self.max_lag
             while excess > 0 and self._played:  # the speaker's clock ran ahead: keep the sides together
@@ -90,7 +91,7 @@ class ConversationRecorder:
                     self._played[0] = head[k:]
                 self._played_len -= k
                 filled += k
-        return out
+        return float_to_pcm16(out)
 
     def _write(self, left: np.ndarray, right: np.ndarray) -> None:
         frames = np.empty(2 * len(left), dtype="<i2")
@@ -105,7 +106,7 @@ class ConversationRecorder:
             return self.seconds
         self.closed = True
         with self._lock:
-            rest = np.concatenate(list(self._played)) if self._played else np.zeros(0, dtype=np.int16)
+            rest = float_to_pcm16(np.concatenate(list(self._played))) if self._played else np.zeros(0, dtype=np.int16)
             self._played.clear()
             self._played_len = 0
         if len(rest):

@@ -437,7 +437,6 @@ class AgentUi:
         return True
 
     def _store_profiles(self, current: str | None) -> None:
-        self.store.set(PROFILES_KEY, profiles_to_store(self.profiles))
         self.store.set(CURRENT_PROFILE_KEY, current)
         self._save(PROFILES_KEY, profiles_to_store(self.profiles))
         self.profile_bar.set_names(sorted(self.profiles, key=str.lower), current)
@@ -450,10 +449,9 @@ class AgentUi:
         self._save(SETTINGS_KEY, s.to_dict())
         if self.session is None:
             return
-        client = self.session.client
         config = self._config()
         self.session.update_config(config)
         log.info("session.update: %s", describe_agent(config))
-        if client.session_spoke and config.voice and client.effective is not None and config.voice != client.effective.voice:
+        if self.session.client.voice_waits:
             self.window.on_notification(Notice("info", f"The voice {config.voice} will be used from the next session: "
                                                        "this one has already spoken, and a session keeps its voice."))

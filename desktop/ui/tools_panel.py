@@ -7,7 +7,7 @@ The panel only edits `core.tools.ToolSettings` and shows calls; `AgentUi` sends 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -211,8 +211,6 @@ class ToolsPanel(QGroupBox):
             self._set(self._settings.without(name))
 
     def _choice_changed(self, *_args) -> None:
-        from dataclasses import replace
-
         self._set(replace(self._settings, choice=self.choice.currentData() or "auto"))
 
     # ------------------------------------------------------------------ calls waiting for a typed result
