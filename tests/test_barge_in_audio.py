@@ -268,8 +268,8 @@ def test_a_voice_the_echo_canceller_holds_back_still_pauses_the_answer_at_once(r
     asyncio.run(scenario())
     detector = session.near_end.onset_detector
     # Nothing came back: an echo path in these rooms is -10 dB. The learnt figure is a max over the quiet chunks
-    # around the voice (the room's floor, a soft first syllable) relative to the answer's level, so it wanders
-    # between -60 and -38 dB from run to run; anything far below the echo rooms' -10 dB means no echo.
+    # around the voice (the room's floor, a soft first syllable) relative to the answer's level, so it varies from
+    # run to run (one CI run learnt -38.4 dB); anything far below the echo rooms' -10 dB means no echo.
     assert detector.echo_coupling_db is not None and detector.echo_coupling_db < -25
     assert detector.double_talk_chunks >= 2, "the onset did not come through the double-talk route"
     story = next(i for i in session.client.conversation if i.role == "assistant")
