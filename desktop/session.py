@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .audio import MicrophoneCapture, NullOutput, PlaybackBuffer, SpeakerOutput, WavFileSource, probe_devices
+from .audio import FileVoice, MicrophoneCapture, NullOutput, PlaybackBuffer, SpeakerOutput, WavFileSource, probe_devices
 from .audio.devices import AudioDeviceError, DeviceStatus
 from .audio.near_end import FarEndLevels, NearEndProcessor
 from .audio.playback_buffer import StopReport
@@ -76,6 +76,17 @@ class Timing:
 
     name: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class FileVoiceState:
+    """A sound file spoken as the user's voice (Audio → Speak a sound file) started, or ended."""
+
+    name: str
+    duration_ms: int
+    speaking: bool
+    path: str = ""
+    finished: bool = False  # ended because the file was all spoken (not stopped)
 
 
 @dataclass
@@ -145,6 +156,12 @@ class LiveSession:
         self.muted = False
         #: The conversation's audio being recorded to a WAV file (File → Record audio), or None.
         self.recorder = None
+        #: A sound file being spoken as the user's voice in place of the microphone (`speak_file`), or None.
+        self.file_voice: FileVoice | None = None
+        self._file_voice_path = ""
+        self._file_voice_pressed = False  # push-to-talk was pressed for it: released at its end
+        #: Hands out chunks for a spoken file when no microphone does (none found, or it was lost).
+        self._file_clock: WavFileSource | None = None
         #: A new conversation is replacing the connection: its close is not a drop.
         self._starting_over = False
         self.reconnect_policy = ReconnectPolicy()
@@ -236,6 +253,7 @@ class LiveSession:
             return
         self.closed = True
         self.stop_recording()
+        self._stop_file_clock()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
         if self._source is not None:
@@ -295,6 +313,7 @@ class LiveSession:
             self._source = None
             self._notify(Notice("warning", f"The microphone could not be opened: {exc}"))
             return False
+        self._stop_file_clock()  # the microphone paces a spoken file from now on (one thread feeds near_end)
         self._source = source
         return True
 
@@ -471,13 +490,20 @@ class LiveSession:
             self._apply(self.client.speaker_underrun())
 
     def _on_onset(self, at_ms: int) -> None:
-        if not self.closed:
+        # While a file speaks for the user, the room is not what the model hears: its sounds interrupt nothing.
+        if not self.closed and self.file_voice is None:
             self._apply(self.client.local_onset(at_ms))
 
     def _on_input_chunk(self, chunk: np.ndarray, echo_removed_db: float | None = None) -> None:
         if self.closed:
             return
-        if self.muted:
+        voice = self.file_voice
+        if voice is not None:
+            # The file in place of the microphone (even a muted one): it is already clean, so there is no echo
+            # figure, and it goes through the same local VAD, recorder and turn modes as a voice would.
+            chunk = voice.take(len(chunk))
+            echo_removed_db = None
+        elif self.muted:
             # Silence, not nothing: the server's audio clock keeps pace with ours (truncation and VAD times
             # stay aligned), and neither the local VAD nor the server hears the room.
             chunk = np.zeros_like(chunk)
@@ -500,6 +526,95 @@ class LiveSession:
         if gain < 1.0:  # only echo residue while the assistant speaks: keep it from the server's VAD
             chunk = (chunk.astype(np.float32) * np.float32(gain)).astype(np.int16)
         self._apply(self.turns.on_input_audio(chunk))  # the mode decides what reaches the server
+        if voice is not None and voice.finished and voice is self.file_voice:
+            self._end_file_voice(finished=True)
+
+    # ------------------------------------------------------------------ a sound file as the user's voice
+    def speak_file(self, path: str | os.PathLike) -> bool:
+        """Speak a sound file into the conversation as the user's voice, in real time, in place of the microphone.
+
+        It goes where a voice goes: the local VAD (so it can interrupt an answer), the recorder, and the turn
+        mode (server VAD ends the turn at its end; push-to-talk is held for its length and released after it).
+        False, with a notice saying why, for a file that cannot be spoken (missing, not audio, silent, too long).
+        """
+        if self._loop is None or self.closed:
+            self._notify(Notice("warning", "Not connected yet: the file can be spoken once the conversation has started."))
+            return False
+        try:
+            voice = FileVoice.open(path)
+        except ValueError as exc:
+            self._notify(Notice("error", f"Cannot speak that file: {exc}"))
+            return False
+        if self.file_voice is not None:
+            self._end_file_voice(finished=False)
+        self.file_voice = voice
+        self._file_voice_path = os.fspath(path)
+        if self.turns.settings.mode == "push_to_talk" and not self.turns.ptt.held:
+            self.turns.press()
+            self._file_voice_pressed = True
+        if not self._microphone_delivers():
+            # Nothing hands out chunks to swap: the file keeps time itself, and 1.5 s of silence after it lets
+            # turn detection see the end.
+            self._stop_file_clock()
+            self._file_clock = WavFileSource(voice.name, self._deliver_mic, chunk_ms=10,
+                                             trailing_silence_s=voice.duration_ms / 1000 + 1.5,
+                                             audio=np.zeros(0, dtype=np.int16))
+            self._file_clock.start()
+        log.info("speaking %s (%d ms) as the user's voice", voice.name, voice.duration_ms)
+        self._notify(FileVoiceState(voice.name, voice.duration_ms, True, self._file_voice_path))
+        return True
+
+    def keep_last_turn(self, folder: str | os.PathLike) -> tuple[str, int] | None:
+        """Write the newest spoken turn, exactly as the model heard it, to a WAV file in `folder`, to speak it
+        again later; (path, duration in ms), or None with a notice saying why."""
+        from datetime import datetime
+
+        from .audio.file_source import write_wav_24k
+
+        found = self.client.sent_audio.last_turn()
+        if found is None:
+            self._notify(Notice("warning", "No spoken turn to keep yet: speak first (turns older than a minute are "
+                                           "not kept)."))
+            return None
+        item_id, audio = found
+        name = f"turn {datetime.now():%Y-%m-%d %H-%M-%S}.wav"
+        path = os.path.join(os.fspath(folder), name)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            write_wav_24k(path, audio)
+        except OSError as exc:
+            self._notify(Notice("error", f"Could not keep the turn in {folder}: {exc.strerror or exc}"))
+            return None
+        duration_ms = len(audio) * 1000 // 24000
+        log.info("kept turn %s (%d ms) as %s", item_id, duration_ms, path)
+        return path, duration_ms
+
+    def stop_speaking_file(self) -> None:
+        """Stop a spoken file where it is (Esc also discards what it said: `TurnController.cancel`)."""
+        if self.file_voice is not None:
+            self._end_file_voice(finished=False)
+
+    def _end_file_voice(self, finished: bool) -> None:
+        voice, self.file_voice = self.file_voice, None
+        if voice is None:
+            return
+        if self._file_voice_pressed:
+            self._file_voice_pressed = False
+            if finished:
+                self.turns.release()  # commit the turn and ask for the answer, as a released key would
+        if not finished:
+            self._stop_file_clock()  # a finished file's clock runs on through its trailing silence
+        log.info("%s %s at %d ms", "spoke" if finished else "stopped", voice.name, voice.position_ms)
+        self._notify(FileVoiceState(voice.name, voice.duration_ms, False, self._file_voice_path, finished))
+
+    def _microphone_delivers(self) -> bool:
+        source = self._source
+        return source is not None and source.running
+
+    def _stop_file_clock(self) -> None:
+        clock, self._file_clock = self._file_clock, None
+        if clock is not None:
+            clock.stop()
 
     async def _watch_playback(self) -> None:
         """Tell the core when assistant audio becomes audible and when it has all been played."""

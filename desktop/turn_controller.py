@@ -195,7 +195,8 @@ class TurnController:
         self.session._notify(PushToTalkState(False))
 
     def cancel(self) -> None:
-        """Esc: discard the turn in progress (in any mode)."""
+        """Esc: discard the turn in progress (in any mode), and stop a sound file speaking it."""
+        self.session.stop_speaking_file()
         held = self.ptt.held
         self.session._apply(self._run(self.ptt.cancel()))
         if self.wake is not None:

@@ -12,7 +12,7 @@ from desktop.audio.devices import (
     probe_devices,
     refresh_devices,
 )
-from desktop.audio.file_source import WavFileSource, read_wav_24k
+from desktop.audio.file_source import FileVoice, WavFileSource, read_wav_24k
 from desktop.audio.playback import NullOutput, SpeakerOutput
 from desktop.audio.playback_buffer import PlaybackBuffer, StopReport
 
@@ -24,6 +24,7 @@ __all__ = [
     "PlaybackBuffer",
     "SpeakerOutput",
     "StopReport",
+    "FileVoice",
     "WavFileSource",
     "list_devices",
     "probe_devices",

@@ -42,6 +42,7 @@ from .barge_in import BargeInPolicy, heard_text
 from .conversation import Conversation, ImageInfo
 from .pcm import PROTOCOL_RATE, samples_to_ms
 from .session_config import ManualTurns, SemanticVad, ServerVad, SessionConfig
+from .turn_audio import SentAudioTape
 from .usage import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class RealtimeClient:
         #: Milliseconds of audio appended since the last commit/clear (manual turns need ≥ 100 ms).
         self.uncommitted_ms = 0.0
         self.appended_ms_total = 0.0
+        #: The audio sent lately, and where each spoken user turn lies in it ("keep my last turn").
+        self.sent_audio = SentAudioTape()
         #: The server VAD's span of each user turn not yet committed: item_id -> [audio_start_ms, audio_end_ms].
         self._speech_spans: dict[str, list[int | None]] = {}
         self.skipped_events = 0
@@ -125,6 +128,7 @@ class RealtimeClient:
         self.active_response = None
         self._response_create_waiting = None
         self.uncommitted_ms = 0.0
+        self.sent_audio.connected()
         self._updates_in_flight = 1
         return [self._send(self.events.session_update(self.requested.to_wire())), *self._set_state(TurnState.LISTENING)]
 
@@ -140,6 +144,7 @@ class RealtimeClient:
         self.audio_queued = False
         self.uncommitted_ms = 0.0
         self._speech_spans.clear()
+        self.sent_audio.forget()
         self._pending_images = []
         self._reseeded_ids.clear()
         self._tool_calls_seen.clear()
@@ -212,6 +217,7 @@ class RealtimeClient:
         ms = len(pcm16) * 1000.0 / PROTOCOL_RATE
         self.uncommitted_ms += ms
         self.appended_ms_total += ms
+        self.sent_audio.appended(pcm16)
         return [self._send(self.events.input_audio_append(pcm16))]
 
     def commit_turn(self, create_response: bool = True) -> list[Action]:
@@ -221,6 +227,7 @@ class RealtimeClient:
         if self.uncommitted_ms < MIN_COMMIT_MS:
             return [Notice("info", f"Hold to talk a little longer: at least {MIN_COMMIT_MS} ms of audio is needed.")]
         self.uncommitted_ms = 0.0
+        self.sent_audio.committed_manually()
         actions: list[Action] = [self._send(self.events.input_audio_commit())]
         if create_response:
             actions += self.request_response()
@@ -230,6 +237,7 @@ class RealtimeClient:
         self.uncommitted_ms = 0.0
         if not self.connected:
             return []
+        self.sent_audio.cleared()
         return [self._send(self.events.input_audio_clear())]
 
     def send_user_content(self, content: list[dict[str, Any]], images: list[ImageInfo] | None = None) -> list[Action]:
@@ -507,6 +515,7 @@ class RealtimeClient:
         self.uncommitted_ms = 0.0
         start, end = self._speech_spans.pop(e.item_id, (None, None))
         spoken = {"audio_start_ms": start, "audio_end_ms": end} if start is not None and end is not None else {}
+        self.sent_audio.committed(e.item_id, (start, end) if spoken else None)
         self.conversation.place(e.item_id, e.previous_item_id, role="user", has_audio=True, **spoken)
         return [ItemChanged(e.item_id)]
 

@@ -518,6 +518,11 @@ class RealtimeConnection:
         self._speculation = None
         if self._segmenter is not None:
             self._segmenter.reset()
+            if self._vad is not None:
+                # What was cleared must not start a turn afterwards: the VAD's unfinished frame and recurrent
+                # state still hold the speech just thrown away. The segmenter's clock is re-aligned with the input.
+                self._vad.reset()
+                self._segmenter.frames = int(samples_to_ms(self.samples_in) / self._vad.frame_ms)
         self.emit("input_audio_buffer.cleared")
 
     # conversation.item.*

@@ -38,6 +38,7 @@ from ..media.image_pipeline import (
     prepare_file,
 )
 from ..media.screen_capture import CaptureError, CaptureTarget
+from .file_voice_ui import is_sound_file as _is_sound_file
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -493,6 +494,16 @@ class AttachmentController(QObject):
                 self._notify("warning", "Only files on this computer can be dropped; save the image first, then drop the file.")
                 self.finished.emit(Batch("drop", "", errors=["remote"]))
                 return
+            sounds = [p for p in paths if _is_sound_file(p)]
+            if sounds:  # a recorded utterance: spoken as the user's voice (Audio → Speak a sound file)
+                paths = [p for p in paths if p not in sounds]
+                speaker = getattr(self.window, "file_voice_ui", None)
+                if speaker is not None:
+                    speaker.speak(sounds[0])
+                    if len(sounds) > 1:
+                        self._notify("warning", f"Only one sound file is spoken at a time: {os.path.basename(sounds[0])}.")
+                if not paths:
+                    return
             if paths:
                 self.attach_paths(paths, "drop")
                 return
@@ -500,7 +511,8 @@ class AttachmentController(QObject):
             image = QImage(mime.imageData())
             self.attach_qimage(image, "dropped image")
             return
-        self._notify("warning", f"Nothing to attach in what was dropped: drop image files ({FORMATS_TEXT}).")
+        self._notify("warning", f"Nothing to attach in what was dropped: drop image files ({FORMATS_TEXT}), "
+                               "or a WAV file to speak it as your voice.")
 
     # -------------------------------------------------------------------------------- toolbar and menus
     def build_toolbar(self) -> QToolBar:

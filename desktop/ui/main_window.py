@@ -195,6 +195,10 @@ class MainWindow(QMainWindow):
         first = self.audio_menu.menu.actions()[0]
         self.audio_menu.menu.insertAction(first, self.mute_action)
         self.audio_menu.menu.insertSeparator(first)
+        from .file_voice_ui import FileVoiceUi
+
+        #: Audio → Speak a sound file (Ctrl+Shift+P, again: Ctrl+P): a recorded utterance as your voice.
+        self.file_voice_ui = FileVoiceUi(self, settings)
         from .reliability_ui import ReliabilityUi
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
@@ -279,6 +283,7 @@ class MainWindow(QMainWindow):
         self.turn_ui.attach(session)
         self.agent_ui.attach(session)
         self.recording_ui.attach(session)
+        self.file_voice_ui.attach(session)
         self.reliability_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:

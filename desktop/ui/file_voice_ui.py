@@ -1,0 +1,189 @@
+"""Audio → Speak a sound file: a recorded utterance spoken into the conversation as your voice.
+
+The same words, the same way, as often as you like: after changing the silence duration, the instructions or
+the tools, speak the file again (Ctrl+P) and compare the answers and their timing. A file dropped on the window
+is spoken too. *Keep my last turn* (Ctrl+Shift+K) makes such a file from what you just said, exactly as the
+model heard it. The recent files are kept between runs; the status bar shows "▶ name 0:01 / 0:03" while one
+speaks, and Esc stops it (and discards what it said, as for any turn in progress).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMenu
+
+from ..audio.file_source import OTHER_FORMATS
+from ..core.actions import Notice
+from ..session import FileVoiceState
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEY = "audio.spoken_files"  # the recent files, newest first
+RECENT = 8
+SOUND_SUFFIXES = (".wav",) + OTHER_FORMATS
+
+
+def turns_folder() -> Path:
+    """Where kept turns go: the user data folder's `turns/`."""
+    return Path(platformdirs.user_data_dir("Parley", appauthor=False)) / "turns"
+
+
+def is_sound_file(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in SOUND_SUFFIXES
+
+
+def _clock(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class FileVoiceUi:
+    def __init__(self, window, settings: Settings | None = None) -> None:
+        self.window = window
+        self.store = settings or Settings.shared()
+        self.session = None
+        self.speak_action = QAction("Speak a sound file…", window)
+        self.speak_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.speak_action.setToolTip("Play a recorded utterance (WAV) into the conversation as your voice, in place "
+                                     "of the microphone: the same turn, as often as you like")
+        self.speak_action.triggered.connect(self.choose_and_speak)
+        self.again_action = QAction("Speak it again", window)
+        self.again_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.again_action.triggered.connect(self.speak_again)
+        self.keep_action = QAction("Keep my last turn as a sound file", window)
+        self.keep_action.setShortcut(QKeySequence("Ctrl+Shift+K"))
+        self.keep_action.setToolTip("Save what you last said, exactly as the model heard it, as a WAV file to speak "
+                                    "again with Ctrl+P")
+        self.keep_action.triggered.connect(self.keep_last_turn)
+        self.stop_action = QAction("Stop the sound file", window)
+        self.stop_action.setToolTip("Stop the file and discard what it said (Esc does the same)")
+        self.stop_action.triggered.connect(self.stop)
+        for action in (self.speak_action, self.again_action, self.keep_action, self.stop_action):
+            window.addAction(action)
+        self.recent_menu = QMenu("Recent sound files", window)
+        self.recent_menu.setObjectName("recent_sound_files")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        menu = window.audio_menu.menu
+        first = menu.actions()[0]
+        for action in (self.speak_action, self.again_action, self.recent_menu.menuAction(), self.keep_action,
+                       self.stop_action):
+            menu.insertAction(first, action)
+        menu.insertSeparator(first)
+        self.label = QLabel("")
+        self.label.setAccessibleName("Sound file speaking")
+        self.label.setStyleSheet("color:#2e7d32;font-weight:bold")
+        window.statusBar().addPermanentWidget(self.label)
+        self._timer = QTimer(window)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._tick)
+        self._show_idle()
+
+    def attach(self, session) -> None:
+        self.session = session
+        session.subscribe(self._on_note)
+
+    # ------------------------------------------------------------------ persistence
+    def recent(self) -> list[str]:
+        value = self.store.get(KEY, [])
+        return [p for p in value if isinstance(p, str)][:RECENT] if isinstance(value, list) else []
+
+    def _remember(self, path: str) -> None:
+        path = os.path.abspath(path)
+        self.store.set(KEY, [path] + [p for p in self.recent() if p != path][: RECENT - 1])
+        try:
+            self.store.save()
+        except OSError as exc:
+            log.warning("recent sound files not saved: %s", exc)
+
+    # ------------------------------------------------------------------ user intent
+    def choose_and_speak(self) -> None:
+        recent = self.recent()
+        folder = os.path.dirname(recent[0]) if recent else (
+            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation) or str(Path.home()))
+        patterns = " ".join(f"*{s}" for s in SOUND_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Speak a sound file as your voice", folder,
+                                              f"Sound files ({patterns});;WAV audio (*.wav);;All files (*)")
+        if path:
+            self.speak(path)
+
+    def speak_again(self) -> None:
+        recent = self.recent()
+        if recent:
+            self.speak(recent[0])
+        else:
+            self.choose_and_speak()
+
+    def speak(self, path: str) -> bool:
+        """Speak `path` now; False (the session's notice says why) when it cannot be."""
+        if self.session is None:
+            self.window.on_notification(Notice("warning", "Not connected yet: nothing can be spoken."))
+            return False
+        if not self.session.speak_file(path):
+            return False
+        self._remember(path)
+        return True
+
+    def keep_last_turn(self) -> str | None:
+        """Ctrl+Shift+K: the last spoken turn into `turns_folder()`, first in the recent files; its path."""
+        if self.session is None:
+            return None
+        kept = self.session.keep_last_turn(turns_folder())
+        if kept is None:
+            return None
+        path, duration_ms = kept
+        self._remember(path)
+        self._show_idle()
+        self.window.on_notification(Notice("info", f"Kept your last turn ({duration_ms / 1000:.1f} s) as "
+                                                   f"{os.path.basename(path)}: Ctrl+P speaks it again."))
+        return path
+
+    def stop(self) -> None:
+        if self.session is not None and self.session.file_voice is not None:
+            self.session.turns.cancel()  # Esc's meaning: stop, and discard what it said
+
+    # ------------------------------------------------------------------ what the status bar shows
+    def _on_note(self, note) -> None:
+        if not isinstance(note, FileVoiceState):
+            return
+        if note.speaking:
+            self.window.on_notification(Notice("info", f"Speaking {note.name} ({_clock(note.duration_ms)}) as your "
+                                                       "voice. Esc stops it."))
+            self._timer.start()
+            self._tick()
+        else:
+            self._timer.stop()
+            if not note.finished:
+                self.window.on_notification(Notice("info", f"Stopped {note.name}."))
+            self._show_idle()
+
+    def _tick(self) -> None:
+        voice = self.session.file_voice if self.session is not None else None
+        if voice is None:
+            return
+        self.label.setText(f"▶ {voice.name} {_clock(voice.position_ms)} / {_clock(voice.duration_ms)}")
+        self.stop_action.setEnabled(True)
+
+    def _show_idle(self) -> None:
+        self.label.setText("")
+        self.stop_action.setEnabled(False)
+        recent = self.recent()
+        self.again_action.setText(f"Speak {os.path.basename(recent[0])} again" if recent else "Speak it again")
+        self.again_action.setToolTip("Speak the last sound file again (Ctrl+P)")
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent()
+        for path in recent:
+            action = self.recent_menu.addAction(os.path.basename(path))
+            action.setToolTip(path)
+            action.setEnabled(os.path.isfile(path))
+            action.triggered.connect(lambda _checked=False, p=path: self.speak(p))
+        if not recent:
+            self.recent_menu.addAction("No sound files yet").setEnabled(False)
