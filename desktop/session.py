@@ -560,6 +560,7 @@ class LiveSession:
                                              trailing_silence_s=voice.duration_ms / 1000 + 1.5,
                                              audio=np.zeros(0, dtype=np.int16))
             self._file_clock.start()
+        self.client.sent_audio.source_started(voice.name)
         log.info("speaking %s (%d ms) as the user's voice", voice.name, voice.duration_ms)
         self._notify(FileVoiceState(voice.name, voice.duration_ms, True, self._file_voice_path))
         return True
@@ -598,6 +599,7 @@ class LiveSession:
         voice, self.file_voice = self.file_voice, None
         if voice is None:
             return
+        self.client.sent_audio.source_ended()
         if self._file_voice_pressed:
             self._file_voice_pressed = False
             if finished:

@@ -42,6 +42,8 @@ def item_meta(item: ConversationItem) -> list[str]:
         spoken = "spoken"
         if item.audio_start_ms is not None and item.audio_end_ms is not None and item.audio_end_ms > item.audio_start_ms:
             spoken += f" for {(item.audio_end_ms - item.audio_start_ms) / 1000:.1f} s"  # as the server's VAD heard it
+        if item.spoken_from:
+            spoken += f" from {item.spoken_from}"
         meta.append(spoken)
     meta += [f"image {im.width}×{im.height} px, {size_text(im.byte_count)}" for im in item.images]
     if item.reply_latency_ms is not None:

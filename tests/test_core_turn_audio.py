@@ -96,3 +96,32 @@ def test_a_span_past_what_was_sent_is_cut_at_the_end():
     tape.committed("u", (200, 5000))  # the server's clock ahead of ours (it counts audio still in flight)
     audio = tape.audio("u")
     assert audio[0] == 200 and audio[-1] == 999
+
+
+def test_a_turn_made_of_a_sound_file_says_which():
+    client = RealtimeClient()
+    client.on_connected()
+    _feed(client, 0, 1000)  # the room
+    client.sent_audio.source_started("question.wav")
+    _feed(client, 1000, 2500)
+    client.sent_audio.source_ended()
+    _feed(client, 2500, 3500)  # the room again
+    # The server's span: 300 ms of prefix padding before the file, 500 ms of silence after its speech.
+    _event(client, "input_audio_buffer.speech_started", audio_start_ms=700, item_id="f1")
+    _event(client, "input_audio_buffer.speech_stopped", audio_end_ms=2900, item_id="f1")
+    _event(client, "input_audio_buffer.committed", item_id="f1", previous_item_id=None)
+    assert client.conversation.get("f1").spoken_from == "question.wav"
+    # A turn spoken into the microphone after it is not the file's.
+    _feed(client, 3500, 6000)
+    _event(client, "input_audio_buffer.speech_started", audio_start_ms=3700, item_id="m1")
+    _event(client, "input_audio_buffer.speech_stopped", audio_end_ms=5200, item_id="m1")
+    _event(client, "input_audio_buffer.committed", item_id="m1", previous_item_id="f1")
+    assert client.conversation.get("m1").spoken_from is None
+    # Nor is one where the file was only a small part of what was said.
+    client.sent_audio.source_started("blip.wav")
+    _feed(client, 6000, 6200)
+    client.sent_audio.source_ended()
+    _feed(client, 6200, 8000)
+    client.commit_turn()
+    _event(client, "input_audio_buffer.committed", item_id="m2", previous_item_id="m1")
+    assert client.conversation.get("m2").spoken_from is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import wave
 
 import numpy as np
@@ -18,6 +19,7 @@ from desktop.audio.file_source import FileVoice, read_audio_24k, read_wav_24k
 from desktop.core.actions import Notice
 from desktop.providers import choose_provider
 from desktop.session import FileVoiceState, LiveSession, SessionOptions
+from desktop.transcript_export import item_meta
 from tests.conftest import AUDIO
 from tests.protocol_oracle import validate_client_event
 from tests.waiting import wait_until
@@ -176,8 +178,11 @@ def test_a_spoken_file_is_the_users_turn_gets_an_answer_and_can_be_kept_and_spok
     audio = read_wav_24k(path)
     assert len(audio) * 1000 // 24000 == duration_ms
     assert _contains(audio, _speech(fixture)), "the kept turn is not the audio the model got"
-    user = next(i for i in session.client.conversation if i.role == "user")
+    user, again = [i for i in session.client.conversation if i.role == "user"]
     assert abs(duration_ms - (user.audio_end_ms - user.audio_start_ms)) <= 1  # the server's span of the turn
+    # Each turn says which file said it, in the transcript and the saved Markdown.
+    assert user.spoken_from == "what_time.wav" and again.spoken_from == os.path.basename(path)
+    assert f"from {os.path.basename(path)}" in " · ".join(item_meta(again))
     assert any(isinstance(n, Notice) and n.message.startswith("No spoken turn to keep yet") for n in notes)
 
 
@@ -200,6 +205,7 @@ def test_with_no_microphone_the_file_keeps_time_itself_and_push_to_talk_is_held_
         user = next(i for i in session.client.conversation if i.role == "user")
         assert await wait_until(lambda: user.text_final, 10)
         assert "weather" in user.text.lower(), user.text
+        assert user.spoken_from == "hello_weather.wav"
         fixture = read_wav_24k(AUDIO / "hello_weather.wav")
         # the file, plus the push-to-talk pre-roll of silence before it: all of it went out
         assert _appended_ms(session) - before >= len(fixture) * 1000 // 24000

@@ -52,6 +52,8 @@ class ConversationItem:
     #: The user's speech span in the input buffer (from the server's VAD), in ms.
     audio_start_ms: int | None = None
     audio_end_ms: int | None = None
+    #: The user's turn was (mostly) a sound file spoken for them (Audio → Speak a sound file): its name.
+    spoken_from: str | None = None
     #: Tool items (kind "function_call" / "function_call_output"): the call's id, the function's name, its
     #: arguments (a JSON string, as the model wrote it) and the output sent back.
     call_id: str | None = None

@@ -516,6 +516,8 @@ class RealtimeClient:
         start, end = self._speech_spans.pop(e.item_id, (None, None))
         spoken = {"audio_start_ms": start, "audio_end_ms": end} if start is not None and end is not None else {}
         self.sent_audio.committed(e.item_id, (start, end) if spoken else None)
+        if e.item_id in self.sent_audio.sources:
+            spoken["spoken_from"] = self.sent_audio.sources[e.item_id]
         self.conversation.place(e.item_id, e.previous_item_id, role="user", has_audio=True, **spoken)
         return [ItemChanged(e.item_id)]
 

@@ -8,6 +8,8 @@ client-side semantic turns) is what was appended since the previous commit or cl
 
 `SentAudioTape` keeps the last `keep_s` seconds of what was appended, on one sample clock across reconnects
 (each connection's zero is where the tape stood when it opened), and the span of each committed turn on it.
+It also notes where a sound file spoke for the user (`source_started` / `source_ended`), so a turn made of
+one can say so (`sources`).
 Plain arithmetic on arrays: no clocks, no I/O.
 """
 
@@ -33,6 +35,8 @@ class SentAudioTape:
         self._manual_start = 0
         self._manual_spans: deque[Span] = deque()  # manual commits waiting for their item id, in order
         self.turns: OrderedDict[str, Span] = OrderedDict()  # item id -> span, oldest first
+        self._source_spans: deque[tuple[str, int, int | None]] = deque(maxlen=16)  # (name, start, end or None)
+        self.sources: dict[str, str] = {}  # item id -> the sound file that said most of it
 
     # ------------------------------------------------------------------ what was sent
     def appended(self, pcm16: np.ndarray) -> None:
@@ -66,8 +70,33 @@ class SentAudioTape:
         else:
             return
         self.turns[item_id] = span
+        source = self._source_of(span)
+        if source is not None:
+            self.sources[item_id] = source
         while len(self.turns) > self.max_turns:
-            self.turns.popitem(last=False)
+            self.sources.pop(self.turns.popitem(last=False)[0], None)
+
+    # ------------------------------------------------------------------ sound files speaking for the user
+    def source_started(self, name: str) -> None:
+        self.source_ended()
+        self._source_spans.append((name, self.position, None))
+
+    def source_ended(self) -> None:
+        if self._source_spans and self._source_spans[-1][2] is None:
+            name, start, _ = self._source_spans[-1]
+            self._source_spans[-1] = (name, start, self.position)
+
+    def _source_of(self, span: Span) -> str | None:
+        """The file whose audio makes up more than half of the turn's speech, if any. The span's first 300 ms
+        are left out of the count: prefix padding, from before the file began."""
+        start, end = span
+        start = min(start + PROTOCOL_RATE * 3 // 10, end)
+        for name, s_start, s_end in reversed(self._source_spans):
+            s_end = self.position if s_end is None else s_end
+            overlap = min(end, s_end) - max(start, s_start)
+            if overlap > 0 and overlap * 2 > end - start:
+                return name
+        return None
 
     # ------------------------------------------------------------------ what can be had back
     def audio(self, item_id: str) -> np.ndarray | None:
@@ -94,4 +123,5 @@ class SentAudioTape:
     def forget(self) -> None:
         """A new conversation: its turns are not this one's (the audio clock goes on)."""
         self.turns.clear()
+        self.sources.clear()
         self._manual_spans.clear()
