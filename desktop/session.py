@@ -159,6 +159,8 @@ class LiveSession:
         #: A sound file being spoken as the user's voice in place of the microphone (`speak_file`), or None.
         self.file_voice: FileVoice | None = None
         self._file_voice_path = ""
+        self.file_voice_error = ""  # why the last file could not be spoken
+        self.file_series = None  # file_series.FileSeries: several files, one turn each (`speak_files`)
         self._file_voice_pressed = False  # push-to-talk was pressed for it: released at its end
         #: Hands out chunks for a spoken file when no microphone does (none found, or it was lost).
         self._file_clock: WavFileSource | None = None
@@ -253,6 +255,8 @@ class LiveSession:
             return
         self.closed = True
         self.stop_recording()
+        if self.file_series is not None:
+            self.file_series.stop()
         self._stop_file_clock()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
@@ -543,6 +547,7 @@ class LiveSession:
         try:
             voice = FileVoice.open(path)
         except ValueError as exc:
+            self.file_voice_error = str(exc)
             self._notify(Notice("error", f"Cannot speak that file: {exc}"))
             return False
         if self.file_voice is not None:
@@ -590,8 +595,23 @@ class LiveSession:
         log.info("kept turn %s (%d ms) as %s", item_id, duration_ms, path)
         return path, duration_ms
 
+    def speak_files(self, paths: list[str], report_folder: str | os.PathLike):
+        """Speak the files one turn at a time, each after the previous one's answer; a report at the end
+        (`file_series.FileSeries`). Replaces a series already running."""
+        from .file_series import FileSeries
+
+        if self.file_series is not None and self.file_series.running:
+            self.file_series.stop()
+        series = FileSeries(self, paths, report_folder)
+        self.file_series = series
+        series.start()
+        return series
+
     def stop_speaking_file(self) -> None:
-        """Stop a spoken file where it is (Esc also discards what it said: `TurnController.cancel`)."""
+        """Stop a spoken file where it is, and a series of them (Esc also discards what the file said:
+        `TurnController.cancel`)."""
+        if self.file_series is not None:
+            self.file_series.stop()
         if self.file_voice is not None:
             self._end_file_voice(finished=False)
 

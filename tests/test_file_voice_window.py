@@ -86,3 +86,26 @@ def test_a_dropped_file_that_is_not_sound_says_so(qtbot, qasync_loop, tmp_path):
     qasync_loop.run_until_complete(scenario())
     assert window.notices and "broken.wav" in window.notices[-1].message and window.notices[-1].level == "error"
     assert window.file_voice_ui.recent() == []
+
+
+def test_a_series_from_the_window_shows_its_progress_and_ends_with_the_report(qtbot, qasync_loop, tmp_path):
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", audio_in=str(AUDIO / "silence_2s.wav"))
+    ui = window.file_voice_ui
+    seen_labels: list[str] = []
+    ui._timer.timeout.connect(lambda: seen_labels.append(ui.label.text()))
+
+    async def scenario():
+        assert await session.start(), session.status
+        series = ui.speak_series([str(AUDIO / "what_time.wav"), str(AUDIO / "thank_you.wav")])
+        assert series is not None and ui.stop_action.isEnabled()
+        assert await wait_until(lambda: not series.running, 90)
+        await session.stop()
+        return series
+
+    series = qasync_loop.run_until_complete(scenario())
+    assert [t.outcome for t in series.turns] == ["answered", "answered"]
+    assert any(t.startswith("▶ 1/2 thank_you.wav") for t in seen_labels), seen_labels  # sorted by name
+    assert any(t.startswith("▶ 2/2 what_time.wav") for t in seen_labels), seen_labels
+    assert ui.report_action.isEnabled() and ui.last_report == str(series.report_path)
+    assert window.notices[-1].message.startswith("Series done: 2 files: 2 answered")
+    assert ui.label.text() == "" and not ui.stop_action.isEnabled()

@@ -3,7 +3,9 @@
 The same words, the same way, as often as you like: after changing the silence duration, the instructions or
 the tools, speak the file again (Ctrl+P) and compare the answers and their timing. A file dropped on the window
 is spoken too. *Keep my last turn* (Ctrl+Shift+K) makes such a file from what you just said, exactly as the
-model heard it. The recent files are kept between runs; the status bar shows "▶ name 0:01 / 0:03" while one
+model heard it. *Speak a series of sound files* (Ctrl+Shift+L) speaks several, one turn each, every one after the
+previous answer has finished, and writes a report of what the model heard and answered and how fast (a
+regression run for an agent). The recent files are kept between runs; the status bar shows "▶ name 0:01 / 0:03" while one
 speaks, and Esc stops it (and discards what it said, as for any turn in progress).
 """
 
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMenu
 
 from ..audio.file_source import OTHER_FORMATS
 from ..core.actions import Notice
+from ..file_series import SeriesProgress
 from ..session import FileVoiceState
 from ..settings import Settings
 
@@ -33,6 +36,18 @@ SOUND_SUFFIXES = (".wav",) + OTHER_FORMATS
 def turns_folder() -> Path:
     """Where kept turns go: the user data folder's `turns/`."""
     return Path(platformdirs.user_data_dir("Parley", appauthor=False)) / "turns"
+
+
+def series_folder() -> Path:
+    """Where the reports of series runs go."""
+    return Path(platformdirs.user_data_dir("Parley", appauthor=False)) / "series"
+
+
+def natural_key(path: str) -> list:
+    """"2 b.wav" before "10 a.wav": numbered files run in their numbers' order."""
+    import re
+
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", os.path.basename(path))]
 
 
 def is_sound_file(path: str) -> bool:
@@ -62,10 +77,21 @@ class FileVoiceUi:
         self.keep_action.setToolTip("Save what you last said, exactly as the model heard it, as a WAV file to speak "
                                     "again with Ctrl+P")
         self.keep_action.triggered.connect(self.keep_last_turn)
+        self.series_action = QAction("Speak a series of sound files…", window)
+        self.series_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.series_action.setToolTip("Speak several files, one turn each, each after the previous answer has "
+                                      "finished, then write a report: what was heard, the answers, their latency")
+        self.series_action.triggered.connect(self.choose_series)
+        self.report_action = QAction("Open the last series report", window)
+        self.report_action.setEnabled(False)
+        self.report_action.triggered.connect(self.open_report)
+        self.last_report = ""
+        self._series_index = ""
         self.stop_action = QAction("Stop the sound file", window)
         self.stop_action.setToolTip("Stop the file and discard what it said (Esc does the same)")
         self.stop_action.triggered.connect(self.stop)
-        for action in (self.speak_action, self.again_action, self.keep_action, self.stop_action):
+        for action in (self.speak_action, self.again_action, self.keep_action, self.series_action,
+                       self.stop_action):
             window.addAction(action)
         self.recent_menu = QMenu("Recent sound files", window)
         self.recent_menu.setObjectName("recent_sound_files")
@@ -73,7 +99,7 @@ class FileVoiceUi:
         menu = window.audio_menu.menu
         first = menu.actions()[0]
         for action in (self.speak_action, self.again_action, self.recent_menu.menuAction(), self.keep_action,
-                       self.stop_action):
+                       self.series_action, self.report_action, self.stop_action):
             menu.insertAction(first, action)
         menu.insertSeparator(first)
         self.label = QLabel("")
@@ -144,12 +170,45 @@ class FileVoiceUi:
                                                    f"{os.path.basename(path)}: Ctrl+P speaks it again."))
         return path
 
+    def choose_series(self) -> None:
+        recent = self.recent()
+        folder = os.path.dirname(recent[0]) if recent else str(Path.home())
+        patterns = " ".join(f"*{s}" for s in SOUND_SUFFIXES)
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Speak these sound files, one turn each", folder,
+                                                f"Sound files ({patterns});;All files (*)")
+        if paths:
+            self.speak_series(paths)
+
+    def speak_series(self, paths: list[str]):
+        """Speak `paths` (sorted by name, numbers in order) one turn each; the report goes to `series_folder()`."""
+        if self.session is None:
+            self.window.on_notification(Notice("warning", "Not connected yet: nothing can be spoken."))
+            return None
+        series = self.session.speak_files(sorted(paths, key=natural_key), series_folder())
+        self.stop_action.setEnabled(True)
+        return series
+
+    def open_report(self) -> None:
+        if self.last_report:
+            from PySide6.QtCore import QUrl
+            from PySide6.QtGui import QDesktopServices
+
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.last_report))
+
     def stop(self) -> None:
-        if self.session is not None and self.session.file_voice is not None:
-            self.session.turns.cancel()  # Esc's meaning: stop, and discard what it said
+        session = self.session
+        if session is None:
+            return
+        if session.file_voice is not None:
+            session.turns.cancel()  # Esc's meaning: stop, and discard what it said
+        elif session.file_series is not None and session.file_series.running:
+            session.file_series.stop()
 
     # ------------------------------------------------------------------ what the status bar shows
     def _on_note(self, note) -> None:
+        if isinstance(note, SeriesProgress):
+            self._on_series(note)
+            return
         if not isinstance(note, FileVoiceState):
             return
         if note.speaking:
@@ -163,16 +222,33 @@ class FileVoiceUi:
                 self.window.on_notification(Notice("info", f"Stopped {note.name}."))
             self._show_idle()
 
+    def _on_series(self, note: SeriesProgress) -> None:
+        if not note.done:
+            self._series_index = f"{note.index + 1}/{note.count} "
+            self.stop_action.setEnabled(True)
+            return
+        self._series_index = ""
+        self._show_idle(series_running=False)  # its task is still finishing as it says so
+        if note.report:
+            self.last_report = note.report
+            self.report_action.setEnabled(True)
+            self.window.on_notification(Notice("info", f"Series done: {note.summary}. Report: {note.report}"))
+
+    def _series_running(self) -> bool:
+        series = self.session.file_series if self.session is not None else None
+        return series is not None and series.running
+
     def _tick(self) -> None:
         voice = self.session.file_voice if self.session is not None else None
         if voice is None:
             return
-        self.label.setText(f"▶ {voice.name} {_clock(voice.position_ms)} / {_clock(voice.duration_ms)}")
+        self.label.setText(f"▶ {self._series_index}{voice.name} {_clock(voice.position_ms)} / {_clock(voice.duration_ms)}")
         self.stop_action.setEnabled(True)
 
-    def _show_idle(self) -> None:
-        self.label.setText("")
-        self.stop_action.setEnabled(False)
+    def _show_idle(self, series_running: bool | None = None) -> None:
+        running = self._series_running() if series_running is None else series_running
+        self.label.setText(f"▶ {self._series_index}waiting for the answer" if running and self._series_index else "")
+        self.stop_action.setEnabled(running)
         recent = self.recent()
         self.again_action.setText(f"Speak {os.path.basename(recent[0])} again" if recent else "Speak it again")
         self.again_action.setToolTip("Speak the last sound file again (Ctrl+P)")

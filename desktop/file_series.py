@@ -1,0 +1,167 @@
+"""Speak a series of sound files into a live conversation, one turn at a time, and report what became of each.
+
+Each file is spoken as the user's voice (`LiveSession.speak_file`); the next waits until the turn it made has
+been answered and the answer has finished playing (or a time limit passed), then a short pause. Esc, or
+stopping the file, stops the series. The report (`core.series_report`) goes to a Markdown file. Asyncio, no Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .core.actions import TurnState
+from .core.series_report import SeriesTurn, series_markdown, summary_line
+from .core.session_config import describe_turn_detection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SeriesProgress:
+    """File `index` (0-based) of `count` is being spoken, or (done) the series ended and its report is at `report`."""
+
+    index: int
+    count: int
+    name: str
+    done: bool = False
+    report: str = ""
+    summary: str = ""
+
+
+class FileSeries:
+    def __init__(self, session, paths: list[str], report_folder: str | os.PathLike, *, turn_wait_s: float = 15.0,
+                 answer_wait_s: float = 60.0, gap_s: float = 0.8) -> None:
+        self.session = session
+        self.paths = [os.fspath(p) for p in paths]
+        self.report_folder = Path(report_folder)
+        self.turn_wait_s = turn_wait_s  # after a file ends, for the server to make a turn of it
+        self.answer_wait_s = answer_wait_s  # then, for its answer to finish
+        self.gap_s = gap_s
+        self.turns = [SeriesTurn(os.path.basename(p), p) for p in self.paths]
+        self.report_path: Path | None = None
+        self.stopped = False
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.ensure_future(self.run())
+        return self._task
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> Path | None:
+        started = datetime.now()
+        session = self.session
+        try:
+            for index, turn in enumerate(self.turns):
+                if self.stopped or session.closed:
+                    break
+                session._notify(SeriesProgress(index, len(self.turns), turn.name))
+                await self._one(turn)
+                if turn.outcome == "stopped":
+                    break
+                if index + 1 < len(self.turns):
+                    await asyncio.sleep(self.gap_s)
+        finally:
+            for turn in self.turns:
+                if turn.outcome == "pending":
+                    turn.outcome = "stopped"
+            self.report_path = self._write_report(started)
+            summary = summary_line(self.turns)
+            log.info("series of %d files ended: %s", len(self.turns), summary)
+            session._notify(SeriesProgress(len(self.turns), len(self.turns), "", True,
+                                           str(self.report_path or ""), summary))
+        return self.report_path
+
+    async def _one(self, turn: SeriesTurn) -> None:
+        session = self.session
+        client = session.client
+        known = {item.item_id for item in client.conversation}
+        if not session.speak_file(turn.path):
+            turn.outcome = "cannot speak"
+            turn.detail = session.file_voice_error
+            return
+        voice = session.file_voice
+        while session.file_voice is voice and not session.closed:
+            await asyncio.sleep(0.02)
+        if voice is not None and not voice.finished:  # Esc, or the Stop action: the user stopped it
+            self.stopped = True
+            turn.outcome = "stopped"
+            return
+
+        def new_user_item():
+            return next((i for i in client.conversation if i.item_id not in known and i.role == "user" and i.has_audio),
+                        None)
+
+        user = await self._until(new_user_item, self.turn_wait_s)
+        if user is None:
+            turn.outcome = "no turn"
+            turn.detail = f"nothing after {self.turn_wait_s:.0f} s"
+            return
+        await self._until(lambda: user.text_final or user.transcription_failed, 5.0)
+        turn.heard = user.text if user.text_final else ""
+
+        def answered():
+            items = list(client.conversation)
+            after = items[items.index(user) + 1:] if user in items else []
+            answer = next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+            if answer is None or answer.status == "in_progress":
+                return None
+            playing = session.playback.is_playing() or session.playback.is_paused()
+            idle = client.active_response is None and client.state in (TurnState.LISTENING, TurnState.USER_SPEAKING)
+            return answer if idle and not playing else None
+
+        answer = await self._until(answered, self.answer_wait_s)
+        if self.stopped:
+            turn.outcome = "stopped"
+            return
+        if answer is None:
+            turn.outcome = "no answer"
+            turn.detail = f"none finished within {self.answer_wait_s:.0f} s"
+            return
+        turn.outcome = "answered"
+        turn.answer = answer.text
+        turn.voice_ms = answer.reply_latency_ms
+        turn.interrupted = answer.interrupted
+        if answer.usage is not None:
+            turn.tokens_in, turn.tokens_out = answer.usage.input_tokens, answer.usage.output_tokens
+
+    async def _until(self, probe, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while not self.stopped and not self.session.closed:
+            found = probe()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return None
+
+    def _write_report(self, started: datetime) -> Path | None:
+        session = self.session
+        text = series_markdown(self.turns, started=f"{started:%Y-%m-%d %H:%M:%S}",
+                               provider=session.options.provider.label,
+                               settings=describe_turn_detection(session.client.requested.turn_detection))
+        path = self.report_folder / f"series {started:%Y-%m-%d %H-%M-%S}.md"
+        try:
+            self.report_folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from .core.actions import Notice
+
+            session._notify(Notice("error", f"The series report could not be written to {path}: {exc.strerror or exc}"))
+            return None
+        return path

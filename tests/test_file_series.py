@@ -1,0 +1,104 @@
+"""A series of sound files, one turn each, against the real engine: each file waits for the previous answer
+to finish, a file that cannot be spoken is reported and skipped, Esc stops the rest; the report says what the
+model heard and answered, and how fast."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from desktop.core.series_report import SeriesTurn, series_markdown, summary_line
+from desktop.file_series import SeriesProgress
+from desktop.providers import choose_provider
+from desktop.session import LiveSession, SessionOptions
+from desktop.ui.file_voice_ui import natural_key
+from tests.conftest import AUDIO
+from tests.protocol_oracle import validate_client_event
+from tests.waiting import wait_until
+
+
+def test_the_report_has_a_row_per_file_and_a_summary():
+    turns = [SeriesTurn("1 time.wav", "/x/1 time.wav", "answered", "What time is it?", "It is 5 PM | ok", 420, 30, 12),
+             SeriesTurn("2 noise.wav", "/x/2 noise.wav", "no turn", detail="nothing after 15 s"),
+             SeriesTurn("3 story.wav", "/x/3 story.wav", "answered", "A story", "Once upon…", 610, 40, 90, True)]
+    assert summary_line(turns) == "3 files: 2 answered, 1 no turn · voice median 515 ms (slowest 610 ms)"
+    text = series_markdown(turns, started="2026-11-26 17:00:00", provider="offline engine", settings="server VAD")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 3
+    assert rows[0] == "| 1 | 1 time.wav | answered | What time is it? | It is 5 PM \\| ok | 420 | 30 / 12 |"
+    assert "| no turn: nothing after 15 s |" in rows[1] and rows[1].endswith("| — | — |")
+    assert "answered (interrupted)" in rows[2]
+    assert summary_line([]) == "0 files: none spoken"
+
+
+def test_numbered_files_run_in_their_numbers_order():
+    names = ["/a/10 bye.wav", "/a/2 hello.wav", "/a/1 intro.wav", "/a/Extra.wav"]
+    assert sorted(names, key=natural_key) == ["/a/1 intro.wav", "/a/2 hello.wav", "/a/10 bye.wav", "/a/Extra.wav"]
+
+
+def _session() -> tuple[LiveSession, list]:
+    session = LiveSession(SessionOptions(choose_provider(environ={}), audio_in=str(AUDIO / "silence_2s.wav"),
+                                         use_speaker=False))
+    session.record_sent = True
+    notes: list = []
+    session.subscribe(notes.append)
+    return session, notes
+
+
+@pytest.mark.slow
+def test_a_series_waits_for_each_answer_and_reports_every_file(tmp_path):
+    session, notes = _session()
+    files = [str(AUDIO / "what_time.wav"), str(AUDIO / "manifest.json"), str(AUDIO / "hello_weather.wav")]
+
+    async def scenario():
+        assert await session.start(), session.status
+        try:
+            series = session.speak_files(files, tmp_path)
+            assert await wait_until(lambda: not series.running, 90)
+        finally:
+            await session.stop()
+        return series
+
+    series = asyncio.run(scenario())
+    outcomes = [t.outcome for t in series.turns]
+    assert outcomes == ["answered", "cannot speak", "answered"], [(t.outcome, t.detail) for t in series.turns]
+    first, bad, last = series.turns
+    assert "time" in first.heard.lower() and first.answer and first.voice_ms is not None and first.tokens_out
+    assert "not a WAV file" in bad.detail
+    assert "weather" in last.heard.lower() and last.answer
+    # One answer at a time: the second spoken turn began only after the first answer had finished playing.
+    users = [i for i in session.client.conversation if i.role == "user"]
+    assistants = [i for i in session.client.conversation if i.role == "assistant"]
+    assert len(users) == 2 and len(assistants) == 2 and not any(a.interrupted for a in assistants)
+    assert [u.spoken_from for u in users] == ["what_time.wav", "hello_weather.wav"]
+    report = series.report_path.read_text()
+    assert "| 1 | what_time.wav | answered |" in report and "| 2 | manifest.json | cannot speak:" in report
+    assert "2 answered, 1 cannot speak" in report
+    progress = [n for n in notes if isinstance(n, SeriesProgress)]
+    assert [(p.index, p.done) for p in progress] == [(0, False), (1, False), (2, False), (3, True)]
+    assert progress[-1].report == str(series.report_path)
+    for event in session.sent_events:
+        validate_client_event(event)
+
+
+@pytest.mark.slow
+def test_esc_stops_the_series(tmp_path):
+    session, notes = _session()
+
+    async def scenario():
+        assert await session.start(), session.status
+        try:
+            series = session.speak_files([str(AUDIO / "tell_story.wav"), str(AUDIO / "what_time.wav")], tmp_path)
+            assert await wait_until(lambda: session.file_voice is not None and session.file_voice.position_ms > 500, 10)
+            session.turns.cancel()  # Esc
+            assert await wait_until(lambda: not series.running, 5)
+            await asyncio.sleep(1.5)
+        finally:
+            await session.stop()
+        return series
+
+    series = asyncio.run(scenario())
+    assert [t.outcome for t in series.turns] == ["stopped", "stopped"]
+    assert not [i for i in session.client.conversation if i.role == "user"]
+    assert "2 stopped" in series.report_path.read_text()
