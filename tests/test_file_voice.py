@@ -240,3 +240,21 @@ def test_esc_stops_a_file_and_discards_what_it_said():
     assert [(s.speaking, s.finished) for s in states] == [(True, False), (False, False)]
     assert any(e["type"] == "input_audio_buffer.clear" for e in session.sent_events)
     assert any(isinstance(n, Notice) and n.level == "error" and "manifest.json" in n.message for n in notes)
+
+
+def test_without_pyav_other_formats_are_refused_with_a_way_out(tmp_path, monkeypatch):
+    """The installer's bundle leaves PyAV out and puts a placeholder module in its place."""
+    import sys
+    import types
+
+    class Placeholder(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            raise RuntimeError("this Parley bundle does not include PyAV")
+
+    monkeypatch.setitem(sys.modules, "av", Placeholder("av"))
+    song = tmp_path / "question.mp3"
+    song.write_bytes(b"ID3" + bytes(100))
+    with pytest.raises(ValueError, match="reads WAV files only; convert it first"):
+        read_audio_24k(song)

@@ -110,7 +110,9 @@ def read_audio_24k(path: str | os.PathLike, max_seconds: float | None = None) ->
         raise ValueError(f"audio file not found: {path}")
     try:
         import av
-    except ImportError:
+
+        decode_error = av.error.FFmpegError  # the installer's placeholder module raises RuntimeError here
+    except (ImportError, RuntimeError):
         raise ValueError(f"{os.path.basename(path)}: this build reads WAV files only; convert it first "
                          "(e.g. ffmpeg -i in.mp3 out.wav)") from None
     limit = None if max_seconds is None else int(max_seconds * PROTOCOL_RATE)
@@ -136,7 +138,7 @@ def read_audio_24k(path: str | os.PathLike, max_seconds: float | None = None) ->
                                      "that is the most that can be spoken")
             for out in resampler.resample(None):
                 pieces.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
-    except av.error.FFmpegError as exc:
+    except decode_error as exc:
         raise ValueError(f"{os.path.basename(path)} could not be decoded ({exc})") from None
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
 
