@@ -8,6 +8,7 @@ stopping the file, stops the series. The report (`core.series_report`) goes to a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.actions import TurnState
-from .core.series_report import SeriesTurn, series_markdown, summary_line
+from .core.series_report import SeriesTurn, from_record, series_markdown, summary_line, to_record
 from .core.session_config import describe_turn_detection
 
 log = logging.getLogger(__name__)
@@ -150,15 +151,38 @@ class FileSeries:
             await asyncio.sleep(0.05)
         return None
 
+    def previous_run(self) -> tuple[str, list[SeriesTurn]] | None:
+        """The newest earlier run of the same files in the same order (its JSON beside its report), if any."""
+        paths = [t.path for t in self.turns]
+        try:
+            candidates = sorted(self.report_folder.glob("series *.json"), reverse=True)  # names sort by time
+        except OSError:
+            return None
+        for candidate in candidates[:200]:
+            try:
+                found = from_record(json.loads(candidate.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+            if found is not None and [t.path for t in found[1]] == paths and any(t.outcome != "stopped" for t in found[1]):
+                return found
+        return None
+
     def _write_report(self, started: datetime) -> Path | None:
         session = self.session
-        text = series_markdown(self.turns, started=f"{started:%Y-%m-%d %H:%M:%S}",
-                               provider=session.options.provider.label,
-                               settings=describe_turn_detection(session.client.requested.turn_detection))
+        stamp = f"{started:%Y-%m-%d %H:%M:%S}"
+        previous = self.previous_run() if any(t.outcome != "stopped" for t in self.turns) else None
+        text = series_markdown(self.turns, started=stamp, provider=session.options.provider.label,
+                               settings=describe_turn_detection(session.client.requested.turn_detection),
+                               previous=previous)
         path = self.report_folder / f"series {started:%Y-%m-%d %H-%M-%S}.md"
+        n = 2
+        while path.exists():  # two runs started within a second
+            path = self.report_folder / f"series {started:%Y-%m-%d %H-%M-%S} ({n}).md"
+            n += 1
         try:
             self.report_folder.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            path.with_suffix(".json").write_text(json.dumps(to_record(self.turns, stamp), indent=1), encoding="utf-8")
         except OSError as exc:
             from .core.actions import Notice
 

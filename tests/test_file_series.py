@@ -102,3 +102,52 @@ def test_esc_stops_the_series(tmp_path):
     assert [t.outcome for t in series.turns] == ["stopped", "stopped"]
     assert not [i for i in session.client.conversation if i.role == "user"]
     assert "2 stopped" in series.report_path.read_text()
+
+
+def test_a_run_compared_with_the_previous_one_says_what_changed():
+    from desktop.core.series_report import comparison_markdown, from_record, to_record
+
+    before = [SeriesTurn("a.wav", "/x/a.wav", "answered", "Hello there.", "Hi, how can I help?", 500),
+              SeriesTurn("b.wav", "/x/b.wav", "answered", "Thank you", "You're welcome.", 400)]
+    started, restored = from_record(to_record(before, "2026-11-26 17:00:00"))
+    assert started == "2026-11-26 17:00:00" and restored == before
+    assert from_record({"format": "something else"}) is None and from_record([1, 2]) is None
+    now = [SeriesTurn("a.wav", "/x/a.wav", "answered", "hello there", "Hi, I'm Ada. How can I help?", 450),
+           SeriesTurn("b.wav", "/x/b.wav", "no answer", "Thank you.", "", None)]
+    text = comparison_markdown(restored, now, started)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows[0] == "| 1 | a.wav | answered | same | **changed** | 500 → 450 (-50) |"  # case and stops are not changes
+    assert rows[1] == "| 2 | b.wav | **answered → no answer** | same | **changed** | 400 → — |"
+    assert "2 of 2 turns changed" in text
+
+
+@pytest.mark.slow
+def test_running_the_same_files_again_after_changing_the_instructions_shows_what_changed(tmp_path):
+    """The regression loop: run, change the prompt, run again; the second report compares with the first."""
+    from dataclasses import replace
+
+    session, notes = _session()
+    files = [str(AUDIO / "hey_parley.wav"), str(AUDIO / "thank_you.wav")]
+
+    async def scenario():
+        assert await session.start(), session.status
+        try:
+            first = session.speak_files(files, tmp_path)
+            assert await wait_until(lambda: not first.running, 60)
+            session.update_config(replace(session.client.requested, instructions="You are Ada, a friendly guide."))
+            second = session.speak_files(files, tmp_path)
+            assert await wait_until(lambda: not second.running, 60)
+        finally:
+            await session.stop()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert [t.outcome for t in first.turns + second.turns] == ["answered"] * 4
+    assert "Ada" not in first.turns[0].answer and "Ada" in second.turns[0].answer
+    assert "Compared with" not in first.report_path.read_text()
+    report = second.report_path.read_text()
+    rows = [line for line in report.split("## Compared with")[1].splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows[0].startswith("| 1 | hey_parley.wav | answered | same | **changed** |"), rows
+    assert rows[1].startswith("| 2 | thank_you.wav | answered | same | same |"), rows
+    assert "1 of 2 turns changed" in report
+    assert first.report_path.with_suffix(".json").exists() and second.report_path != first.report_path

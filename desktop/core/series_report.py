@@ -7,8 +7,10 @@ how fast, turn by turn. Plain data and text: the runner (`desktop/file_series.py
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 #: What became of one file: the model answered it; the server never made a turn of it; a turn was made but
 #: no answer finished in time; the file could not be spoken; the user stopped the series before or during it.
@@ -42,12 +44,57 @@ def summary_line(turns: list[SeriesTurn]) -> str:
     return line
 
 
+def to_record(turns: list[SeriesTurn], started: str) -> dict[str, Any]:
+    """The run as JSON-ready data, kept beside the report so that the next run of the same files can compare."""
+    return {"format": "parley-series/1", "started": started, "turns": [dataclasses.asdict(t) for t in turns]}
+
+
+def from_record(record: Any) -> tuple[str, list[SeriesTurn]] | None:
+    """(started, turns) from `to_record`'s data; None for anything else."""
+    if not isinstance(record, dict) or record.get("format") != "parley-series/1" or not isinstance(record.get("turns"), list):
+        return None
+    names = {f.name for f in dataclasses.fields(SeriesTurn)}
+    try:
+        turns = [SeriesTurn(**{k: v for k, v in t.items() if k in names}) for t in record["turns"]]
+    except (TypeError, AttributeError):
+        return None
+    return str(record.get("started", "")), turns
+
+
+def _same_words(a: str, b: str) -> bool:
+    def words(text: str) -> list[str]:
+        return "".join(c.lower() if c.isalnum() else " " for c in text).split()
+    return words(a) == words(b)
+
+
+def comparison_markdown(before: list[SeriesTurn], now: list[SeriesTurn], before_started: str) -> str:
+    """What changed since an earlier run of the same files: outcome, what was heard, the answer, the latency."""
+    lines = [f"## Compared with the run of {before_started}", "",
+             "| # | file | outcome | heard | answer | voice ms before → now |", "|---:|---|---|---|---|---|"]
+    changed = 0
+    for i, (b, n) in enumerate(zip(before, now), 1):
+        outcome = n.outcome if b.outcome == n.outcome else f"**{b.outcome} → {n.outcome}**"
+        heard = "same" if _same_words(b.heard, n.heard) else "**changed**"
+        answer = "same" if _same_words(b.answer, n.answer) else "**changed**"
+        changed += b.outcome != n.outcome or heard != "same" or answer != "same"
+        if b.voice_ms is not None and n.voice_ms is not None:
+            voice = f"{b.voice_ms} → {n.voice_ms} ({n.voice_ms - b.voice_ms:+d})"
+        else:
+            voice = f"{b.voice_ms if b.voice_ms is not None else '—'} → {n.voice_ms if n.voice_ms is not None else '—'}"
+        lines.append(f"| {i} | {_cell(n.name)} | {outcome} | {heard} | {answer} | {voice} |")
+    lines.insert(2, f"{changed} of {len(now)} turns changed (outcome, what was heard, or the answer's words).")
+    lines.insert(3, "")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|") or "—"
 
 
-def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, settings: str) -> str:
-    """The run as Markdown: a heading, what it ran against, the summary, then one row per file."""
+def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, settings: str,
+                    previous: tuple[str, list[SeriesTurn]] | None = None) -> str:
+    """The run as Markdown: a heading, what it ran against, the summary, one row per file, and (given the
+    previous run of the same files) what changed since."""
     lines = [
         f"# Parley: a series of {len(turns)} sound file{'s' if len(turns) != 1 else ''}",
         "",
@@ -64,4 +111,7 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         tokens = f"{t.tokens_in} / {t.tokens_out}" if t.tokens_in is not None else "—"
         voice = str(t.voice_ms) if t.voice_ms is not None else "—"
         lines.append(f"| {i} | {_cell(t.name)} | {_cell(outcome)} | {_cell(t.heard)} | {_cell(t.answer)} | {voice} | {tokens} |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if previous is not None:
+        text += "\n" + comparison_markdown(previous[1], turns, previous[0])
+    return text
