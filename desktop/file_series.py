@@ -173,7 +173,7 @@ class FileSeries:
         previous = self.previous_run() if any(t.outcome != "stopped" for t in self.turns) else None
         text = series_markdown(self.turns, started=stamp, provider=session.options.provider.label,
                                settings=describe_turn_detection(session.client.requested.turn_detection),
-                               previous=previous)
+                               previous=previous, instructions=session.client.requested.instructions)
         path = self.report_folder / f"series {started:%Y-%m-%d %H-%M-%S}.md"
         n = 2
         while path.exists():  # two runs started within a second

@@ -150,4 +150,5 @@ def test_running_the_same_files_again_after_changing_the_instructions_shows_what
     assert rows[0].startswith("| 1 | hey_parley.wav | answered | same | **changed** |"), rows
     assert rows[1].startswith("| 2 | thank_you.wav | answered | same | same |"), rows
     assert "1 of 2 turns changed" in report
+    assert "- instructions: You are Ada, a friendly guide." in report
     assert first.report_path.with_suffix(".json").exists() and second.report_path != first.report_path

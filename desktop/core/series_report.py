@@ -87,12 +87,17 @@ def comparison_markdown(before: list[SeriesTurn], now: list[SeriesTurn], before_
     return "\n".join(lines) + "\n"
 
 
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|") or "—"
 
 
 def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, settings: str,
-                    previous: tuple[str, list[SeriesTurn]] | None = None) -> str:
+                    previous: tuple[str, list[SeriesTurn]] | None = None, instructions: str | None = None) -> str:
     """The run as Markdown: a heading, what it ran against, the summary, one row per file, and (given the
     previous run of the same files) what changed since."""
     lines = [
@@ -101,6 +106,7 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         f"- started: {started}",
         f"- provider: {provider}",
         f"- turn detection: {settings}",
+        f"- instructions: {_short(instructions) if instructions else 'the server default'}",
         f"- result: {summary_line(turns)}",
         "",
         "| # | file | outcome | heard | answer | voice ms | tokens in / out |",
