@@ -570,21 +570,32 @@ class LiveSession:
         self._notify(FileVoiceState(voice.name, voice.duration_ms, True, self._file_voice_path))
         return True
 
-    def keep_last_turn(self, folder: str | os.PathLike) -> tuple[str, int] | None:
-        """Write the newest spoken turn, exactly as the model heard it, to a WAV file in `folder`, to speak it
-        again later; (path, duration in ms), or None with a notice saying why."""
+    def keep_last_turn(self, folder: str | os.PathLike, item_id: str | None = None) -> tuple[str, int] | None:
+        """Write the newest spoken turn (or the turn `item_id`), exactly as the model heard it, to a WAV file in
+        `folder`, to speak it again later; (path, duration in ms), or None with a notice saying why."""
         from datetime import datetime
 
         from .audio.file_source import write_wav_24k
 
-        found = self.client.sent_audio.last_turn()
-        if found is None:
-            self._notify(Notice("warning", "No spoken turn to keep yet: speak first (turns older than a minute are "
-                                           "not kept)."))
-            return None
-        item_id, audio = found
-        name = f"turn {datetime.now():%Y-%m-%d %H-%M-%S}.wav"
-        path = os.path.join(os.fspath(folder), name)
+        tape = self.client.sent_audio
+        if item_id is None:
+            found = tape.last_turn()
+            if found is None:
+                self._notify(Notice("warning", "No spoken turn to keep yet: speak first (turns older than a minute "
+                                               "are not kept)."))
+                return None
+            item_id, audio = found
+        else:
+            audio = tape.audio(item_id)
+            if audio is None:
+                self._notify(Notice("warning", "That turn's audio is no longer kept (only the last minute is)."))
+                return None
+        stamp = f"{datetime.now():%Y-%m-%d %H-%M-%S}"
+        path = os.path.join(os.fspath(folder), f"turn {stamp}.wav")
+        n = 2
+        while os.path.exists(path):  # two turns kept within a second
+            path = os.path.join(os.fspath(folder), f"turn {stamp} ({n}).wav")
+            n += 1
         try:
             os.makedirs(folder, exist_ok=True)
             write_wav_24k(path, audio)
@@ -1019,6 +1030,10 @@ class LiveSession:
         """Replace the last answer with a new one (see RealtimeClient.answer_again)."""
         self._speech_stopped_at = None  # the new answer is timed from no spoken turn
         self._apply(self.client.answer_again())
+
+    def delete_item(self, item_id: str) -> None:
+        """Take one item out of the conversation: the model forgets it (the transcript's Delete)."""
+        self._apply(self.client.delete_item(item_id))
 
     def update_config(self, config: SessionConfig) -> None:
         self._apply(self.client.update_session(config))

@@ -458,3 +458,26 @@ def test_reply_latency_is_kept_with_the_answer():
     assert client.reply_latency("item_a1", 412) == [ItemChanged("item_a1")]
     assert client.conversation.get("item_a1").reply_latency_ms == 412
     assert client.reply_latency("item_unknown", 50) == []
+
+
+def test_deleting_a_turn_sends_one_delete_and_refuses_an_answer_still_going():
+    client = RealtimeClient()
+    server = ScriptedServer()
+    assert client.delete_item("anything")[0].message.startswith("Not connected")
+    client.on_connected()
+    client.receive(server.committed("u1", None))
+    client.receive(server.user_item_added("u1", None))
+    client.receive(server.response_created("r1"))
+    for event in server.assistant_item("r1", "a1", "u1"):
+        client.receive(event)
+    refused = client.delete_item("a1")
+    assert not sends(refused) and "still going" in refused[0].message
+    assert sends(client.delete_item("unknown")) == []
+    deleted = sends(client.delete_item("u1"))
+    assert [e["type"] for e in deleted] == ["conversation.item.delete"] and deleted[0]["item_id"] == "u1"
+    for event in deleted:
+        validate_client_event(event)
+    client.receive(server.response_done("r1"))
+    assert [e["item_id"] for e in sends(client.delete_item("a1"))] == ["a1"]  # done: it can go now
+    client.receive(server.event("conversation.item.deleted", item_id="u1"))
+    assert client.conversation.get("u1") is None and client.conversation.get("a1") is not None

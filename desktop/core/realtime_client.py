@@ -307,6 +307,19 @@ class RealtimeClient:
         actions += [self._send(self.events.item_delete(item_id)) for item_id in old]
         return actions + self.request_response()
 
+    def delete_item(self, item_id: str) -> list[Action]:
+        """Take one item out of the conversation (`conversation.item.delete`): the model no longer has it in its
+        context. It leaves the transcript when the server confirms (`conversation.item.deleted`)."""
+        if not self.connected:
+            return [Notice("warning", "Not connected: nothing can be deleted now.")]
+        if self.conversation.get(item_id) is None:
+            return []
+        response = self.active_response
+        if response is not None and item_id in (response.item_ids or []):
+            return [Notice("info", "That answer is still going: stop it first (Ctrl+.), then delete it.")]
+        self._deleting.add(item_id)
+        return [self._send(self.events.item_delete(item_id))]
+
     def cancel_response(self) -> list[Action]:
         """The user pressed stop: silence the answer, cancel it, truncate what was not heard."""
         return self._interrupt(source="user", server_cancels=False)

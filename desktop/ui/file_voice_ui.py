@@ -156,17 +156,18 @@ class FileVoiceUi:
         self._remember(path)
         return True
 
-    def keep_last_turn(self) -> str | None:
-        """Ctrl+Shift+K: the last spoken turn into `turns_folder()`, first in the recent files; its path."""
+    def keep_last_turn(self, item_id: str | None = None) -> str | None:
+        """Ctrl+Shift+K: the last spoken turn (or the turn `item_id`) into `turns_folder()`, first in the recent
+        files; its path."""
         if self.session is None:
             return None
-        kept = self.session.keep_last_turn(turns_folder())
+        kept = self.session.keep_last_turn(turns_folder(), item_id)
         if kept is None:
             return None
         path, duration_ms = kept
         self._remember(path)
         self._show_idle()
-        self.window.on_notification(Notice("info", f"Kept your last turn ({duration_ms / 1000:.1f} s) as "
+        self.window.on_notification(Notice("info", f"Kept your {'last ' if item_id is None else ''}turn ({duration_ms / 1000:.1f} s) as "
                                                    f"{os.path.basename(path)}: Ctrl+P speaks it again."))
         return path
 

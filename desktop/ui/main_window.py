@@ -199,6 +199,10 @@ class MainWindow(QMainWindow):
 
         #: Audio → Speak a sound file (Ctrl+Shift+P, again: Ctrl+P): a recorded utterance as your voice.
         self.file_voice_ui = FileVoiceUi(self, settings)
+        from .turn_menu import add_turn_actions
+
+        #: Right-click a turn: copy it, speak it again, keep it as a sound file, delete it from the conversation.
+        self.transcript.turn_actions = lambda item, menu: add_turn_actions(self, item, menu)
         from .reliability_ui import ReliabilityUi
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.

@@ -6,9 +6,9 @@ import html
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import QPoint, QTimer, QUrl, Signal
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QTextBrowser, QWidget
+from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
 from ..core.conversation import Conversation, ConversationItem
 from ..transcript_export import SPEAKER, item_meta
@@ -27,6 +27,9 @@ _STYLE = """
   .failed { color: #c62828; }
 </style>
 """
+
+
+TURN_ANCHOR = "turn-"
 
 
 def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] | None = None) -> str:
@@ -53,7 +56,9 @@ def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] |
     thumbs = "".join(f'<a href="{k}"><img src="{k}"/></a>&nbsp;' for k in keys)
     if thumbs:
         body = thumbs + ("<br/>" + body if item.text else "")
-    return f'<div class="turn {item.role}"><span class="who">{who}</span>{meta_html}<br/>{body}</div>'
+    # The named anchor marks where each turn starts: the context menu finds the turn under the pointer by it.
+    return (f'<div class="turn {item.role}"><span class="who"><a name="{TURN_ANCHOR}{html.escape(item.item_id)}">'
+            f'{who}</a></span>{meta_html}<br/>{body}</div>')
 
 
 class TranscriptView(QTextBrowser):
@@ -75,6 +80,8 @@ class TranscriptView(QTextBrowser):
         #: Where thumbnails come from (`key_for(info)`, `thumbnail(key)`); set by the attachments feature.
         self.image_store: Any = None
         self.anchorClicked.connect(self._on_anchor)
+        #: Adds a turn's own actions (speak it again, delete it…) to the context menu: (item, menu) -> None.
+        self.turn_actions: Callable[[ConversationItem, QMenu], None] | None = None
 
     def set_conversation(self, conversation: Conversation) -> None:
         self.conversation = conversation
@@ -106,3 +113,47 @@ class TranscriptView(QTextBrowser):
 
     def plain_text(self) -> str:
         return self.toPlainText()
+
+    # ------------------------------------------------------------------ a turn's context menu
+    def item_at(self, pos: QPoint) -> ConversationItem | None:
+        """The turn under `pos` (viewport coordinates): the nearest turn start at or before it in the text."""
+        return self.item_at_position(self.cursorForPosition(pos).position())
+
+    def item_at_position(self, position: int) -> ConversationItem | None:
+        block = self.document().findBlock(position)
+        while block.isValid():
+            fragments = []
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                if fragment.isValid() and fragment.position() <= position:
+                    fragments.append(fragment)
+                it += 1
+            for fragment in reversed(fragments):
+                for name in fragment.charFormat().anchorNames():
+                    if name.startswith(TURN_ANCHOR):
+                        return self.conversation.get(name[len(TURN_ANCHOR):])
+            block = block.previous()
+        return None
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt API
+        menu = self.createStandardContextMenu(event.pos())
+        item = self.item_at(event.pos())
+        if item is not None and self.turn_actions is not None:
+            menu.addSeparator()
+            self.turn_actions(item, menu)
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def position_of(self, item_id: str) -> int | None:
+        """Where the turn `item_id` starts in the text (for tests and keyboard use), or None."""
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                if fragment.isValid() and TURN_ANCHOR + item_id in fragment.charFormat().anchorNames():
+                    return fragment.position()
+                it += 1
+            block = block.next()
+        return None
