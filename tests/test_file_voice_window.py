@@ -44,6 +44,9 @@ def test_drop_keep_and_speak_again(qtbot, qasync_loop, tmp_path):
         qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
         kept = ui.recent()[0]
         assert kept.startswith(str(turns_folder())) and kept.endswith(".wav")
+        ui.keep_action.triggered[bool].emit(False)  # the signal's `checked` is not a turn's id: the last turn again
+        assert ui.recent()[0] != kept and ui.recent()[0].startswith(str(turns_folder())) and ui.recent()[1] == kept
+        kept = ui.recent()[0]
         assert ui.again_action.text().startswith("Speak turn ")
         qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
         assert session.file_voice is not None and session.file_voice.name.startswith("turn ")
@@ -63,11 +66,11 @@ def test_drop_keep_and_speak_again(qtbot, qasync_loop, tmp_path):
     assert any(t.startswith("▶ what_time.wav 0:0") and t.endswith("/ 0:01") for t in seen_labels), seen_labels
     saved = Settings.load(settings_path).get(KEY)
     assert saved[0].endswith("tell_story.wav") and saved[1].startswith(str(turns_folder()))
-    assert saved[2] == str(AUDIO / "what_time.wav")
+    assert saved[2].startswith(str(turns_folder())) and saved[3] == str(AUDIO / "what_time.wav")
     # The menu lists them, newest first, for the next start too.
     ui.recent_menu.aboutToShow.emit()
     texts = [a.text() for a in ui.recent_menu.actions()]
-    assert len(texts) == 3 and texts[0] == "tell_story.wav" and texts[1].startswith("turn ") and texts[2] == "what_time.wav"
+    assert len(texts) == 4 and texts[0] == "tell_story.wav" and texts[1].startswith("turn ") and texts[3] == "what_time.wav"
 
 
 def test_a_dropped_file_that_is_not_sound_says_so(qtbot, qasync_loop, tmp_path):

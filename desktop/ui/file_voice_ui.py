@@ -76,7 +76,7 @@ class FileVoiceUi:
         self.keep_action.setShortcut(QKeySequence("Ctrl+Shift+K"))
         self.keep_action.setToolTip("Save what you last said, exactly as the model heard it, as a WAV file to speak "
                                     "again with Ctrl+P")
-        self.keep_action.triggered.connect(self.keep_last_turn)
+        self.keep_action.triggered.connect(lambda: self.keep_last_turn())  # not `checked` as the item id
         self.series_action = QAction("Speak a series of sound files…", window)
         self.series_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
         self.series_action.setToolTip("Speak several files, one turn each, each after the previous answer has "
