@@ -1,8 +1,9 @@
 """Speak a series of sound files into a live conversation, one turn at a time, and report what became of each.
 
 Each file is spoken as the user's voice (`LiveSession.speak_file`); the next waits until the turn it made has
-been answered and the answer has finished playing (or a time limit passed), then a short pause. Esc, or
-stopping the file, stops the series. The report (`core.series_report`) goes to a Markdown file. Asyncio, no Qt.
+been answered and the answer has finished playing (or a time limit passed), then a short pause. Or, to test
+barge-in, the next file is spoken `interrupt_after_s` into each answer's playback, so that it cuts the answer
+off; the report then says where each answer was cut. Esc, or stopping the file, stops the series. The report (`core.series_report`) goes to a Markdown file. Asyncio, no Qt.
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ class SeriesProgress:
 
 class FileSeries:
     def __init__(self, session, paths: list[str], report_folder: str | os.PathLike, *, turn_wait_s: float = 15.0,
-                 answer_wait_s: float = 60.0, gap_s: float = 0.8) -> None:
+                 answer_wait_s: float = 60.0, gap_s: float = 0.8, interrupt_after_s: float | None = None) -> None:
         self.session = session
         self.paths = [os.fspath(p) for p in paths]
         self.report_folder = Path(report_folder)
         self.turn_wait_s = turn_wait_s  # after a file ends, for the server to make a turn of it
         self.answer_wait_s = answer_wait_s  # then, for its answer to finish
         self.gap_s = gap_s
+        self.interrupt_after_s = interrupt_after_s  # None: wait for each answer to finish
+        self._answer_ids: dict[int, str] = {}  # turn index -> its answer's item id (filled in at the end)
         self.turns = [SeriesTurn(os.path.basename(p), p) for p in self.paths]
         self.report_path: Path | None = None
         self.stopped = False
@@ -71,12 +74,16 @@ class FileSeries:
                 if self.stopped or session.closed:
                     break
                 session._notify(SeriesProgress(index, len(self.turns), turn.name))
-                await self._one(turn)
+                cut_in = self.interrupt_after_s is not None and index + 1 < len(self.turns)
+                await self._one(index, turn, cut_in)
                 if turn.outcome == "stopped":
                     break
-                if index + 1 < len(self.turns):
+                if index + 1 < len(self.turns) and not (cut_in and turn.outcome == "answered"):
                     await asyncio.sleep(self.gap_s)
+            if self.interrupt_after_s is not None and not self.stopped:
+                await self._until(lambda: self._settled(), 5.0)  # the last cut-off's truncate confirmed
         finally:
+            self._fill_answers()
             for turn in self.turns:
                 if turn.outcome == "pending":
                     turn.outcome = "stopped"
@@ -87,7 +94,8 @@ class FileSeries:
                                            str(self.report_path or ""), summary))
         return self.report_path
 
-    async def _one(self, turn: SeriesTurn) -> None:
+    async def _one(self, index: int, turn: SeriesTurn, cut_in: bool = False) -> None:
+        """Speak one file and wait for its answer: to finish, or (cut_in) to have played `interrupt_after_s`."""
         session = self.session
         client = session.client
         known = {item.item_id for item in client.conversation}
@@ -125,7 +133,17 @@ class FileSeries:
             idle = client.active_response is None and client.state in (TurnState.LISTENING, TurnState.USER_SPEAKING)
             return answer if idle and not playing else None
 
-        answer = await self._until(answered, self.answer_wait_s)
+        def audible_long_enough():
+            items = list(client.conversation)
+            after = items[items.index(user) + 1:] if user in items else []
+            answer = next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+            if answer is None:
+                return None
+            if session.playback.played_ms(answer.item_id) >= self.interrupt_after_s * 1000:
+                return answer
+            return answered()  # shorter than that: it finished first, nothing to cut
+
+        answer = await self._until(audible_long_enough if cut_in else answered, self.answer_wait_s)
         if self.stopped:
             turn.outcome = "stopped"
             return
@@ -134,11 +152,29 @@ class FileSeries:
             turn.detail = f"none finished within {self.answer_wait_s:.0f} s"
             return
         turn.outcome = "answered"
+        self._answer_ids[index] = answer.item_id
+        self._fill(turn, answer)
+
+    @staticmethod
+    def _fill(turn: SeriesTurn, answer) -> None:
         turn.answer = answer.text
         turn.voice_ms = answer.reply_latency_ms
         turn.interrupted = answer.interrupted
+        turn.cut_at_ms = answer.truncated_at_ms
+        turn.answer_heard = answer.heard_text
         if answer.usage is not None:
             turn.tokens_in, turn.tokens_out = answer.usage.input_tokens, answer.usage.output_tokens
+
+    def _fill_answers(self) -> None:
+        """An answer cut off by the next file was still going when its turn was recorded: take its final state."""
+        for index, item_id in self._answer_ids.items():
+            answer = self.session.client.conversation.get(item_id)
+            if answer is not None:
+                self._fill(self.turns[index], answer)
+
+    def _settled(self) -> bool:
+        client = self.session.client
+        return client.active_response is None and not self.session.playback.is_playing()
 
     async def _until(self, probe, timeout_s: float) -> Any:
         deadline = time.monotonic() + timeout_s
@@ -173,7 +209,9 @@ class FileSeries:
         previous = self.previous_run() if any(t.outcome != "stopped" for t in self.turns) else None
         text = series_markdown(self.turns, started=stamp, provider=session.options.provider.label,
                                settings=describe_turn_detection(session.client.requested.turn_detection),
-                               previous=previous, instructions=session.client.requested.instructions)
+                               previous=previous, instructions=session.client.requested.instructions,
+                               pace="waited for to finish" if self.interrupt_after_s is None else
+                               f"interrupted by the next file {self.interrupt_after_s:g} s into its playback")
         path = self.report_folder / f"series {started:%Y-%m-%d %H-%M-%S}.md"
         n = 2
         while path.exists():  # two runs started within a second

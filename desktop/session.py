@@ -606,14 +606,15 @@ class LiveSession:
         log.info("kept turn %s (%d ms) as %s", item_id, duration_ms, path)
         return path, duration_ms
 
-    def speak_files(self, paths: list[str], report_folder: str | os.PathLike):
-        """Speak the files one turn at a time, each after the previous one's answer; a report at the end
-        (`file_series.FileSeries`). Replaces a series already running."""
+    def speak_files(self, paths: list[str], report_folder: str | os.PathLike, interrupt_after_s: float | None = None):
+        """Speak the files one turn at a time, each after the previous one's answer (or `interrupt_after_s` into
+        its playback, to cut it off); a report at the end (`file_series.FileSeries`). Replaces a series already
+        running."""
         from .file_series import FileSeries
 
         if self.file_series is not None and self.file_series.running:
             self.file_series.stop()
-        series = FileSeries(self, paths, report_folder)
+        series = FileSeries(self, paths, report_folder, interrupt_after_s=interrupt_after_s)
         self.file_series = series
         series.start()
         return series

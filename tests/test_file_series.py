@@ -152,3 +152,35 @@ def test_running_the_same_files_again_after_changing_the_instructions_shows_what
     assert "1 of 2 turns changed" in report
     assert "- instructions: You are Ada, a friendly guide." in report
     assert first.report_path.with_suffix(".json").exists() and second.report_path != first.report_path
+
+
+@pytest.mark.slow
+def test_a_barge_in_series_cuts_each_answer_where_it_was_asked_to(tmp_path):
+    """Interrupt each answer 2 s into its playback: the next file's voice cuts the story off (truncated to what
+    was played), and the report says where each answer was cut."""
+    session, notes = _session()
+    files = [str(AUDIO / "tell_story.wav"), str(AUDIO / "thank_you.wav")]
+
+    async def scenario():
+        assert await session.start(), session.status
+        try:
+            series = session.speak_files(files, tmp_path, interrupt_after_s=2.0)
+            assert await wait_until(lambda: not series.running, 60)
+        finally:
+            await session.stop()
+        return series
+
+    series = asyncio.run(scenario())
+    story, thanks = series.turns
+    assert [story.outcome, thanks.outcome] == ["answered", "answered"], [(t.outcome, t.detail) for t in series.turns]
+    assert story.interrupted and 2000 <= story.cut_at_ms < 4500, story.cut_at_ms
+    assert not thanks.interrupted and thanks.answer == "You're welcome."
+    truncates = [e for e in session.sent_events if e["type"] == "conversation.item.truncate"]
+    assert len(truncates) == 1 and truncates[0]["audio_end_ms"] == story.cut_at_ms
+    report = series.report_path.read_text()
+    assert f"answered (cut at {story.cut_at_ms / 1000:.1f} s)" in report
+    assert story.answer_heard and story.answer.startswith(story.answer_heard) and len(story.answer_heard) < len(story.answer)
+    assert f"{story.answer_heard.strip()} ~~" in report  # the unheard rest struck through
+    assert "- each answer: interrupted by the next file 2 s into its playback" in report
+    for event in session.sent_events:
+        validate_client_event(event)

@@ -28,6 +28,8 @@ class SeriesTurn:
     tokens_in: int | None = None
     tokens_out: int | None = None
     interrupted: bool = False  # the answer was cut by the next file (or anything else)
+    cut_at_ms: int | None = None  # where it was cut: how much of it was heard
+    answer_heard: str | None = None  # the words of the answer that were heard before the cut
     detail: str = ""  # why it could not be spoken, or how long it was waited for
 
 
@@ -97,7 +99,8 @@ def _cell(text: str) -> str:
 
 
 def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, settings: str,
-                    previous: tuple[str, list[SeriesTurn]] | None = None, instructions: str | None = None) -> str:
+                    previous: tuple[str, list[SeriesTurn]] | None = None, instructions: str | None = None,
+                    pace: str = "waited for to finish") -> str:
     """The run as Markdown: a heading, what it ran against, the summary, one row per file, and (given the
     previous run of the same files) what changed since."""
     lines = [
@@ -106,6 +109,7 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         f"- started: {started}",
         f"- provider: {provider}",
         f"- turn detection: {settings}",
+        f"- each answer: {pace}",
         f"- instructions: {_short(instructions) if instructions else 'the server default'}",
         f"- result: {summary_line(turns)}",
         "",
@@ -113,10 +117,15 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         "|---:|---|---|---|---|---:|---|",
     ]
     for i, t in enumerate(turns, 1):
-        outcome = t.outcome + (" (interrupted)" if t.interrupted else "") + (f": {t.detail}" if t.detail else "")
+        cut = f" (cut at {t.cut_at_ms / 1000:.1f} s)" if t.cut_at_ms is not None else " (interrupted)"
+        outcome = t.outcome + (cut if t.interrupted else "") + (f": {t.detail}" if t.detail else "")
         tokens = f"{t.tokens_in} / {t.tokens_out}" if t.tokens_in is not None else "—"
         voice = str(t.voice_ms) if t.voice_ms is not None else "—"
-        lines.append(f"| {i} | {_cell(t.name)} | {_cell(outcome)} | {_cell(t.heard)} | {_cell(t.answer)} | {voice} | {tokens} |")
+        answer = _cell(t.answer)
+        if t.interrupted and t.answer_heard is not None and t.answer.startswith(t.answer_heard):
+            rest = _cell(t.answer[len(t.answer_heard):])
+            answer = _cell(t.answer_heard) + (f" ~~{rest}~~" if rest != "—" else "")  # the unheard rest struck
+        lines.append(f"| {i} | {_cell(t.name)} | {_cell(outcome)} | {_cell(t.heard)} | {answer} | {voice} | {tokens} |")
     text = "\n".join(lines) + "\n"
     if previous is not None:
         text += "\n" + comparison_markdown(previous[1], turns, previous[0])

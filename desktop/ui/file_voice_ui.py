@@ -29,6 +29,9 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 
 KEY = "audio.spoken_files"  # the recent files, newest first
+PACE_KEY = "audio.series_interrupt_s"  # a series: None = wait for each answer, else cut it off after so many s
+PACES = (("Wait for each answer to finish", None), ("Interrupt each answer 1 s in (barge-in)", 1.0),
+         ("Interrupt each answer 2 s in (barge-in)", 2.0), ("Interrupt each answer 4 s in (barge-in)", 4.0))
 RECENT = 8
 SOUND_SUFFIXES = (".wav",) + OTHER_FORMATS
 
@@ -177,15 +180,31 @@ class FileVoiceUi:
         patterns = " ".join(f"*{s}" for s in SOUND_SUFFIXES)
         paths, _ = QFileDialog.getOpenFileNames(self.window, "Speak these sound files, one turn each", folder,
                                                 f"Sound files ({patterns});;All files (*)")
-        if paths:
-            self.speak_series(paths)
+        if not paths:
+            return
+        from PySide6.QtWidgets import QInputDialog
 
-    def speak_series(self, paths: list[str]):
-        """Speak `paths` (sorted by name, numbers in order) one turn each; the report goes to `series_folder()`."""
+        labels = [label for label, _ in PACES]
+        saved = self.store.get(PACE_KEY, None)
+        current = next((n for n, (_, value) in enumerate(PACES) if value == saved), 0)
+        label, ok = QInputDialog.getItem(self.window, "A series of sound files",
+                                         f"{len(paths)} file{'s' if len(paths) != 1 else ''}, one turn each. While each "
+                                         "answer plays:", labels, current, False)
+        if ok:
+            self.speak_series(paths, dict(PACES)[label])
+
+    def speak_series(self, paths: list[str], interrupt_after_s: float | None = None):
+        """Speak `paths` (sorted by name, numbers in order) one turn each, each after the previous answer or
+        `interrupt_after_s` into it; the report goes to `series_folder()`. The pace is kept for next time."""
         if self.session is None:
             self.window.on_notification(Notice("warning", "Not connected yet: nothing can be spoken."))
             return None
-        series = self.session.speak_files(sorted(paths, key=natural_key), series_folder())
+        self.store.set(PACE_KEY, interrupt_after_s)
+        try:
+            self.store.save()
+        except OSError as exc:
+            log.warning("series pace not saved: %s", exc)
+        series = self.session.speak_files(sorted(paths, key=natural_key), series_folder(), interrupt_after_s)
         self.stop_action.setEnabled(True)
         return series
 
