@@ -162,6 +162,8 @@ class LiveSession:
         self.file_voice_error = ""  # why the last file could not be spoken
         self.file_series = None  # file_series.FileSeries: several files, one turn each (`speak_files`)
         self._file_voice_pressed = False  # push-to-talk was pressed for it: released at its end
+        #: Simulated background noise mixed into the microphone (`set_noise`, audio.room_noise.RoomNoise), or None.
+        self.noise = None
         #: Hands out chunks for a spoken file when no microphone does (none found, or it was lost).
         self._file_clock: WavFileSource | None = None
         #: A new conversation is replacing the connection: its close is not a drop.
@@ -289,9 +291,22 @@ class LiveSession:
         near_end.far_levels = self.far_levels
         self.near_end = near_end
 
+        end_margin = 480  # 20 ms past a file's end: its last samples have left near_end's batching
+
         def deliver(chunk: np.ndarray) -> None:
+            # The capture thread (or the file clock). A sound file speaking for the user takes the microphone's
+            # place here, before onsets and levels are taken, so it interrupts an answer as a voice would.
             near_end.echo = self.echo
-            near_end.process(chunk)
+            voice, noise = self.file_voice, self.noise
+            if voice is None:
+                near_end.process(chunk if noise is None else noise.mix(chunk))
+                return
+            substitute = voice.take(len(chunk))
+            near_end.process(chunk, substitute if noise is None else noise.mix(substitute))
+            if voice.position >= len(voice.audio) + end_margin and not voice.end_reported:
+                voice.end_reported = True
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self._file_voice_spoken, voice)
 
         self._deliver_mic = deliver
         if self.options.audio_in:
@@ -494,20 +509,13 @@ class LiveSession:
             self._apply(self.client.speaker_underrun())
 
     def _on_onset(self, at_ms: int) -> None:
-        # While a file speaks for the user, the room is not what the model hears: its sounds interrupt nothing.
-        if not self.closed and self.file_voice is None:
+        if not self.closed:
             self._apply(self.client.local_onset(at_ms))
 
     def _on_input_chunk(self, chunk: np.ndarray, echo_removed_db: float | None = None) -> None:
         if self.closed:
             return
-        voice = self.file_voice
-        if voice is not None:
-            # The file in place of the microphone (even a muted one): it is already clean, so there is no echo
-            # figure, and it goes through the same local VAD, recorder and turn modes as a voice would.
-            chunk = voice.take(len(chunk))
-            echo_removed_db = None
-        elif self.muted:
+        if self.muted and self.file_voice is None:  # a file speaks even into a muted microphone
             # Silence, not nothing: the server's audio clock keeps pace with ours (truncation and VAD times
             # stay aligned), and neither the local VAD nor the server hears the room.
             chunk = np.zeros_like(chunk)
@@ -530,7 +538,10 @@ class LiveSession:
         if gain < 1.0:  # only echo residue while the assistant speaks: keep it from the server's VAD
             chunk = (chunk.astype(np.float32) * np.float32(gain)).astype(np.int16)
         self._apply(self.turns.on_input_audio(chunk))  # the mode decides what reaches the server
-        if voice is not None and voice.finished and voice is self.file_voice:
+
+    def _file_voice_spoken(self, voice: FileVoice) -> None:
+        """The capture thread handed out all of `voice` (and its last chunk has reached the loop before this)."""
+        if voice is self.file_voice and not self.closed:
             self._end_file_voice(finished=True)
 
     # ------------------------------------------------------------------ a sound file as the user's voice
@@ -605,6 +616,23 @@ class LiveSession:
         duration_ms = len(audio) * 1000 // 24000
         log.info("kept turn %s (%d ms) as %s", item_id, duration_ms, path)
         return path, duration_ms
+
+    def set_noise(self, kind: str | None, level_dbfs: float = -35.0, path: str | None = None) -> bool:
+        """Mix simulated background noise into the microphone (None: off); False, with a notice, when it cannot
+        be (a noise file that cannot be read)."""
+        from .audio.room_noise import RoomNoise
+
+        if kind is None:
+            self.noise = None
+            log.info("background noise off")
+            return True
+        try:
+            self.noise = RoomNoise(kind, level_dbfs, path)
+        except ValueError as exc:
+            self._notify(Notice("error", f"Cannot use that noise: {exc}"))
+            return False
+        log.info("background noise: %s", self.noise.describe())
+        return True
 
     def speak_files(self, paths: list[str], report_folder: str | os.PathLike, interrupt_after_s: float | None = None):
         """Speak the files one turn at a time, each after the previous one's answer (or `interrupt_after_s` into

@@ -177,6 +177,9 @@ def test_a_barge_in_series_cuts_each_answer_where_it_was_asked_to(tmp_path):
     assert not thanks.interrupted and thanks.answer == "You're welcome."
     truncates = [e for e in session.sent_events if e["type"] == "conversation.item.truncate"]
     assert len(truncates) == 1 and truncates[0]["audio_end_ms"] == story.cut_at_ms
+    # The file's first sound paused the story at once, before any voice detection (the loudness onset, which
+    # a file reaches because it takes the microphone's place on the capture thread).
+    assert session.client.local_barge_in.onset_holds >= 1, "no onset hold"
     report = series.report_path.read_text()
     assert f"answered (cut at {story.cut_at_ms / 1000:.1f} s)" in report
     assert story.answer_heard and story.answer.startswith(story.answer_heard) and len(story.answer_heard) < len(story.answer)

@@ -132,3 +132,29 @@ def test_far_end_levels_match_the_loudest_block_of_the_window_at_every_step():
         assert (got is None) == (not window)
         if window:
             assert abs(got - max(window)) < 1e-3
+
+
+def test_a_substitute_bypasses_the_canceller_which_still_takes_the_microphone():
+    """A sound file speaking for the user: it holds no echo, so the converged canceller (which would subtract its
+    echo estimate from it) must not touch it; the canceller keeps taking the microphone, in step with the far end."""
+    if not EchoCanceller.available():
+        import pytest
+
+        pytest.skip("livekit's AEC is not installed")
+    chunks, onsets, removed = [], [], []
+    near = NearEndProcessor(lambda c, r: (chunks.append(c), removed.append(r)), onsets.append)
+    near.echo = EchoCanceller()
+    far = tone(2000, -20)
+    for start in range(0, len(far), 240):  # converge on an echo path
+        near.echo.feed_far_end(far[start:start + 240])
+        near.process(far[start:start + 240])
+    chunks.clear(), removed.clear()
+    voice = np.random.default_rng(5).normal(0, 32768 * 10 ** (-25 / 20), 24000 // 2).astype(np.int16)
+    mic = tone(500, -20)
+    for start in range(0, len(voice), 240):
+        near.echo.feed_far_end(mic[start:start + 240])  # the far end goes on playing, and echoes
+        near.process(mic[start:start + 240], substitute=voice[start:start + 240])
+    out = np.concatenate(chunks)
+    assert np.array_equal(out, voice[:len(out)]) and len(out) >= len(voice) - 480  # sample for sample
+    assert set(removed) == {None}  # nothing is known about echo in it
+    assert len(onsets) == 1  # its own onset, as a voice's (the far end playing does not count against it)

@@ -262,6 +262,7 @@ class FileVoice:
         self.audio = np.asarray(audio, dtype=np.int16).reshape(-1)
         self.name = name
         self.position = 0  # samples handed out
+        self.end_reported = False  # the capture thread has told the event loop that it was all handed out
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "FileVoice":

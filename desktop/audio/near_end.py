@@ -91,16 +91,25 @@ class NearEndProcessor:
         self._raw_energy = 0.0  # of the pending blocks, before / after the canceller (mean square × samples)
         self._out_energy = 0.0
 
-    def process(self, pcm16: np.ndarray) -> None:
-        """One block from the microphone (int16 mono, 24 kHz, any length; 10 ms from MicrophoneCapture)."""
+    def process(self, pcm16: np.ndarray, substitute: np.ndarray | None = None) -> None:
+        """One block from the microphone (int16 mono, 24 kHz, any length; 10 ms from MicrophoneCapture).
+
+        `substitute` (as long as `pcm16`): what goes on in the microphone's place, a sound file speaking for the
+        user. The echo canceller still takes the microphone's block, to stay in step with what the speaker plays,
+        but the substitute bypasses it: it holds no echo, and a canceller would subtract its echo estimate from
+        it. Onsets, levels and chunks then come from the substitute, as without a canceller."""
         n = self.block_samples
         for start in range(0, len(pcm16), n):
-            self._block(pcm16[start:start + n])
+            self._block(pcm16[start:start + n], None if substitute is None else substitute[start:start + n])
 
-    def _block(self, block: np.ndarray) -> None:
+    def _block(self, block: np.ndarray, substitute: np.ndarray | None = None) -> None:
         echo = self.echo
         raw_dbfs = None
-        if echo is not None:
+        if substitute is not None:
+            if echo is not None:
+                echo.process_near_end(block)  # kept in step; its output is not used
+            block = substitute
+        elif echo is not None:
             raw_dbfs = rms_dbfs(block)  # how much the canceller removes tells echo from a voice
             block = echo.process_near_end(block)
             if len(block) == 0:

@@ -144,6 +144,8 @@ class LocalBargeIn:
         self.assistant_heard_ms = 0
         self.false_interruptions = 0
         self.released_holds = 0
+        #: Holds made by a loudness onset (before any voice detection could tell).
+        self.onset_holds = 0
         #: Loudness onsets put down to a speaker underrun (see `underrun_onset_ms`).
         self.underrun_onsets = 0
         self._underrun_at: int | None = None
@@ -186,6 +188,7 @@ class LocalBargeIn:
             self.phase = LocalBargeInPhase.HELD
             self._held_at = now_ms
             self.onset_ms = now_ms
+            self.onset_holds += 1
             return [Hold()]
         return self._expire_hold(now_ms)
 

@@ -199,6 +199,10 @@ class MainWindow(QMainWindow):
 
         #: Audio → Speak a sound file (Ctrl+Shift+P, again: Ctrl+P): a recorded utterance as your voice.
         self.file_voice_ui = FileVoiceUi(self, settings)
+        from .noise_menu import NoiseMenu
+
+        #: Audio → Background noise (simulated): a noisy room mixed into the microphone (persisted).
+        self.noise_menu = NoiseMenu(self, settings)
         from .turn_menu import add_turn_actions
 
         #: Right-click a turn: copy it, speak it again, keep it as a sound file, delete it from the conversation.
@@ -288,6 +292,7 @@ class MainWindow(QMainWindow):
         self.agent_ui.attach(session)
         self.recording_ui.attach(session)
         self.file_voice_ui.attach(session)
+        self.noise_menu.attach(session)
         self.reliability_ui.attach(session)
 
     def on_notification(self, note: Any) -> None:
