@@ -548,9 +548,11 @@ class LiveSession:
     def speak_file(self, path: str | os.PathLike) -> bool:
         """Speak a sound file into the conversation as the user's voice, in real time, in place of the microphone.
 
-        It goes where a voice goes: the local VAD (so it can interrupt an answer), the recorder, and the turn
-        mode (server VAD ends the turn at its end; push-to-talk is held for its length and released after it).
-        False, with a notice saying why, for a file that cannot be spoken (missing, not audio, silent, too long).
+        It takes the microphone's place on the capture thread (see `_start_input`), so it goes where a voice
+        goes: the loudness onset and the local VAD (so it interrupts an answer as a voice would), the recorder,
+        and the turn mode (server VAD ends the turn after it; push-to-talk is held for its length and released
+        after it). A file started while another speaks replaces it. False, with a notice saying why, for a file
+        that cannot be spoken (missing, not audio, silent, too long).
         """
         if self._loop is None or self.closed:
             self._notify(Notice("warning", "Not connected yet: the file can be spoken once the conversation has started."))
@@ -561,13 +563,15 @@ class LiveSession:
             self.file_voice_error = str(exc)
             self._notify(Notice("error", f"Cannot speak that file: {exc}"))
             return False
+        pressed = self._file_voice_pressed  # the key held for a file this one replaces stays held for this one
         if self.file_voice is not None:
             self._end_file_voice(finished=False)
         self.file_voice = voice
         self._file_voice_path = os.fspath(path)
         if self.turns.settings.mode == "push_to_talk" and not self.turns.ptt.held:
             self.turns.press()
-            self._file_voice_pressed = True
+            pressed = True
+        self._file_voice_pressed = pressed
         if not self._microphone_delivers():
             # Nothing hands out chunks to swap: the file keeps time itself, and 1.5 s of silence after it lets
             # turn detection see the end.
@@ -581,7 +585,7 @@ class LiveSession:
         self._notify(FileVoiceState(voice.name, voice.duration_ms, True, self._file_voice_path))
         return True
 
-    def keep_last_turn(self, folder: str | os.PathLike, item_id: str | None = None) -> tuple[str, int] | None:
+    def keep_turn(self, folder: str | os.PathLike, item_id: str | None = None) -> tuple[str, int] | None:
         """Write the newest spoken turn (or the turn `item_id`), exactly as the model heard it, to a WAV file in
         `folder`, to speak it again later; (path, duration in ms), or None with a notice saying why."""
         from datetime import datetime

@@ -153,14 +153,14 @@ def test_a_spoken_file_is_the_users_turn_gets_an_answer_and_can_be_kept_and_spok
 
     async def scenario(session, notes):
         await asyncio.sleep(0.5)
-        assert session.keep_last_turn(tmp_path) is None  # nothing said yet: a notice says so
+        assert session.keep_turn(tmp_path) is None  # nothing said yet: a notice says so
         assert session.speak_file(AUDIO / "what_time.wav")
         assert session._file_clock is None  # the microphone keeps time
         assert await wait_until(lambda: _answered(session), 30)
         user = next(i for i in session.client.conversation if i.role == "user")
         assert await wait_until(lambda: user.text_final, 10)
         assert "time" in user.text.lower(), user.text
-        kept.append(session.keep_last_turn(tmp_path))
+        kept.append(session.keep_turn(tmp_path))
         assert kept[0] is not None
         assert session.speak_file(kept[0][0])
         assert await wait_until(lambda: len([i for i in session.client.conversation if i.role == "user"
@@ -258,3 +258,26 @@ def test_without_pyav_other_formats_are_refused_with_a_way_out(tmp_path, monkeyp
     song.write_bytes(b"ID3" + bytes(100))
     with pytest.raises(ValueError, match="reads WAV files only; convert it first"):
         read_audio_24k(song)
+
+
+@pytest.mark.slow
+def test_a_file_started_over_another_replaces_it_and_push_to_talk_is_released_once():
+    from desktop.core.turn_taking import TurnSettings
+
+    session = LiveSession(SessionOptions(choose_provider(environ={}), audio_in=str(AUDIO / "silence_2s.wav"),
+                                         use_speaker=False, turn_settings=TurnSettings(mode="push_to_talk")))
+
+    async def scenario(session, notes):
+        assert session.speak_file(AUDIO / "tell_story.wav")
+        assert await wait_until(lambda: session.file_voice.position_ms > 300, 5)
+        assert session.speak_file(AUDIO / "what_time.wav")  # replaces the story, the key still held
+        assert session.turns.ptt.held and session.file_voice.name == "what_time.wav"
+        assert await wait_until(lambda: _answered(session), 30)
+        assert not session.turns.ptt.held
+
+    notes = _run(session, scenario)
+    types = [e["type"] for e in session.sent_events]
+    assert types.count("input_audio_buffer.commit") == 1
+    states = [(n.name, n.speaking, n.finished) for n in notes if isinstance(n, FileVoiceState)]
+    assert states == [("tell_story.wav", True, False), ("tell_story.wav", False, False),
+                      ("what_time.wav", True, False), ("what_time.wav", False, True)]

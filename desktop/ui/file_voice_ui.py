@@ -79,7 +79,7 @@ class FileVoiceUi:
         self.keep_action.setShortcut(QKeySequence("Ctrl+Shift+K"))
         self.keep_action.setToolTip("Save what you last said, exactly as the model heard it, as a WAV file to speak "
                                     "again with Ctrl+P")
-        self.keep_action.triggered.connect(lambda: self.keep_last_turn())  # not `checked` as the item id
+        self.keep_action.triggered.connect(lambda: self.keep_turn())  # not `checked` as the item id
         self.series_action = QAction("Speak a series of sound files…", window)
         self.series_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
         self.series_action.setToolTip("Speak several files, one turn each, each after the previous answer has "
@@ -159,12 +159,12 @@ class FileVoiceUi:
         self._remember(path)
         return True
 
-    def keep_last_turn(self, item_id: str | None = None) -> str | None:
+    def keep_turn(self, item_id: str | None = None) -> str | None:
         """Ctrl+Shift+K: the last spoken turn (or the turn `item_id`) into `turns_folder()`, first in the recent
         files; its path."""
         if self.session is None:
             return None
-        kept = self.session.keep_last_turn(turns_folder(), item_id)
+        kept = self.session.keep_turn(turns_folder(), item_id)
         if kept is None:
             return None
         path, duration_ms = kept

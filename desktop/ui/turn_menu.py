@@ -31,7 +31,7 @@ def add_turn_actions(window, item: ConversationItem, menu: QMenu) -> None:
             if not kept:
                 action.setToolTip("Only the last minute of what was sent is kept")
         again.triggered.connect(lambda: speak_turn_again(window, item.item_id))
-        keep.triggered.connect(lambda: window.file_voice_ui.keep_last_turn(item.item_id))
+        keep.triggered.connect(lambda: window.file_voice_ui.keep_turn(item.item_id))
     delete = menu.addAction("Delete from the conversation")
     delete.setToolTip("The model forgets this turn (conversation.item.delete); the transcript drops it")
     delete.setEnabled(session.client.connected)
@@ -40,7 +40,7 @@ def add_turn_actions(window, item: ConversationItem, menu: QMenu) -> None:
 
 def speak_turn_again(window, item_id: str) -> bool:
     """Keep the turn as a sound file, then speak that file now."""
-    path = window.file_voice_ui.keep_last_turn(item_id)
+    path = window.file_voice_ui.keep_turn(item_id)
     if path is None:
         return False
     if not window.file_voice_ui.speak(path):
