@@ -1045,8 +1045,21 @@ class LiveSession:
         self._apply(self.client.send_user_content(content, images))
         return self.client.connected or len(self.client.outbox) > waiting
 
-    def send_tool_output(self, call_id: str, output: str) -> None:
-        """Answer the model's tool call `call_id`; the model then speaks with the result."""
+    def send_tool_output(self, call_id: str, output: str, delay_s: float = 0.0) -> None:
+        """Answer the model's tool call `call_id` (after `delay_s`, as a slow backend would); the model then
+        speaks with the result. A call no longer in the conversation by then (a new one started) is not answered."""
+        if delay_s > 0 and self._loop is not None and not self.closed:
+            log.info("tool call %s: answering in %.1f s", call_id, delay_s)
+            self._loop.call_later(delay_s, self._send_tool_output_now, call_id, output)
+            return
+        self._send_tool_output_now(call_id, output)
+
+    def _send_tool_output_now(self, call_id: str, output: str) -> None:
+        if self.closed:
+            return
+        if not any(item.call_id == call_id for item in self.client.conversation):
+            log.info("tool call %s is no longer in the conversation: its result is not sent", call_id)
+            return
         self._speech_stopped_at = None  # the answer is timed from no spoken turn
         self._apply(self.client.send_tool_output(call_id, output))
 

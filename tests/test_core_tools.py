@@ -107,3 +107,17 @@ def test_tools_reach_the_wire_and_can_be_removed_again():
     client, _ = connect(ServerVad())
     (update,) = sends(client.update_session(config))
     assert isinstance(client.update_session(config)[0], Send) and update["session"]["tools"] == wire["tools"]
+
+
+def test_a_slow_tool_keeps_its_delay_and_a_bad_delay_is_refused():
+    from desktop.core.tools import ToolProblem, ToolSettings, parse_tool
+
+    slow = parse_tool("lookup_order", "Find an order.", "", '{"status": "shipped"}', 2500)
+    assert slow.delay_ms == 2500
+    for bad in (-1, 60_001, "soon"):
+        with pytest.raises(ToolProblem, match="delay"):
+            parse_tool("lookup_order", "", "", "{}", bad)
+    settings = ToolSettings().with_tool(slow).with_tool(parse_tool("quick", "", "", "{}"))
+    stored = settings.to_dict()
+    assert stored["tools"][0]["delay_ms"] == 2500 and "delay_ms" not in stored["tools"][1]  # older files read alike
+    assert ToolSettings.from_dict(stored) == settings

@@ -96,3 +96,40 @@ def test_a_bad_tool_definition_is_refused_in_the_dialog(qtbot):
     dialog.parameters.setPlainText('{"type": "object", "properties": {"city": {"type": "string"}}}')
     dialog.accept()
     assert dialog.tool() is not None and dialog.tool().parameters["properties"]["city"]["type"] == "string"
+
+
+def test_a_slow_tool_answers_after_its_delay_and_not_at_all_once_the_conversation_is_new(qtbot, qasync_loop, tmp_path):
+    import asyncio
+    import time
+    from dataclasses import replace
+
+    from desktop.core.actions import ToolCalled
+    from desktop.core.tools import EXAMPLE_TOOL
+
+    window, session = window_and_session(qtbot, tmp_path / "settings.json")
+    panel = window.agent_ui.tools
+    called: list[float] = []
+    answered: list[float] = []
+    session.subscribe(lambda note: called.append(time.monotonic()) if isinstance(note, ToolCalled) else None)
+    session.event_taps.append(lambda direction, event: answered.append(time.monotonic())
+                              if direction == "client" and event.get("type") == "conversation.item.create"
+                              and event["item"]["type"] == "function_call_output" else None)
+
+    async def scenario():
+        assert await session.start(), session.status
+        panel.add_tool(replace(EXAMPLE_TOOL, delay_ms=1500))
+        assert panel.list.item(0).text() == "get_weather — canned result after 1.5 s"
+        assert session.send_text("What's the weather like in Paris today?")
+        assert await wait_until(lambda: any("sunny" in a.text for a in _answers(session)), 30), window.transcript_text()
+        assert len(called) == 1 and len(answered) == 1 and 1.45 <= answered[0] - called[0] < 3.0, (called, answered)
+        # Asked again, then a new conversation before the result is due: the old call is not answered.
+        assert session.send_text("And the weather in Rome?")
+        assert await wait_until(lambda: len(called) == 2, 30)
+        window.new_conversation()
+        await asyncio.sleep(2.5)
+        assert len(answered) == 1
+        await session.stop()
+
+    qasync_loop.run_until_complete(scenario())
+    for event in session.sent_events:
+        validate_client_event(event)

@@ -2,7 +2,8 @@
 
 A voice-agent builder defines a tool (name, description, JSON-schema parameters) and how Parley answers a
 call: with a canned result (a JSON or text template: `{location}` is replaced by that argument's value), or
-by asking the user to type the result. The model's call arrives as a `function_call` item; Parley sends a
+by asking the user to type the result. A canned result can wait `delay_ms` first, as a slow backend would (what
+does the model say meanwhile; can the user talk over the wait?). The model's call arrives as a `function_call` item; Parley sends a
 `function_call_output` item and, once the calling response is done, `response.create` so the model speaks
 with the result (see `RealtimeClient.send_tool_output`).
 """
@@ -14,11 +15,13 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["ToolSpec", "ToolSettings", "ToolProblem", "parse_tool", "fill_result", "answer_for", "EXAMPLE_TOOL"]
+__all__ = ["ToolSpec", "ToolSettings", "ToolProblem", "parse_tool", "fill_result", "answer_for", "EXAMPLE_TOOL",
+           "MAX_DELAY_MS"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TOOLS = 32
 MAX_TEXT = 16_000
+MAX_DELAY_MS = 60_000
 
 
 class ToolProblem(ValueError):
@@ -32,6 +35,8 @@ class ToolSpec:
     parameters_json: str = '{"type": "object", "properties": {}}'  # as the user wrote it (kept verbatim)
     #: The canned result (a template); blank: ask the user for each call.
     result: str = ""
+    #: How long a canned result takes to come back (a slow backend), in ms.
+    delay_ms: int = 0
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -56,7 +61,7 @@ EXAMPLE_TOOL = ToolSpec(
 )
 
 
-def parse_tool(name: str, description: str, parameters_json: str, result: str) -> ToolSpec:
+def parse_tool(name: str, description: str, parameters_json: str, result: str, delay_ms: Any = 0) -> ToolSpec:
     """A tool from what the user typed; raises ToolProblem saying what is wrong."""
     name = name.strip()
     if not NAME_RE.match(name):
@@ -75,7 +80,13 @@ def parse_tool(name: str, description: str, parameters_json: str, result: str) -
         raise ToolProblem('"required" must list parameter names defined in "properties".')
     if len(description) > MAX_TEXT or len(result) > MAX_TEXT:
         raise ToolProblem(f"A description or result is limited to {MAX_TEXT:,} characters.")
-    return ToolSpec(name, description.strip(), text, result)
+    try:
+        delay = int(delay_ms or 0)
+    except (TypeError, ValueError):
+        raise ToolProblem("The result's delay is a whole number of milliseconds.") from None
+    if not 0 <= delay <= MAX_DELAY_MS:
+        raise ToolProblem(f"The result's delay is 0 to {MAX_DELAY_MS:,} ms.")
+    return ToolSpec(name, description.strip(), text, result, delay)
 
 
 def fill_result(template: str, arguments: str | None) -> str:
@@ -142,7 +153,8 @@ class ToolSettings:
     # -- persistence
     def to_dict(self) -> dict[str, Any]:
         return {"choice": self.choice, "tools": [{"name": t.name, "description": t.description,
-                                                   "parameters": t.parameters_json, "result": t.result}
+                                                   "parameters": t.parameters_json, "result": t.result,
+                                                   **({"delay_ms": t.delay_ms} if t.delay_ms else {})}
                                                   for t in self.tools]}
 
     @classmethod
@@ -156,7 +168,7 @@ class ToolSettings:
                 continue
             try:
                 tool = parse_tool(str(raw.get("name", "")), str(raw.get("description", "")),
-                                  str(raw.get("parameters", "")), str(raw.get("result", "")))
+                                  str(raw.get("parameters", "")), str(raw.get("result", "")), raw.get("delay_ms", 0))
                 out = out.with_tool(tool)
             except ToolProblem:
                 continue

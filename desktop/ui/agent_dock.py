@@ -353,8 +353,11 @@ class AgentUi:
     def _answer_call(self, call: ToolCalled) -> None:
         output = answer_for(self.tools.settings(), call.name, call.arguments)
         if output is not None:
-            log.info("tool %s answered with its canned result", call.name)
-            self.session.send_tool_output(call.call_id, output)
+            tool = self.tools.settings().find(call.name)
+            delay_ms = tool.delay_ms if tool is not None else 0
+            log.info("tool %s answered with its canned result%s", call.name,
+                     f" after {delay_ms} ms" if delay_ms else "")
+            self.session.send_tool_output(call.call_id, output, delay_ms / 1000)
             return
         self.tools.ask(PendingCall(call.call_id, call.name, call.arguments))
         self.dock.show()

@@ -24,11 +24,12 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.tools import EXAMPLE_TOOL, ToolProblem, ToolSettings, ToolSpec, parse_tool
+from ..core.tools import EXAMPLE_TOOL, MAX_DELAY_MS, ToolProblem, ToolSettings, ToolSpec, parse_tool
 
 CHOICES = {"auto": "The model decides", "required": "Always call a tool", "none": "Never (tools off)"}
 
@@ -57,6 +58,15 @@ class ToolDialog(QDialog):
         self.result_text.setPlaceholderText('Blank: Parley asks you for each call.\nOr a canned result, e.g. '
                                        '{"temperature": 18, "city": "{location}"} ({name} = that argument)')
         self.result_text.setAccessibleName("Result")
+        self.delay = QSpinBox()
+        self.delay.setRange(0, MAX_DELAY_MS)
+        self.delay.setSingleStep(250)
+        self.delay.setSuffix(" ms")
+        self.delay.setSpecialValueText("at once")
+        self.delay.setValue(tool.delay_ms if tool else 0)
+        self.delay.setAccessibleName("Result delay")
+        self.delay.setToolTip("A slow backend: the canned result comes back this long after the call. What does "
+                              "the model say meanwhile, and can you talk over the wait?")
         self.problem = QLabel("")
         self.problem.setStyleSheet("color:#c62828")
         self.problem.setWordWrap(True)
@@ -65,6 +75,7 @@ class ToolDialog(QDialog):
         form.addRow("Description", self.description)
         form.addRow("Parameters (JSON schema)", self.parameters)
         form.addRow("Result", self.result_text)
+        form.addRow("Result comes back", self.delay)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -80,7 +91,7 @@ class ToolDialog(QDialog):
     def accept(self) -> None:
         try:
             self._tool = parse_tool(self.name.text(), self.description.text(), self.parameters.toPlainText(),
-                                    self.result_text.toPlainText())
+                                    self.result_text.toPlainText(), self.delay.value())
         except ToolProblem as exc:
             self.problem.setText(str(exc))
             return
@@ -162,6 +173,8 @@ class ToolsPanel(QGroupBox):
         self.list.clear()
         for tool in s.tools:
             answer = "canned result" if tool.result.strip() else "you answer"
+            if tool.result.strip() and tool.delay_ms:
+                answer += f" after {tool.delay_ms / 1000:g} s"
             item = QListWidgetItem(f"{tool.name} — {answer}")
             item.setToolTip(tool.description or tool.name)
             item.setData(Qt.ItemDataRole.UserRole, tool.name)
