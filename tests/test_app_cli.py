@@ -32,3 +32,23 @@ def test_start_up_objects_are_frozen_out_of_the_garbage_collector(tmp_path):
     assert lines, result.stderr[-2000:]
     frozen = int(lines[0].split("garbage collector: ", 1)[1].split(" ", 1)[0])
     assert frozen > 10_000  # Qt, numpy and Parley's own modules at least
+
+
+def test_a_series_from_the_command_line_writes_the_report_and_says_by_its_exit_code(tmp_path):
+    """`parley --series …`: for a script or a CI job. Every file answered: 0; one that was not: 3."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PARLEY_DISABLE_KEYRING="1")
+    env.pop("OPENAI_API_KEY", None)
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_CACHE_HOME", "cache")):
+        env[var] = str(tmp_path / sub)
+    audio = os.path.join(os.path.dirname(__file__), "fixtures", "audio")
+    report = tmp_path / "report.md"
+    result = subprocess.run([sys.executable, "-m", "desktop.ui.app", "--offline", "--no-speaker",
+                             "--input-device", "no such microphone", "--series", os.path.join(audio, "what_time.wav"),
+                             os.path.join(audio, "manifest.json"), "--report", str(report)],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 3, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    assert result.stdout.startswith("2 files: 1 answered, 1 cannot speak"), result.stdout
+    text = report.read_text()
+    assert "| 1 | what_time.wav | answered | What time is it?" in text and "| 2 | manifest.json | cannot speak" in text
+    assert str(tmp_path / "data") in result.stdout  # the report's own copy, among the series reports

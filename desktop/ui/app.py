@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ import time
 from .. import __version__
 from ..logging_setup import setup_logging
 from ..gc_tuning import freeze_startup_objects
+from ..core.series_report import summary_line
 from ..providers import choose_provider
 
 
@@ -34,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "too short crackles on a busy machine)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds")
     p.add_argument("--screenshot", metavar="FILE.png", help="with --quit-after: save a screenshot of the window before quitting")
+    p.add_argument("--series", nargs="+", metavar="FILE",
+                   help="speak these sound files one turn each, in this order (Audio → Speak a series), write the "
+                        "report, and quit: exit code 0 when every file was answered, 3 when one was not")
+    p.add_argument("--interrupt-after", type=float, metavar="SECONDS",
+                   help="with --series: speak each next file this far into the answer's playback (barge-in)")
+    p.add_argument("--report", metavar="FILE.md", help="with --series: also write the report here")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--self-test", action="store_true",
                    help="start the window offscreen and the offline engine, speak a recorded question into it, "
@@ -109,12 +117,39 @@ def main(argv: list[str] | None = None) -> int:
     app.aboutToQuit.connect(closed.set)
     signal.signal(signal.SIGINT, lambda *_: app.quit())
     log = logging.getLogger("parley")
+    exit_code = 0
+
+    async def run_series(ok: bool) -> None:
+        """--series: the files, the report, the exit code; then quit."""
+        nonlocal exit_code
+        from .file_voice_ui import series_folder
+
+        if not ok:
+            print(f"parley: could not connect: {session.status.detail}", file=sys.stderr)
+            exit_code = 4
+        else:
+            series = session.speak_files(args.series, series_folder(), args.interrupt_after)
+            while series.running:
+                await asyncio.sleep(0.1)
+            summary = summary_line(series.turns)
+            print(f"{summary}\nreport: {series.report_path}")
+            if args.report and series.report_path is not None:
+                try:
+                    shutil.copyfile(series.report_path, args.report)
+                except OSError as exc:
+                    print(f"parley: the report could not be written to {args.report}: {exc}", file=sys.stderr)
+                    exit_code = 4
+            if any(t.outcome != "answered" for t in series.turns) and not exit_code:
+                exit_code = 3
+        app.quit()
 
     async def run() -> None:
         ok = await session.start()
         if ok:
             log.info("connected window %.0f ms after launch", (time.perf_counter() - t_launch) * 1000)
         freeze_startup_objects()
+        if args.series:
+            asyncio.ensure_future(run_series(ok))
         if args.quit_after:
             async def later() -> None:
                 await asyncio.sleep(args.quit_after)
@@ -145,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.flush()
     # Then leave without interpreter finalization: native extensions (nanobind's soxr, Qt) have been seen to
     # abort while their objects are garbage-collected at exit ("bool_dealloc"), after all the work was done.
-    os._exit(0)
+    os._exit(exit_code)
 
 
 def _no_display() -> bool:
