@@ -50,6 +50,8 @@ class FileSeries:
         self._answer_ids: dict[int, str] = {}  # turn index -> its answer's item id (filled in at the end)
         self.turns = [SeriesTurn(os.path.basename(p), p) for p in self.paths]
         self.report_path: Path | None = None
+        #: The earlier run of the same files the report compares with: (started, turns), or None.
+        self.previous: tuple[str, list[SeriesTurn]] | None = None
         self.stopped = False
         self._task: asyncio.Task | None = None
 
@@ -207,6 +209,7 @@ class FileSeries:
         session = self.session
         stamp = f"{started:%Y-%m-%d %H:%M:%S}"
         previous = self.previous_run() if any(t.outcome != "stopped" for t in self.turns) else None
+        self.previous = previous
         text = series_markdown(self.turns, started=stamp, provider=session.options.provider.label,
                                settings=describe_turn_detection(session.client.requested.turn_detection),
                                previous=previous, instructions=session.client.requested.instructions,

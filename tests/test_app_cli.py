@@ -52,3 +52,21 @@ def test_a_series_from_the_command_line_writes_the_report_and_says_by_its_exit_c
     text = report.read_text()
     assert "| 1 | what_time.wav | answered | What time is it?" in text and "| 2 | manifest.json | cannot speak" in text
     assert str(tmp_path / "data") in result.stdout  # the report's own copy, among the series reports
+    # A folder: its sound files by name (numbers in order); run again, the same files: compared with the last run.
+    folder = tmp_path / "turns"
+    folder.mkdir()
+    for name, fixture in (("10 thanks.wav", "thank_you.wav"), ("2 time.wav", "what_time.wav")):
+        (folder / name).write_bytes(open(os.path.join(audio, fixture), "rb").read())
+    (folder / "notes.txt").write_text("not a sound file")
+    runs = []
+    for _ in range(2):
+        runs.append(subprocess.run([sys.executable, "-m", "desktop.ui.app", "--offline", "--no-speaker",
+                                    "--input-device", "no such microphone", "--series", str(folder)],
+                                   env=env, capture_output=True, text=True, timeout=180))
+        assert runs[-1].returncode == 0, (runs[-1].stdout[-500:], runs[-1].stderr[-2000:])
+    assert runs[0].stdout.startswith("2 files: 2 answered") and "compared with" not in runs[0].stdout
+    compared = runs[1].stdout.splitlines()[1]
+    assert compared.startswith("compared with the run of ") and compared.endswith("of 2 turns changed"), runs[1].stdout
+    report = runs[1].stdout.splitlines()[-1].split("report: ", 1)[1]
+    rows = [ln for ln in open(report).read().splitlines() if ln.startswith("| 1 ") or ln.startswith("| 2 ")]
+    assert "2 time.wav" in rows[0] and "10 thanks.wav" in rows[1]

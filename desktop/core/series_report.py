@@ -69,16 +69,26 @@ def _same_words(a: str, b: str) -> bool:
     return words(a) == words(b)
 
 
+def turn_changed(before: SeriesTurn, now: SeriesTurn) -> bool:
+    """The outcome, what was heard or the answer's words differ (case and punctuation aside)."""
+    return (before.outcome != now.outcome or not _same_words(before.heard, now.heard)
+            or not _same_words(before.answer, now.answer))
+
+
+def changes_line(before: list[SeriesTurn], now: list[SeriesTurn], before_started: str) -> str:
+    changed = sum(turn_changed(b, n) for b, n in zip(before, now))
+    return f"compared with the run of {before_started}: {changed} of {len(now)} turns changed"
+
+
 def comparison_markdown(before: list[SeriesTurn], now: list[SeriesTurn], before_started: str) -> str:
     """What changed since an earlier run of the same files: outcome, what was heard, the answer, the latency."""
     lines = [f"## Compared with the run of {before_started}", "",
              "| # | file | outcome | heard | answer | voice ms before → now |", "|---:|---|---|---|---|---|"]
-    changed = 0
+    changed = sum(turn_changed(b, n) for b, n in zip(before, now))
     for i, (b, n) in enumerate(zip(before, now), 1):
         outcome = n.outcome if b.outcome == n.outcome else f"**{b.outcome} → {n.outcome}**"
         heard = "same" if _same_words(b.heard, n.heard) else "**changed**"
         answer = "same" if _same_words(b.answer, n.answer) else "**changed**"
-        changed += b.outcome != n.outcome or heard != "same" or answer != "same"
         if b.voice_ms is not None and n.voice_ms is not None:
             voice = f"{b.voice_ms} → {n.voice_ms} ({n.voice_ms - b.voice_ms:+d})"
         else:

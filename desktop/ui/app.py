@@ -14,8 +14,21 @@ import time
 from .. import __version__
 from ..logging_setup import setup_logging
 from ..gc_tuning import freeze_startup_objects
-from ..core.series_report import summary_line
+from ..core.series_report import changes_line, summary_line
 from ..providers import choose_provider
+
+
+def _sound_files(paths: list[str]) -> list[str]:
+    """--series: the files as given; a folder gives its sound files, numbered names in their numbers' order."""
+    from .file_voice_ui import is_sound_file, natural_key
+
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            out += sorted((os.path.join(path, n) for n in os.listdir(path) if is_sound_file(n)), key=natural_key)
+        else:
+            out.append(path)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this many seconds")
     p.add_argument("--screenshot", metavar="FILE.png", help="with --quit-after: save a screenshot of the window before quitting")
     p.add_argument("--series", nargs="+", metavar="FILE",
-                   help="speak these sound files one turn each, in this order (Audio → Speak a series), write the "
-                        "report, and quit: exit code 0 when every file was answered, 3 when one was not")
+                   help="speak these sound files (or a folder's, by name) one turn each, in this order (Audio → Speak "
+                        "a series), write the report, and quit: exit code 0 when every file was answered, 3 when "
+                        "one was not")
     p.add_argument("--interrupt-after", type=float, metavar="SECONDS",
                    help="with --series: speak each next file this far into the answer's playback (barge-in)")
     p.add_argument("--report", metavar="FILE.md", help="with --series: also write the report here")
@@ -128,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parley: could not connect: {session.status.detail}", file=sys.stderr)
             exit_code = 4
         else:
-            series = session.speak_files(args.series, series_folder(), args.interrupt_after)
+            series = session.speak_files(_sound_files(args.series), series_folder(), args.interrupt_after)
             while series.running:
                 await asyncio.sleep(0.1)
-            summary = summary_line(series.turns)
-            print(f"{summary}\nreport: {series.report_path}")
+            print(summary_line(series.turns))
+            if series.previous is not None:
+                print(changes_line(series.previous[1], series.turns, series.previous[0]))
+            print(f"report: {series.report_path}")
             if args.report and series.report_path is not None:
                 try:
                     shutil.copyfile(series.report_path, args.report)
