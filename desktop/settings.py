@@ -118,6 +118,17 @@ class Settings:
         json.dumps(value)  # raises TypeError for values JSON cannot hold
         self._values[key] = value
 
+    def keep(self, key: str, value: Any, what: str = "settings") -> bool:
+        """Set `key` and write the file at once; a failed write is logged ("<what> not saved"), not raised: the
+        choice still applies for this run. False when it could not be written."""
+        self.set(key, value)
+        try:
+            self.save()
+        except OSError as exc:
+            log.warning("%s not saved: %s", what, exc)
+            return False
+        return True
+
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             self.set(key, value)

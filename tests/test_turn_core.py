@@ -63,6 +63,18 @@ def test_settings_file_is_atomic_tolerant_and_refuses_secrets(tmp_path):
     assert len(backups) == 1 and backups[0].read_text() == "{not json"
 
 
+def test_keeping_a_setting_writes_it_at_once_and_a_failed_write_is_not_fatal(tmp_path, caplog):
+    path = tmp_path / "settings.json"
+    s = Settings.load(path)
+    assert s.keep("audio.noise", {"kind": "fan"}, "noise settings")
+    assert json.loads(path.read_text())["audio.noise"] == {"kind": "fan"}
+    blocked = Settings.load(tmp_path / "not a folder" / "settings.json")
+    (tmp_path / "not a folder").write_text("a file where the folder should be")
+    assert not blocked.keep("audio.noise", {"kind": "hiss"}, "noise settings")
+    assert blocked.get("audio.noise") == {"kind": "hiss"}  # it applies for this run all the same
+    assert "noise settings not saved" in caplog.text
+
+
 # ------------------------------------------------------------------ push-to-talk
 def test_push_to_talk_sends_only_the_press_plus_preroll():
     ptt = tt.PushToTalk(preroll_ms=300)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from PySide6.QtGui import QAction, QActionGroup
@@ -10,7 +9,6 @@ from PySide6.QtWidgets import QMenu
 
 from ..settings import Settings
 
-log = logging.getLogger(__name__)
 
 KEY = "audio"
 ECHO_MODES = (
@@ -84,11 +82,7 @@ class AudioMenu:
     def _save(self, **changes: Any) -> None:
         values = self.saved()
         values.update(changes)
-        self.store.set(KEY, values)
-        try:
-            self.store.save()
-        except OSError as exc:
-            log.warning("audio settings not saved: %s", exc)
+        self.store.keep(KEY, values, "audio settings")
 
     def attach(self, session) -> None:
         """Give a session that has not started yet the saved choices (command-line choices win)."""

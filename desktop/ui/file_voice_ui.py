@@ -11,7 +11,6 @@ speaks, and Esc stops it (and discards what it said, as for any turn in progress
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from ..file_series import SeriesProgress
 from ..session import FileVoiceState
 from ..settings import Settings
 
-log = logging.getLogger(__name__)
 
 KEY = "audio.spoken_files"  # the recent files, newest first
 PACE_KEY = "audio.series_interrupt_s"  # a series: None = wait for each answer, else cut it off after so many s
@@ -125,11 +123,7 @@ class FileVoiceUi:
 
     def _remember(self, path: str) -> None:
         path = os.path.abspath(path)
-        self.store.set(KEY, [path] + [p for p in self.recent() if p != path][: RECENT - 1])
-        try:
-            self.store.save()
-        except OSError as exc:
-            log.warning("recent sound files not saved: %s", exc)
+        self.store.keep(KEY, [path] + [p for p in self.recent() if p != path][: RECENT - 1], "recent sound files")
 
     # ------------------------------------------------------------------ user intent
     def choose_and_speak(self) -> None:
@@ -199,11 +193,7 @@ class FileVoiceUi:
         if self.session is None:
             self.window.on_notification(Notice("warning", "Not connected yet: nothing can be spoken."))
             return None
-        self.store.set(PACE_KEY, interrupt_after_s)
-        try:
-            self.store.save()
-        except OSError as exc:
-            log.warning("series pace not saved: %s", exc)
+        self.store.keep(PACE_KEY, interrupt_after_s, "series pace")
         series = self.session.speak_files(sorted(paths, key=natural_key), series_folder(), interrupt_after_s)
         self.stop_action.setEnabled(True)
         return series

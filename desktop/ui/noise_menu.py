@@ -7,7 +7,6 @@ on, since what the model hears is then not only you.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -17,7 +16,6 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMenu
 from ..audio.room_noise import KINDS
 from ..settings import Settings
 
-log = logging.getLogger(__name__)
 
 KEY = "audio.noise"
 LEVELS = (("Quiet (−45 dBFS)", -45.0), ("Moderate (−35 dBFS)", -35.0), ("Loud (−25 dBFS)", -25.0))
@@ -70,11 +68,7 @@ class NoiseMenu:
     def _save(self, **changes: Any) -> None:
         values = self.saved()
         values.update(changes)
-        self.store.set(KEY, values)
-        try:
-            self.store.save()
-        except OSError as exc:
-            log.warning("noise settings not saved: %s", exc)
+        self.store.keep(KEY, values, "noise settings")
 
     def attach(self, session) -> None:
         """The saved noise applies from the start (a noise file gone since is reported and left off)."""
