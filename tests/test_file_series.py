@@ -118,7 +118,7 @@ def test_a_run_compared_with_the_previous_one_says_what_changed():
     rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert rows[0] == "| 1 | a.wav | answered | same | **changed** | 500 → 450 (-50) |"  # case and stops are not changes
     assert rows[1] == "| 2 | b.wav | **answered → no answer** | same | **changed** | 400 → — |"
-    assert "2 of 2 turns changed" in text
+    assert "2 of 2 turns changed (outcome, what was heard, or the answer's words). Voice median 450 → 450 ms (+0)." in text
 
 
 @pytest.mark.slow

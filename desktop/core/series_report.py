@@ -94,7 +94,13 @@ def comparison_markdown(before: list[SeriesTurn], now: list[SeriesTurn], before_
         else:
             voice = f"{b.voice_ms if b.voice_ms is not None else '—'} → {n.voice_ms if n.voice_ms is not None else '—'}"
         lines.append(f"| {i} | {_cell(n.name)} | {outcome} | {heard} | {answer} | {voice} |")
-    lines.insert(2, f"{changed} of {len(now)} turns changed (outcome, what was heard, or the answer's words).")
+    head = f"{changed} of {len(now)} turns changed (outcome, what was heard, or the answer's words)."
+    before_voice = [t.voice_ms for t in before if t.voice_ms is not None]
+    now_voice = [t.voice_ms for t in now if t.voice_ms is not None]
+    if before_voice and now_voice:
+        b, n = statistics.median(before_voice), statistics.median(now_voice)
+        head += f" Voice median {b:.0f} → {n:.0f} ms ({n - b:+.0f})."
+    lines.insert(2, head)
     lines.insert(3, "")
     return "\n".join(lines) + "\n"
 
