@@ -121,7 +121,8 @@ def test_a_slow_tool_answers_after_its_delay_and_not_at_all_once_the_conversatio
         assert panel.list.item(0).text() == "get_weather — canned result after 1.5 s"
         assert session.send_text("What's the weather like in Paris today?")
         assert await wait_until(lambda: any("sunny" in a.text for a in _answers(session)), 30), window.transcript_text()
-        assert len(called) == 1 and len(answered) == 1 and 1.45 <= answered[0] - called[0] < 3.0, (called, answered)
+        # Under qasync the delay is a QTimer, whose default (coarse) accuracy is 5 % either way: 1.5 s is 1.425-1.575 s.
+        assert len(called) == 1 and len(answered) == 1 and 1.4 <= answered[0] - called[0] < 3.0, (called, answered)
         # Asked again, then a new conversation before the result is due: the old call is not answered.
         assert session.send_text("And the weather in Rome?")
         assert await wait_until(lambda: len(called) == 2, 30)
