@@ -83,7 +83,7 @@ class FileSeries:
                 if index + 1 < len(self.turns) and not (cut_in and turn.outcome == "answered"):
                     await asyncio.sleep(self.gap_s)
             if self.interrupt_after_s is not None and not self.stopped:
-                await self._until(lambda: self._settled(), 5.0)  # the last cut-off's truncate confirmed
+                await self._until(self._settled, 5.0)  # the last cut-off's truncate confirmed
         finally:
             self._fill_answers()
             for turn in self.turns:
@@ -125,10 +125,13 @@ class FileSeries:
         await self._until(lambda: user.text_final or user.transcription_failed, 5.0)
         turn.heard = user.text if user.text_final else ""
 
-        def answered():
+        def answer_to_user():
             items = list(client.conversation)
             after = items[items.index(user) + 1:] if user in items else []
-            answer = next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+            return next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+
+        def answered():
+            answer = answer_to_user()
             if answer is None or answer.status == "in_progress":
                 return None
             playing = session.playback.is_playing() or session.playback.is_paused()
@@ -136,9 +139,7 @@ class FileSeries:
             return answer if idle and not playing else None
 
         def audible_long_enough():
-            items = list(client.conversation)
-            after = items[items.index(user) + 1:] if user in items else []
-            answer = next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+            answer = answer_to_user()
             if answer is None:
                 return None
             if session.playback.played_ms(answer.item_id) >= self.interrupt_after_s * 1000:

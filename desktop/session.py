@@ -158,7 +158,6 @@ class LiveSession:
         self.recorder = None
         #: A sound file being spoken as the user's voice in place of the microphone (`speak_file`), or None.
         self.file_voice: FileVoice | None = None
-        self._file_voice_path = ""
         self.file_voice_error = ""  # why the last file could not be spoken
         self.file_series = None  # file_series.FileSeries: several files, one turn each (`speak_files`)
         self._file_voice_pressed = False  # push-to-talk was pressed for it: released at its end
@@ -567,7 +566,6 @@ class LiveSession:
         if self.file_voice is not None:
             self._end_file_voice(finished=False)
         self.file_voice = voice
-        self._file_voice_path = os.fspath(path)
         if self.turns.settings.mode == "push_to_talk" and not self.turns.ptt.held:
             self.turns.press()
             pressed = True
@@ -582,7 +580,7 @@ class LiveSession:
             self._file_clock.start()
         self.client.sent_audio.source_started(voice.name)
         log.info("speaking %s (%d ms) as the user's voice", voice.name, voice.duration_ms)
-        self._notify(FileVoiceState(voice.name, voice.duration_ms, True, self._file_voice_path))
+        self._notify(FileVoiceState(voice.name, voice.duration_ms, True, voice.path))
         return True
 
     def keep_turn(self, folder: str | os.PathLike, item_id: str | None = None) -> tuple[str, int] | None:
@@ -671,7 +669,7 @@ class LiveSession:
         if not finished:
             self._stop_file_clock()  # a finished file's clock runs on through its trailing silence
         log.info("%s %s at %d ms", "spoke" if finished else "stopped", voice.name, voice.position_ms)
-        self._notify(FileVoiceState(voice.name, voice.duration_ms, False, self._file_voice_path, finished))
+        self._notify(FileVoiceState(voice.name, voice.duration_ms, False, voice.path, finished))
 
     def _microphone_delivers(self) -> bool:
         source = self._source

@@ -95,7 +95,7 @@ def write_wav_24k(path: str | os.PathLike, pcm16: np.ndarray) -> None:
         try:
             os.unlink(partial)
         except OSError:
-            pass
+            pass  # the partial file may never have been made; the write's own error is what is raised
         raise
 
 
@@ -258,9 +258,10 @@ class FileVoice:
     #: The longest file that can be spoken (a realtime turn is seconds long; this also bounds memory).
     MAX_SECONDS = 300.0
 
-    def __init__(self, audio: np.ndarray, name: str) -> None:
+    def __init__(self, audio: np.ndarray, name: str, path: str = "") -> None:
         self.audio = np.asarray(audio, dtype=np.int16).reshape(-1)
         self.name = name
+        self.path = path
         self.position = 0  # samples handed out
         self.end_reported = False  # the capture thread has told the event loop that it was all handed out
 
@@ -273,7 +274,7 @@ class FileVoice:
             raise ValueError(f"{name} holds less than 0.1 s of sound")
         if not np.any(np.abs(audio.astype(np.int32)) > 32):  # below -60 dBFS throughout
             raise ValueError(f"{name} is silent")
-        return cls(audio, name)
+        return cls(audio, name, os.fspath(path))
 
     @property
     def duration_ms(self) -> int:

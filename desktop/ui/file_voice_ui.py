@@ -24,6 +24,7 @@ from ..core.actions import Notice
 from ..file_series import SeriesProgress
 from ..session import FileVoiceState
 from ..settings import Settings
+from .recording_ui import clock_text
 
 
 KEY = "audio.spoken_files"  # the recent files, newest first
@@ -32,6 +33,7 @@ PACES = (("Wait for each answer to finish", None), ("Interrupt each answer 1 s i
          ("Interrupt each answer 2 s in (barge-in)", 2.0), ("Interrupt each answer 4 s in (barge-in)", 4.0))
 RECENT = 8
 SOUND_SUFFIXES = (".wav",) + OTHER_FORMATS
+SOUND_FILTER = "Sound files (" + " ".join(f"*{s}" for s in SOUND_SUFFIXES) + ")"
 
 
 def turns_folder() -> Path:
@@ -53,11 +55,6 @@ def natural_key(path: str) -> list:
 
 def is_sound_file(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in SOUND_SUFFIXES
-
-
-def _clock(ms: int) -> str:
-    seconds = max(0, ms) // 1000
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class FileVoiceUi:
@@ -126,13 +123,15 @@ class FileVoiceUi:
         self.store.keep(KEY, [path] + [p for p in self.recent() if p != path][: RECENT - 1], "recent sound files")
 
     # ------------------------------------------------------------------ user intent
-    def choose_and_speak(self) -> None:
+    def _dialog_folder(self) -> str:
+        """Where the file dialogs open: beside the last sound file spoken, else the Music folder."""
         recent = self.recent()
-        folder = os.path.dirname(recent[0]) if recent else (
+        return os.path.dirname(recent[0]) if recent else (
             QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MusicLocation) or str(Path.home()))
-        patterns = " ".join(f"*{s}" for s in SOUND_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self.window, "Speak a sound file as your voice", folder,
-                                              f"Sound files ({patterns});;WAV audio (*.wav);;All files (*)")
+
+    def choose_and_speak(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Speak a sound file as your voice", self._dialog_folder(),
+                                              f"{SOUND_FILTER};;WAV audio (*.wav);;All files (*)")
         if path:
             self.speak(path)
 
@@ -169,11 +168,8 @@ class FileVoiceUi:
         return path
 
     def choose_series(self) -> None:
-        recent = self.recent()
-        folder = os.path.dirname(recent[0]) if recent else str(Path.home())
-        patterns = " ".join(f"*{s}" for s in SOUND_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self.window, "Speak these sound files, one turn each", folder,
-                                                f"Sound files ({patterns});;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Speak these sound files, one turn each",
+                                                self._dialog_folder(), f"{SOUND_FILTER};;All files (*)")
         if not paths:
             return
         from PySide6.QtWidgets import QInputDialog
@@ -222,7 +218,7 @@ class FileVoiceUi:
         if not isinstance(note, FileVoiceState):
             return
         if note.speaking:
-            self.window.on_notification(Notice("info", f"Speaking {note.name} ({_clock(note.duration_ms)}) as your "
+            self.window.on_notification(Notice("info", f"Speaking {note.name} ({clock_text(note.duration_ms / 1000)}) as your "
                                                        "voice. Esc stops it."))
             self._timer.start()
             self._tick()
@@ -252,7 +248,7 @@ class FileVoiceUi:
         voice = self.session.file_voice if self.session is not None else None
         if voice is None:
             return
-        self.label.setText(f"▶ {self._series_index}{voice.name} {_clock(voice.position_ms)} / {_clock(voice.duration_ms)}")
+        self.label.setText(f"▶ {self._series_index}{voice.name} {clock_text(voice.position_ms / 1000)} / {clock_text(voice.duration_ms / 1000)}")
         self.stop_action.setEnabled(True)
 
     def _show_idle(self, series_running: bool | None = None) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMenu
 
 from ..audio.room_noise import KINDS
 from ..settings import Settings
+from .file_voice_ui import SOUND_FILTER
 
 
 KEY = "audio.noise"
@@ -84,7 +85,7 @@ class NoiseMenu:
         if kind == "file" and path is None:
             start = os.path.dirname(saved["path"]) if saved["path"] else ""
             path, _ = QFileDialog.getOpenFileName(self.window, "A recording of a noisy room, looped", start,
-                                                  "Sound files (*.wav *.flac *.mp3 *.ogg);;All files (*)")
+                                                  f"{SOUND_FILTER};;All files (*)")
             if not path:
                 self._show(saved)
                 return False

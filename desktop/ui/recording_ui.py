@@ -17,6 +17,12 @@ from ..core.actions import Notice
 from .menus import menu_named
 
 
+def clock_text(seconds: float) -> str:
+    """"1:05" for 65 s: the status bar's running times (the recording, a sound file speaking)."""
+    s = max(0, int(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
 class RecordingUi:
     def __init__(self, window) -> None:
         self.window = window
@@ -88,5 +94,4 @@ class RecordingUi:
             self.label.setText("")
             self.action.setChecked(False)
             return
-        s = int(recorder.seconds)
-        self.label.setText(f"● REC {s // 60}:{s % 60:02d}")
+        self.label.setText(f"● REC {clock_text(recorder.seconds)}")
