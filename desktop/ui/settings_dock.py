@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -46,6 +47,65 @@ def _spin(lo: int, hi: int, step: int, suffix: str = " ms") -> QSpinBox:
     s.setSuffix(suffix)
     s.setKeyboardTracking(False)  # typed digits apply on Enter/focus-out, not one session.update per digit
     return s
+
+
+class _PhraseEdit(QPlainTextEdit):
+    """A comma-separated phrase list that wraps onto as many lines as it needs (up to 4, then it scrolls), so a
+    long list is seen whole in a narrow dock. Speaks QLineEdit's few words used here: text, setText, the cursor
+    position and editingFinished (on Enter or leaving the field); Enter does not add a line."""
+
+    editingFinished = Signal()
+    MAX_LINES = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setTabChangesFocus(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self.textChanged.connect(self._fit_height)
+        self._fit_height()
+
+    def text(self) -> str:
+        return " ".join(self.toPlainText().split("\n"))
+
+    def setText(self, text: str) -> None:
+        self.setPlainText(text)
+
+    def cursorPosition(self) -> int:
+        return self.textCursor().position()
+
+    def setCursorPosition(self, position: int) -> None:
+        cursor = self.textCursor()
+        cursor.setPosition(max(0, min(position, len(self.toPlainText()))))
+        self.setTextCursor(cursor)
+
+    def _fit_height(self, *_args) -> None:
+        """As tall as the wrapped text (the blocks' laid-out heights), between one line and MAX_LINES."""
+        line = self.fontMetrics().height()
+        text_height, block = 0.0, self.document().firstBlock()
+        while block.isValid():
+            text_height += self.blockBoundingRect(block).height()
+            block = block.next()
+        text_height = min(max(text_height, line), self.MAX_LINES * line)
+        margins = self.contentsMargins()
+        frame = margins.top() + margins.bottom() + 2 * self.document().documentMargin()
+        self.setFixedHeight(int(text_height + frame + 0.999) + 2)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_height()  # a new width wraps the list anew
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.editingFinished.emit()
+            return
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().focusOutEvent(event)
+        self.editingFinished.emit()
 
 
 class SettingsDock(QDockWidget):
@@ -109,12 +169,16 @@ class SettingsDock(QDockWidget):
         self.rules_box = QGroupBox("Dynamic silence (per turn)")
         self.rules_box.setCheckable(True)
         rules = QFormLayout(self.rules_box)
-        self.think_phrases = QLineEdit()
+        self.think_phrases = _PhraseEdit()  # wraps: the default list is wider than the dock
+        self.think_phrases.setAccessibleName("Thinking phrases")
         self.think_phrases.setToolTip("When your words end with one of these, wait longer before ending your next turn")
         self.think_ms = _spin(0, 10000, 100)
         self.yes_no_ms = _spin(0, 10000, 50)
         self.yes_no_ms.setToolTip("After the assistant asks a yes/no question, end your reply after this much silence")
-        rules.addRow("Thinking phrases", self.think_phrases)
+        think_label = QLabel("Thinking phrases")
+        think_label.setBuddy(self.think_phrases)
+        rules.addRow(think_label)  # above its field, which takes the dock's whole width
+        rules.addRow(self.think_phrases)
         rules.addRow("…then silence", self.think_ms)
         rules.addRow("Reply to yes/no", self.yes_no_ms)
         outer.addWidget(self.rules_box)
@@ -153,9 +217,10 @@ class SettingsDock(QDockWidget):
         self.log_view.setMaximumBlockCount(200)
         self.log_view.setPlaceholderText("Turn decisions and rule changes appear here.")
         self.log_view.setAccessibleName("Turn log")
-        self.log_view.setFixedHeight(90)
-        outer.addWidget(self.log_view)
-        outer.addStretch(1)
+        # It takes the room left over (at least ~4 lines): the dock needs no scrolling at the default window size.
+        self.log_view.setMinimumHeight(60)
+        self.log_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        outer.addWidget(self.log_view, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
