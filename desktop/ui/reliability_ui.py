@@ -5,6 +5,7 @@ conversation back."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -39,6 +40,32 @@ class _Banner(QFrame):
         b.clicked.connect(slot)
         self.row.addWidget(b)
         return b
+
+
+def what_was_said(saved: SavedConversation) -> str:
+    """A saved conversation's turns counted as a user counts them: "your question and its answer",
+    "3 questions and their answers", "2 questions and 1 answer"."""
+    asked = sum(1 for t in saved.turns if t.role == "user")
+    answers = sum(1 for t in saved.turns if t.role == "assistant")
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" + ("s" if n != 1 else "")
+
+    if asked == 1 and answers == 1:
+        return "your question and its answer"
+    if asked == answers:
+        return f"{asked} questions and their answers"
+    if asked == 1 and answers == 0:
+        return "your question, not answered"
+    if answers == 0:
+        return f"{asked} questions, not answered"
+    if asked == 0:
+        return "an answer" if answers == 1 else f"{answers} answers"
+    return f"{count(asked, 'question')} and {count(answers, 'answer')}"
+
+
+def _when(saved: SavedConversation) -> str:
+    return datetime.fromtimestamp(saved.modified).strftime("%a %d %b %H:%M")
 
 
 class ReliabilityUi:
@@ -207,8 +234,10 @@ class ReliabilityUi:
         if saved is None:
             self.restore_banner.setVisible(False)
             return None
+        # Two lines that break where the text does, the question next to its buttons.
         self.restore_banner.label.setText(
-            f"<b>Your last conversation was saved</b> ({saved.summary()}). Bring it back?"
+            f"<b>Bring back your last conversation?</b><br/>"
+            f"It was saved: {what_was_said(saved)}, last changed {_when(saved)}."
         )
         self.restore_banner.setVisible(True)
         return saved
@@ -222,7 +251,7 @@ class ReliabilityUi:
         if self.store is not None:
             self.store.save_all(saved.items)
         mark_answered(saved.path, "restored")
-        self.window.on_notification(Notice("info", f"Restored {len(saved.turns)} turns of your last conversation."))
+        self.window.on_notification(Notice("info", f"Brought back your last conversation: {what_was_said(saved)}."))
         self.window.transcript.schedule_render()
         return count
 
