@@ -31,6 +31,12 @@ def _sound_files(paths: list[str]) -> list[str]:
     return out
 
 
+#: --quit-at-end: how long after the file's end an answer may take to finish, and how long the conversation must
+#: stay quiet (nobody speaking, no answer going or playing) before Parley takes it as over.
+QUIT_AT_END_WAIT_S = 60.0
+QUIT_AT_END_QUIET_S = 1.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="parley",
@@ -40,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="OpenAI realtime model (default: gpt-realtime)")
     p.add_argument("--url", help="a Realtime-compatible WebSocket URL to connect to instead")
     p.add_argument("--offline", action="store_true", help="use the embedded offline engine even if a key is set")
-    p.add_argument("--audio-in", metavar="FILE.wav", help="play a WAV file into the conversation as the microphone")
+    p.add_argument("--audio-in", metavar="FILE.wav",
+                   help="play a sound file into the conversation as the microphone, in real time; when it ends, "
+                        "silence follows and Parley keeps listening (add --quit-at-end to quit after the answer)")
+    p.add_argument("--quit-at-end", action="store_true",
+                   help="with --audio-in: quit once the file has been spoken and its answer has finished playing, "
+                        "printing what was heard and the answer: exit code 0 when it was answered, 3 when no "
+                        f"answer came within {QUIT_AT_END_WAIT_S:.0f} s, 4 without a connection")
     p.add_argument("--input-device", help="microphone (name or index)")
     p.add_argument("--output-device", help="speaker (name or index)")
     p.add_argument("--no-speaker", action="store_true", help="do not play answers aloud")
@@ -77,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from ..engine.cli import main as engine_main
 
         return engine_main([a for a in argv if a != "--engine"])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quit_at_end and not args.audio_in:
+        parser.error("--quit-at-end needs --audio-in FILE (the file whose answer it waits for)")
     t_launch = time.perf_counter()
     if args.self_test:
         from .self_test import run_self_test
@@ -159,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                 exit_code = 3
         app.quit()
 
+    async def quit_at_end(ok: bool) -> None:
+        """--quit-at-end: once the file has gone in and its last turn's answer has finished playing, quit."""
+        nonlocal exit_code
+        exit_code = await _wait_for_the_files_answer(session, ok, window.notices)
+        app.quit()
+
     async def run() -> None:
         ok = await session.start()
         if ok:
@@ -166,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         freeze_startup_objects()
         if args.series:
             asyncio.ensure_future(run_series(ok))
+        if args.quit_at_end:
+            asyncio.ensure_future(quit_at_end(ok))
         if args.quit_after:
             async def later() -> None:
                 await asyncio.sleep(args.quit_after)
@@ -197,6 +220,55 @@ def main(argv: list[str] | None = None) -> int:
     # Then leave without interpreter finalization: native extensions (nanobind's soxr, Qt) have been seen to
     # abort while their objects are garbage-collected at exit ("bool_dealloc"), after all the work was done.
     os._exit(exit_code)
+
+
+async def _wait_for_the_files_answer(session, ok: bool, notices: list) -> int:
+    """--quit-at-end: wait until the --audio-in file has been spoken and the answer to its last turn has finished
+    playing, with the conversation quiet for a moment; print what was heard, the answer and how much of it was
+    played. The exit code."""
+    from ..core.actions import TurnState
+
+    if not ok:
+        print(f"parley: could not connect: {session.status.detail}", file=sys.stderr)
+        return 4
+    source = getattr(session, "_source", None)  # the --audio-in file's WavFileSource, started by session.start()
+    finished = getattr(source, "finished", None)
+    if finished is None:
+        why = next((n.message for n in reversed(notices) if n.level == "error"), "")
+        print(f"parley: {why or f'{session.options.audio_in} could not be played as the microphone'}",
+              file=sys.stderr)
+        return 2
+    while not finished.is_set() and not session.closed:
+        await asyncio.sleep(0.05)
+    client = session.client
+    deadline = time.monotonic() + QUIT_AT_END_WAIT_S
+    quiet_since: float | None = None
+    user = answer = None
+    while not session.closed and time.monotonic() < deadline:
+        items = list(client.conversation)
+        users = [i for i in items if i.role == "user" and i.has_audio]
+        user = users[-1] if users else None
+        after = items[items.index(user) + 1:] if user is not None else []
+        answer = next((i for i in after if i.role == "assistant" and i.kind == "message"), None)
+        quiet = (answer is not None and answer.status != "in_progress" and client.active_response is None
+                 and client.state == TurnState.LISTENING
+                 and not (session.playback.is_playing() or session.playback.is_paused()))
+        now = time.monotonic()
+        quiet_since = (quiet_since or now) if quiet else None
+        if quiet_since is not None and now - quiet_since >= QUIT_AT_END_QUIET_S:
+            played, received = (session.playback.played_ms(answer.item_id) / 1000,
+                                session.playback.received_ms(answer.item_id) / 1000)
+            print(f"heard: {user.text}")
+            print(f"answer: {answer.text}")
+            print(f"played: {played:.1f} s of {received:.1f} s")
+            return 0
+        await asyncio.sleep(0.05)
+    if user is None:
+        print(f"parley: no turn was heard in {session.options.audio_in}", file=sys.stderr)
+    else:
+        print(f"heard: {user.text}")
+        print(f"parley: no answer finished within {QUIT_AT_END_WAIT_S:.0f} s of the file's end", file=sys.stderr)
+    return 3
 
 
 def _no_display() -> bool:
