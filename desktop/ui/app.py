@@ -181,9 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         app.quit()
 
     async def run() -> None:
+        sound = await _start_sound_server(args)
         ok = await session.start()
         if ok:
             log.info("connected window %.0f ms after launch", (time.perf_counter() - t_launch) * 1000)
+        if session.devices is not None:
+            log.info("sound devices: %s", session.devices.summary)
+            if ok and sound is not None and sound.advice and session.devices.problems:
+                from ..core.actions import Notice
+
+                window.on_notification(Notice("warning", sound.advice))  # what to run to be heard
         freeze_startup_objects()
         if args.series:
             asyncio.ensure_future(run_series(ok))
@@ -220,6 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     # Then leave without interpreter finalization: native extensions (nanobind's soxr, Qt) have been seen to
     # abort while their objects are garbage-collected at exit ("bool_dealloc"), after all the work was done.
     os._exit(exit_code)
+
+
+async def _start_sound_server(args):
+    """Before the sound devices are first opened: start the user's sound server if it is installed but not
+    running (audio.sound_server). Not when no device is needed (a file in, no speaker). The check, or None."""
+    if (args.audio_in or args.series) and args.no_speaker:
+        return None
+    from ..audio.sound_server import ensure_sound_server
+
+    check = await asyncio.get_running_loop().run_in_executor(None, ensure_sound_server)
+    logging.getLogger("parley").info("sound server: %s%s", check.state, f" ({check.detail})" if check.detail else "")
+    return check
 
 
 async def _wait_for_the_files_answer(session, ok: bool, notices: list) -> int:
