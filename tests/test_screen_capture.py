@@ -127,7 +127,7 @@ def test_no_display_and_wayland_give_clear_messages(monkeypatch):
     if sys.platform.startswith("linux"):
         with pytest.raises(CaptureError, match="no display to capture"):
             capture()
-        assert "Wayland" in screen_capture.unavailable_reason({"XDG_SESSION_TYPE": "wayland", "DISPLAY": ":0"})
+        assert "Wayland" in screen_capture.unavailable_reason({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0"})
     with pytest.raises(CaptureError, match="could not be captured|Could not open"):
         capture(display=":199")  # nothing listens there
 

@@ -1,8 +1,9 @@
-"""A system-wide hotkey on X11 (XGrabKey on the root window, listened to on a thread of its own).
+"""A system-wide hotkey on X11 (XGrabKey on the root window, listened to on a thread of its own), and in a
+Wayland session through the desktop portal's GlobalShortcuts where the desktop offers it (`portal_shortcuts`).
 
-Windows and macOS are not done yet, and Wayland does not allow it: `start_global_hotkey` then returns None and
-a sentence the UI shows ("System-wide hotkey: not available on …"). No Qt here; the callback is called on the
-hotkey's thread, so it must only hand over (e.g. emit a Qt signal).
+Windows and macOS are not done yet, and a Wayland portal without GlobalShortcuts does not allow it:
+`start_global_hotkey` then returns None and a sentence the UI shows ("System-wide hotkey: not available …").
+No Qt here; the callback is called on the hotkey's thread, so it must only hand over (e.g. emit a Qt signal).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import os
 import select
 import sys
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .screen_capture import unavailable_reason
+if TYPE_CHECKING:
+    from .portal_shortcuts import PortalShortcut
+
+from .screen_capture import unavailable_reason, wayland_session
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +141,34 @@ class X11Hotkey:
             x.XCloseDisplay(dpy)
 
 
-def start_global_hotkey(shortcut: str, callback: Callable[[], None]) -> tuple[X11Hotkey | None, str]:
-    """Try to register `shortcut` system-wide. Returns (hotkey or None, a status sentence for the UI)."""
+def portal_status(portal: "PortalShortcut") -> str:
+    """The UI's sentence once the portal has answered."""
+    if portal.bound:
+        return f"System-wide hotkey {portal.trigger or portal.shortcut}: on (desktop portal)"
+    return f"System-wide hotkey: not available ({portal.error}; {portal.shortcut} still works in this window)"
+
+
+def start_global_hotkey(shortcut: str, callback: Callable[[], None],
+                        on_status: Callable[[str], None] | None = None) -> tuple["X11Hotkey | PortalShortcut | None", str]:
+    """Try to register `shortcut` system-wide. Returns (hotkey or None, a status sentence for the UI). Through
+    the portal the desktop answers later: `on_status` then gets the new sentence (on another thread)."""
     if not sys.platform.startswith("linux"):
         return None, f"System-wide hotkey: not available on {sys.platform} yet (use {shortcut} in the window)"
+    in_window = f"{shortcut} still works in this window"
+    if wayland_session():
+        from .portal_shortcuts import PortalShortcut
+        from .portal_shortcuts import unavailable_reason as portal_reason
+
+        why = portal_reason()
+        if why:
+            return None, f"System-wide hotkey: not available in this Wayland session ({why}; {in_window})"
+        portal = PortalShortcut(shortcut, "What's on my screen? (Parley)", callback,
+                                on_bound=lambda p: on_status(portal_status(p)) if on_status else None)
+        portal.start(timeout=0)  # the desktop may ask the user: its answer comes through on_status
+        return portal, f"System-wide hotkey {shortcut}: asked the desktop (portal), waiting for its answer"
     reason = unavailable_reason()
-    if reason:
+    if reason or not os.environ.get("DISPLAY"):
+        reason = reason or "there is no X display"
         return None, "System-wide hotkey: not available here (" + reason.split(":")[0].rstrip(".").lower() + ")"
     hotkey = X11Hotkey(shortcut, callback)
     if hotkey.start():

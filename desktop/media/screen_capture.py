@@ -1,8 +1,11 @@
 """Screen capture with mss: the screen under the cursor (default), a chosen monitor, all monitors, the active
 window, or a region. No Qt: the window decides whether to hide itself first and where the cursor is.
 
-X11 only on Linux (mss reads the X server). A Wayland session or a missing display gives `CaptureError`
-with a message for the user. The pointer and the active window are read with a few Xlib calls via ctypes.
+On Linux mss reads the X server. A Wayland session goes through the desktop portal instead
+(`portal_screenshot`: the whole desktop, which the window and region targets are then cut from or fall back
+to), and so does an X11 grab that fails while a Wayland display is there (XWayland). A missing display gives
+`CaptureError` with a message for the user. The pointer and the active window are read with a few Xlib calls
+via ctypes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ KINDS = ("cursor", "monitor", "all", "window", "region")
 
 class CaptureError(Exception):
     """A screen grab that failed; `str(error)` is a sentence for the user."""
+
+
+class X11GrabFailed(CaptureError):
+    """The X server could not be read at all (not a wrong choice of target): the portal may still work."""
 
 
 @dataclass(frozen=True)
@@ -46,18 +53,45 @@ class Grab:
     label: str
 
 
+def wayland_session(environ: dict[str, str] | None = None) -> bool:
+    """A Wayland session, where X11 grabs (on XWayland) see no native window: the portal is the way."""
+    env = os.environ if environ is None else environ
+    return sys.platform.startswith("linux") and (
+        env.get("XDG_SESSION_TYPE", "").lower() == "wayland" or bool(env.get("WAYLAND_DISPLAY") and not env.get("DISPLAY"))
+    )
+
+
+def uses_portal(environ: dict[str, str] | None = None) -> bool:
+    """Whether a grab goes through the desktop portal here (a Wayland session with a session bus)."""
+    from .portal_screenshot import bus_reachable
+
+    return wayland_session(environ) and bus_reachable(environ)
+
+
 def unavailable_reason(environ: dict[str, str] | None = None) -> str | None:
     """Why screen capture cannot work here, or None when it should."""
     env = os.environ if environ is None else environ
     if sys.platform.startswith("linux"):
-        if env.get("XDG_SESSION_TYPE", "").lower() == "wayland" or (env.get("WAYLAND_DISPLAY") and not env.get("DISPLAY")):
+        if wayland_session(env) and not uses_portal(env) and not env.get("DISPLAY"):
             return (
-                "Screen capture is not available in a Wayland session: it needs X11 (the desktop portal is not "
-                "supported yet). Take a screenshot with your desktop's tool and paste or drop it here."
+                "Screen capture in a Wayland session goes through the desktop portal, and there is no D-Bus "
+                "session bus to reach it. Take a screenshot with your desktop's tool and paste or drop it here."
             )
-        if not env.get("DISPLAY"):
+        if not env.get("DISPLAY") and not uses_portal(env):
             return "There is no display to capture (DISPLAY is not set)."
     return None
+
+
+def _portal_capture(target: CaptureTarget) -> Grab:
+    from .portal_screenshot import portal_grab
+
+    if target.kind == "region":
+        if not target.region:
+            raise CaptureError("No region was chosen.")
+        return portal_grab(target.region)
+    grab = portal_grab()
+    # The portal gives the whole desktop: no screen, pointer or window of its own to choose.
+    return grab if target.kind == "all" else Grab(grab.bgra, grab.width, grab.height, 0, 0, "the screen")
 
 
 def _mss(display: str | None):
@@ -102,6 +136,31 @@ def capture(target: CaptureTarget | None = None, display: str | None = None) -> 
         reason = unavailable_reason()
         if reason:
             raise CaptureError(reason)
+        if uses_portal():
+            from .portal_screenshot import PortalUnavailable
+
+            try:
+                return _portal_capture(target)
+            except PortalUnavailable:
+                if not os.environ.get("DISPLAY"):
+                    raise
+            # No portal, but an X server (XWayland): try it, it sees at least its own windows.
+        try:
+            return _x11_capture(target, display)
+        except X11GrabFailed as exc:
+            # An X11 grab that fails next to a Wayland display (XWayland refusing): the portal may still.
+            from .portal_screenshot import PortalError, bus_reachable
+
+            if not (sys.platform.startswith("linux") and os.environ.get("WAYLAND_DISPLAY") and bus_reachable()):
+                raise
+            try:
+                return _portal_capture(target)
+            except PortalError as portal_exc:
+                raise CaptureError(f"{exc} The desktop portal could not either: {portal_exc}") from None
+    return _x11_capture(target, display)
+
+
+def _x11_capture(target: CaptureTarget, display: str | None) -> Grab:
     try:
         with _mss(display) as sct:
             monitors = [dict(m) for m in sct.monitors]
@@ -132,7 +191,7 @@ def capture(target: CaptureTarget | None = None, display: str | None = None) -> 
     except CaptureError:
         raise
     except Exception as exc:  # mss.ScreenShotError, OSError from ctypes, missing libraries
-        raise CaptureError(f"The screen could not be captured: {_reason(exc)}") from None
+        raise X11GrabFailed(f"The screen could not be captured: {_reason(exc)}") from None
 
 
 def capture_prepared(target: CaptureTarget | None = None, settings: PipelineSettings | None = None, display: str | None = None) -> PreparedImage:
@@ -192,7 +251,7 @@ class _Xlib:
         self.x = self.lib()
         self.dpy = self.x.XOpenDisplay((display or os.environ.get("DISPLAY", "")).encode() or None)
         if not self.dpy:
-            raise CaptureError(f"Could not open the X display {display or os.environ.get('DISPLAY', '')!r}.")
+            raise X11GrabFailed(f"Could not open the X display {display or os.environ.get('DISPLAY', '')!r}.")
         self.root = self.x.XDefaultRootWindow(self.dpy)
 
     def __enter__(self) -> "_Xlib":

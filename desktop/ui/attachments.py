@@ -214,6 +214,8 @@ class AttachmentController(QObject):
     finished = Signal(object)
     #: The system-wide hotkey was pressed (emitted from the hotkey's thread).
     global_pressed = Signal()
+    #: The desktop portal answered the system-wide hotkey's request: the new status sentence (from its thread).
+    global_status = Signal(str)
 
     def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
@@ -223,6 +225,7 @@ class AttachmentController(QObject):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parley-images")
         self._prepared.connect(self._on_prepared, Qt.ConnectionType.QueuedConnection)
         self.global_pressed.connect(lambda: self.capture_screen(), Qt.ConnectionType.QueuedConnection)
+        self.global_status.connect(self._set_hotkey_status, Qt.ConnectionType.QueuedConnection)
         self._busy = 0
         self.global_hotkey_status = "System-wide hotkey: not available"
         self._hotkey = None
@@ -551,6 +554,10 @@ class AttachmentController(QObject):
         self._update_tooltips()
         return bar
 
+    def _set_hotkey_status(self, status: str) -> None:
+        self.global_hotkey_status = status
+        self._update_tooltips()
+
     def _update_tooltips(self) -> None:
         self.screen_action.setToolTip(
             f"Send a screenshot with “{self.settings.screen_prompt}” ({SCREEN_SHORTCUT} in this window). "
@@ -562,8 +569,9 @@ class AttachmentController(QObject):
         menu.clear()
         group = QActionGroup(menu)
         choices = [("cursor", "Screen under the cursor"), ("all", "All screens")]
+        portal = screen_capture.uses_portal()
         try:
-            monitors = screen_capture.list_monitors() if screen_capture.unavailable_reason() is None else []
+            monitors = screen_capture.list_monitors() if screen_capture.unavailable_reason() is None and not portal else []
         except CaptureError:
             monitors = []
         if len(monitors) > 1:
@@ -596,6 +604,8 @@ class AttachmentController(QObject):
         detail.setChecked(self.settings.high_detail)
         detail.toggled.connect(lambda on: self._set("high_detail", bool(on)))
         menu.addSeparator()
+        if portal:
+            menu.addAction("Wayland: grabs go through the desktop portal (the whole desktop)").setEnabled(False)
         status = menu.addAction(self.global_hotkey_status)
         status.setEnabled(False)
 
@@ -646,7 +656,7 @@ def _start_global_hotkey(controller: AttachmentController) -> None:
         return
     from ..media.global_hotkey import start_global_hotkey
 
-    hotkey, status = start_global_hotkey(SCREEN_SHORTCUT, lambda: controller.global_pressed.emit())
+    hotkey, status = start_global_hotkey(SCREEN_SHORTCUT, lambda: controller.global_pressed.emit(), controller.global_status.emit)
     controller._hotkey = hotkey
     controller.global_hotkey_status = status
     controller._update_tooltips()
