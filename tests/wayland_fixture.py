@@ -63,13 +63,14 @@ focus_follows_mouse no
 
 
 #: KDE Plasma's compositor and portal backend: the one backend here that offers GlobalShortcuts.
+#: Debian puts it under the architecture's lib folder.
+KDE_PORTAL = next(iter(sorted(Path("/usr/lib").glob("*/libexec/xdg-desktop-portal-kde"))), LIBEXEC / "xdg-desktop-portal-kde")
 KDE_REQUIRED = {
     "kwin_wayland": "kwin-wayland",
     "dbus-daemon": "dbus-daemon",
     str(LIBEXEC / "xdg-desktop-portal"): "xdg-desktop-portal",
-    "/usr/lib/x86_64-linux-gnu/libexec/xdg-desktop-portal-kde": "xdg-desktop-portal-kde",
+    str(KDE_PORTAL): "xdg-desktop-portal-kde",
 }
-KDE_PORTAL = Path("/usr/lib/x86_64-linux-gnu/libexec/xdg-desktop-portal-kde")
 
 
 def missing(required: dict[str, str] | None = None) -> list[str]:
