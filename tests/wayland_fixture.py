@@ -10,8 +10,12 @@ sees the two .portal files copied into a private XDG_DESKTOP_PORTAL_DIR.
 sway refuses to run as root, so under root (as in CI) it runs as `nobody` through setpriv; the portal, grim
 and the test's own clients stay root and reach its socket anyway.
 
-Measured on Debian 12 (2 cores): the whole desktop is up in about 0.5-1 s; a portal screenshot of a
-1280x720 screen takes about 0.1 s.
+`start_kde()` gives KDE Plasma's kwin_wayland (virtual backend) with xdg-desktop-portal-kde instead: the one
+portal backend on Debian 12 that offers GlobalShortcuts.
+
+Measured on Debian 12 (2 cores): either desktop is up in about 0.2 s (sway's socket after 0.04 s, kwin's
+after 0.09 s), a Qt window on it is drawn in about 1 s, a portal screenshot of 1280x720 takes about 0.1 s,
+and everything is stopped in under 0.1 s.
 """
 
 from __future__ import annotations
