@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build Parley's one-folder bundle with PyInstaller: the app, its embedded offline engine and the
-# engine's models, for the platform it runs on. On Linux also pack it as two .tar.gz archives (the app
-# with a .desktop file and icon; the offline engine: its models and the runtimes only it loads).
+# engine's models, for the platform it runs on. On Linux also pack it, the engine inside, as a Debian
+# package (parley_VERSION_ARCH.deb) and as one .tar.xz archive for other distributions.
 # `./dev package` sets up .venv, then runs this.
 #
 #   packaging/build.sh [--dist DIR] [--work DIR] [--no-archive]
@@ -9,7 +9,7 @@
 #   --dist DIR     where the bundle (DIR/parley/) and the archives go (default: dist/)
 #   --work DIR     PyInstaller's scratch folder, emptied first: no cache is shared between builds
 #                  (default: build/pyinstaller/)
-#   --no-archive   build the folder only
+#   --no-archive   build the folder only (no .deb, no .tar.xz)
 # Environment: PYTHON (default .venv/bin/python, which needs the `package` extra: pip install -e ".[package]").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,9 +67,9 @@ heif_libs=$(find "$bundle" -type d -name "pillow_heif.libs" | head -n 1)
 if [ -n "$heif_libs" ]; then
     "$py" "$root/packaging/stub_x265.py" "$heif_libs"
 fi
-# The offline engine's archive name (the spec wrote its file list, _internal/parley-engine-part.txt).
-engine_archive=$(cd "$root" && "$py" -c 'from desktop.engine_part import archive_name; print(archive_name())')
-name=${engine_archive%-engine.tar.gz}  # parley-VERSION-linux-ARCH: the app archive's name and its folder
+# The archive's name: parley-VERSION-linux-ARCH, also the name of the folder it unpacks to.
+archive_file=$(cd "$root" && "$py" -c 'from desktop.engine_part import archive_name; print(archive_name())')
+name=${archive_file%.tar.xz}
 t1=$(date +%s)
 if ! "$py" "$root/packaging/bundle_report.py" "$bundle"; then
     echo "[parley] the bundle is over its enforced size ceiling (see above and packaging/bundle_report.py)" >&2
@@ -82,18 +82,17 @@ case "$(uname -s)" in
             mkdir -p "$bundle/share"
             cp "$root/packaging/linux/parley.desktop" "$root/resources/icons/parley.png" "$root/resources/icons/parley.svg" "$bundle/share/"
             cp "$root/packaging/linux/install-desktop-entry.sh" "$bundle/"
-            # Two archives (see docs/packaging.md): the app, which alone works with a cloud model, and the
-            # offline engine (its models and the runtimes only it loads: bundle_rules.ENGINE_PART), which
-            # unpacks into the same folder.
-            engine_list="$work/engine-files.txt"
-            "$py" "$root/packaging/bundle_report.py" --list-engine "$bundle" > "$engine_list"
-            rm -f "$dist/$name.tar.gz" "$dist/$name-engine.tar.gz" "$dist/$name-models.tar.gz"
-            tar -C "$dist" --transform "s,^parley,$name," --exclude-from "$engine_list" -czf "$dist/$name.tar.gz" parley
-            tar -C "$dist" --transform "s,^parley,$name," -czf "$dist/$name-engine.tar.gz" -T "$engine_list"
+            # One download, the offline engine inside (docs/packaging.md): a Debian package that installs under
+            # /opt/parley with `parley` on the PATH and a menu entry, and one archive for other distributions,
+            # unpacked anywhere and run in place. Both xz-compressed: 21 % smaller than gzip (bench/bundle.py).
+            rm -f "$dist/$name.tar.xz" "$dist"/parley_*.deb
+            tar -C "$dist" --transform "s,^parley,$name," -cf - parley | xz -T0 -6 > "$dist/$name.tar.xz"
             t2=$(date +%s)
-            echo "[parley] packed $dist/$name.tar.gz ($(du -m "$dist/$name.tar.gz" | cut -f1) MB, the app)" \
-                "and $dist/$name-engine.tar.gz ($(du -m "$dist/$name-engine.tar.gz" | cut -f1) MB, the offline engine) in $((t2 - t1)) s"
-            echo "[parley] unpack both in the same folder, run ./$name/parley; ./$name/install-desktop-entry.sh adds it to the menu"
+            echo "[parley] packed $dist/$name.tar.xz ($(du -m "$dist/$name.tar.xz" | cut -f1) MB) in $((t2 - t1)) s:" \
+                "unpack it anywhere, run ./$name/parley; ./$name/install-desktop-entry.sh adds it to the menu"
+            "$py" "$root/packaging/linux/make_deb.py" --version "$version" "$bundle" "$dist"
+            t3=$(date +%s)
+            echo "[parley] the Debian package took $((t3 - t2)) s: sudo apt install ./$(cd "$dist" && ls parley_*.deb)"
         fi
         ;;
     Darwin) echo "[parley] macOS: $dist/Parley.app (sign and notarize it before handing it out; see docs/packaging.md)" ;;

@@ -24,7 +24,7 @@ BUDGET_COMPLETE_MB = 450
 #: numpy ~43 MB, the engine's onnxruntime ~37 MB; OCR, HEIC, echo cancellation and the wake word add
 #: ~130 MB; see docs/packaging.md), so the test and the build enforce these ceilings instead: the size
 #: measured when they were last lowered plus ~10 MB of room. The app ceiling applies to the app part (the
-#: app archive unpacked: no engine models, no engine runtimes). They catch a lost exclusion (PyAV alone is
+#: app without the engine's part: no engine models, no engine runtimes). They catch a lost exclusion (PyAV alone is
 #: ~105 MB, the rest of Qt ~80 MB, Silero's own runtime 23 MB, the float16 Whisper file +37 MB, an engine
 #: runtime slipping back into the app part); lower them whenever something is dropped, raise them only on
 #: purpose.
@@ -83,8 +83,8 @@ def measure(root: Path | str, top: int = 15) -> dict:
         "total_mb": round(total / MB, 1),
         "models_mb": round(models / MB, 1),
         "app_without_models_mb": round((total - models) / MB, 1),
-        # The two archives' contents, unpacked: the app part, and the offline engine's part (models and
-        # the runtimes only the engine loads; bundle_rules.ENGINE_PART).
+        # The app part, and the offline engine's part (models and the runtimes only the engine loads;
+        # bundle_rules.ENGINE_PART): both ship in the one archive and the .deb since issue 18.
         "app_part_mb": round((total - engine) / MB, 1),
         "engine_part_mb": round(engine / MB, 1),
         "parts_mb": {k: round(v / MB, 1) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])},
@@ -100,7 +100,7 @@ def _over(report: dict, app_limit: float, complete_limit: float, what: str) -> l
     problems = []
     if report["app_part_mb"] > app_limit:
         problems.append(
-            f"the app part (the app archive, without the offline engine) is {report['app_part_mb']} MB "
+            f"the app part (without the offline engine's part) is {report['app_part_mb']} MB "
             f"({what} {app_limit} MB)"
         )
     if report["total_mb"] > complete_limit:
@@ -127,10 +127,10 @@ def table(report: dict) -> str:
         f"(issue budget {BUDGET_COMPLETE_MB}, enforced ceiling {CEILING_COMPLETE_MB})"
     )
     lines.append(
-        f"{'app part (the app archive, unpacked)':<75} {report['app_part_mb']:>7.1f}  "
+        f"{'app part (what the app loads, without the offline engine)':<75} {report['app_part_mb']:>7.1f}  "
         f"(issue budget {BUDGET_APP_WITHOUT_MODELS_MB}, enforced ceiling {CEILING_APP_PART_MB})"
     )
-    lines.append(f"{'offline engine part (the engine archive, unpacked: models + runtimes)':<75} "
+    lines.append(f"{'offline engine part (its models + the runtimes only it loads)':<75} "
                  f"{report['engine_part_mb']:>7.1f}")
     lines.append(f"{'app without the engine models':<75} {report['app_without_models_mb']:>7.1f}")
     lines.append("largest files: " + ", ".join(f"{f['file']} {f['mb']}" for f in report["largest_files"][:8]))
@@ -152,7 +152,7 @@ def engine_files(root: Path | str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--list-engine"]:  # for build.sh: the engine archive's files, relative to the bundle's parent
+    if argv[:1] == ["--list-engine"]:  # the engine part's files, relative to the bundle's parent
         root = Path(argv[1])
         rel = internal_dir(root).relative_to(root.parent).as_posix()
         print("\n".join(f"{rel}/{f}" for f in engine_files(root)))

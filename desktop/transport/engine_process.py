@@ -53,7 +53,7 @@ class EngineProcess:
         # plainly instead of starting an engine that would fail on its first import.
         problem = engine_part_problem()
         if problem is not None:  # shown as "The offline engine could not start: it is not installed …"
-            raise EngineStartError(f"it is {problem} in this copy of Parley. To add it, {install_hint()}.")
+            raise EngineStartError(f"it is {problem} in this copy of Parley. To get it back, {install_hint()}.")
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         env.pop("OPENAI_API_KEY", None)  # the engine never needs it
         cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level, "--exit-with-stdin"]
