@@ -150,6 +150,27 @@ def delete_api_key() -> bool:
     return True
 
 
+def keyring_secret(name: str) -> str | None:
+    """Another secret saved under Parley's service in the OS keyring (e.g. a local chat server's key), or None."""
+    try:
+        return _keyring().get_password(SERVICE, name) or None
+    except SecretStoreError:
+        return None
+    except Exception as exc:  # a broken or missing backend must not stop the app
+        log.info("no %s from the OS keyring: %s", name.split(" ", 1)[0], _explain(exc))
+        return None
+
+
+def store_secret(name: str, value: str) -> None:
+    """Save a secret (not the OpenAI key) in the OS keyring under Parley's service; raises SecretStoreError."""
+    try:
+        _keyring().set_password(SERVICE, name, value.strip())
+    except SecretStoreError:
+        raise
+    except Exception as exc:
+        raise SecretStoreError(_explain(exc)) from None
+
+
 def redact(text: str, secrets: list[str | None]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 8:

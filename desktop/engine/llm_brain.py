@@ -10,20 +10,26 @@ Function tools are forwarded as chat-completions `tools` / `tool_choice`; the to
 after any text. Function calls and their outputs in the conversation go back as an assistant message's
 `tool_calls` and `tool` messages.
 
-The HTTP request runs on its own thread with the standard library (`urllib`), so the event loop is never
-blocked and no extra dependency is needed. The API key (`--llm-key` or env `PARLEY_LLM_KEY`) is only
+The HTTP request runs on its own thread with the standard library (`http.client`), so the event loop is
+never blocked and no extra dependency is needed. A cancelled answer (barge-in, `response.cancel`) shuts the
+request's socket down at once: the reading thread wakes, reads nothing more, and the server sees the
+connection close and stops generating (llama.cpp, llama-cpp-python, Ollama and vLLM all stop on a closed
+stream). `LLMBrain.closed_early` counts the streams closed that way. The API key (`--llm-key` or env `PARLEY_LLM_KEY`) is only
 ever sent in the `Authorization` header; it is never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
+import socket
+import ssl
 import threading
-import urllib.error
-import urllib.request
+import time
 from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
 from .brain import BrainError, BrainRequest, ToolCall
 
@@ -135,6 +141,12 @@ class LLMBrain:
         self.model = model
         self._api_key = api_key
         self.timeout = timeout
+        #: Streams closed before the model had finished (the answer was cancelled): the server stopped there.
+        self.closed_early = 0
+        #: Seconds from sending each request to the model's first text (or call), newest last (benchmarks).
+        self.first_piece_s: list[float] = []
+        #: When (time.perf_counter) the latest piece of an answer came from the model.
+        self.last_piece_at: float | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"LLMBrain(endpoint={self.endpoint!r}, model={self.model!r})"
@@ -145,17 +157,36 @@ class LLMBrain:
             body["max_tokens"] = int(request.max_output_tokens)
         return body | chat_tools(request)
 
+    def _connection(self) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(self.endpoint)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=self.timeout,
+                                               context=ssl.create_default_context()), path
+        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=self.timeout), path
+
     async def stream(self, request: BrainRequest) -> AsyncIterator[str | ToolCall]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
-        holder: dict[str, Any] = {}
+        finished = threading.Event()  # the model's answer was read to its end
         body = json.dumps(self._body(request)).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        connection, path = self._connection()
+        sent_at = time.perf_counter()
+        first: list[float] = []
 
         def put(kind: str, value: Any) -> None:
+            if stop.is_set():  # cancelled: nothing more goes to the response
+                return
+            if kind in ("text", "call"):
+                self.last_piece_at = time.perf_counter()
+                if not first:
+                    first.append(self.last_piece_at - sent_at)
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
             except RuntimeError:  # the loop is gone: nobody is listening any more
@@ -164,50 +195,54 @@ class LLMBrain:
         def worker() -> None:
             tool_calls = _ToolCallPieces()
             try:
-                http_request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
-                    holder["response"] = response
-                    if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                        # A server that ignored `stream: true`: one JSON answer.
-                        data = json.loads(response.read())
-                        for choice in data.get("choices", []):
-                            message = choice.get("message") or {}
-                            if message.get("content"):
-                                put("text", message["content"])
-                            tool_calls.add(message.get("tool_calls"))
-                    else:
-                        for raw in response:
-                            if stop.is_set():
-                                return
-                            line = raw.decode("utf-8", "replace").strip()
-                            if not line.startswith("data:"):
-                                continue
-                            data = line[5:].strip()
-                            if data == "[DONE]":
-                                break
-                            chunk = json.loads(data)
-                            if isinstance(chunk, dict) and chunk.get("error"):
-                                raise BrainError(f"The language model reported an error: {_error_message(data.encode())}", "llm_error")
-                            for choice in chunk.get("choices", []):
-                                delta = choice.get("delta") or {}
-                                if delta.get("content"):
-                                    put("text", delta["content"])
-                                tool_calls.add(delta.get("tool_calls"))
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                if response.status >= 400:
+                    raise BrainError(f"The language model endpoint answered HTTP {response.status}: "
+                                     f"{_error_message(response.read())}", "llm_http_error")
+                if "text/event-stream" not in (response.getheader("Content-Type") or ""):
+                    # A server that ignored `stream: true`: one JSON answer.
+                    data = json.loads(response.read())
+                    for choice in data.get("choices", []):
+                        message = choice.get("message") or {}
+                        if message.get("content"):
+                            put("text", message["content"])
+                        tool_calls.add(message.get("tool_calls"))
+                else:
+                    while not stop.is_set():
+                        raw = response.readline()
+                        if not raw:
+                            break
+                        line = raw.decode("utf-8", "replace").strip()
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        chunk = json.loads(data)
+                        if isinstance(chunk, dict) and chunk.get("error"):
+                            raise BrainError(f"The language model reported an error: {_error_message(data.encode())}", "llm_error")
+                        for choice in chunk.get("choices", []):
+                            delta = choice.get("delta") or {}
+                            if delta.get("content"):
+                                put("text", delta["content"])
+                            tool_calls.add(delta.get("tool_calls"))
+                if stop.is_set():
+                    return
+                finished.set()
                 # The calls are complete only when the reply is: they go after the reply's words.
                 for call in tool_calls.calls():
                     put("call", call)
-            except urllib.error.HTTPError as exc:
-                put("error", BrainError(f"The language model endpoint answered HTTP {exc.code}: {_error_message(exc.read())}", "llm_http_error"))
-            except urllib.error.URLError as exc:
-                put("error", BrainError(f"Cannot reach the language model at {self.endpoint}: {exc.reason}", "llm_unreachable"))
             except BrainError as exc:
                 put("error", exc)
             except TimeoutError:
                 put("error", BrainError(f"The language model at {self.endpoint} did not answer within {self.timeout:g} s.", "llm_timeout"))
-            except Exception as exc:  # a malformed reply, or the stream closed by a cancel
-                if not stop.is_set():
-                    put("error", BrainError(f"Unexpected reply from the language model: {type(exc).__name__}: {exc}", "llm_bad_response"))
+            except (ConnectionError, socket.gaierror, ssl.SSLError) as exc:
+                put("error", BrainError(f"Cannot reach the language model at {self.endpoint}: {exc}", "llm_unreachable"))
+            except Exception as exc:  # a malformed reply, or the stream shut down by a cancel
+                put("error", BrainError(f"Unexpected reply from the language model: {type(exc).__name__}: {exc}", "llm_bad_response"))
             finally:
+                connection.close()
                 put("end", None)
 
         threading.Thread(target=worker, name="engine-llm", daemon=True).start()
@@ -222,13 +257,24 @@ class LLMBrain:
                 else:
                     return
         finally:
-            stop.set()
-            response = holder.get("response")
-            if response is not None:
-                try:
-                    response.close()  # unblocks the reader thread when the answer was cancelled
-                except Exception as exc:  # noqa: BLE001 - closing a half-read stream may complain; it is closed anyway
-                    log.debug("closing the LLM stream: %s", exc)
+            if first:
+                self.first_piece_s = (self.first_piece_s + first)[-1000:]
+            if not finished.is_set():
+                stop.set()
+                self.closed_early += 1
+                self._shut(connection)
+
+    def _shut(self, connection: http.client.HTTPConnection) -> None:
+        """Close the model's stream now, from the event loop's thread: a shut-down socket wakes the thread
+        blocked reading it, and the server sees the connection go and stops generating."""
+        sock = connection.sock
+        if sock is None:  # not connected yet, or already closed by the worker
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:  # already gone
+            log.debug("shutting the LLM stream down: %s", exc)
+        log.info("stopped the language model's answer: its stream is closed")
 
     def apology(self, error: BrainError) -> str:
         return "Sorry, I couldn't get an answer from the language model. Please check that it is running."

@@ -40,6 +40,9 @@ class Turn:
 
 
 DEFAULT_NAME = "Parley's offline engine"
+#: The rules' answer to anything they do not know: one short sentence (a local model answers for real:
+#: Connection → Offline brain).
+CANNOT_ANSWER = "I can only do small things offline: the time, the date, a story, or repeating after you."
 
 
 @dataclass
@@ -88,10 +91,7 @@ class Responder:
         elif re.search(r"\b(thank|thanks)\b", low):
             answer = "You're welcome."
         else:
-            answer = (
-                f"I heard you say: {text.rstrip('.?!')}. I'm a small offline responder, "
-                "so I can't really answer that; connect an API key or a local language model for real conversations."
-            )
+            answer = CANNOT_ANSWER
         return answer
 
     def idle_prompt(self) -> str:

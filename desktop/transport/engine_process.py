@@ -20,8 +20,12 @@ class EngineStartError(Exception):
 
 
 class EngineProcess:
-    def __init__(self, log_level: str = "info") -> None:
+    def __init__(self, log_level: str = "info", brain_args: list[str] | None = None, brain_key: str | None = None) -> None:
         self.log_level = log_level
+        #: `--llm-url URL --llm-model NAME` for a local model's brain (empty: the built-in responder); the
+        #: server's key, if any, goes through the environment (PARLEY_LLM_KEY), not the command line.
+        self.brain_args: list[str] = list(brain_args or [])
+        self.brain_key = brain_key
         self.port: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr_tail: deque[str] = deque(maxlen=30)
@@ -56,7 +60,12 @@ class EngineProcess:
             raise EngineStartError(f"it is {problem} in this copy of Parley. To get it back, {install_hint()}.")
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         env.pop("OPENAI_API_KEY", None)  # the engine never needs it
-        cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level, "--exit-with-stdin"]
+        for name in ("PARLEY_LLM_URL", "PARLEY_LLM_MODEL", "PARLEY_LLM_KEY"):  # the brain is the app's choice
+            env.pop(name, None)
+        if self.brain_key:
+            env["PARLEY_LLM_KEY"] = self.brain_key
+        cmd = self._command() + ["--host", "127.0.0.1", "--port", "0", "--log-level", self.log_level, "--exit-with-stdin",
+                                 *self.brain_args]
         # The engine's stdin is a pipe only we hold: when this process ends in any way (even kill -9), the
         # pipe closes and the engine exits by itself.
         self._proc = await asyncio.create_subprocess_exec(

@@ -211,6 +211,10 @@ class MainWindow(QMainWindow):
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
         self.reliability_ui = ReliabilityUi(self)
+        from .brain_menu import BrainMenu
+
+        #: Connection → Offline brain: the engine's rules or a local model found on this computer.
+        self.brain_menu = BrainMenu(self)
         from .recording_ui import RecordingUi
 
         #: File → Record audio (Ctrl+Shift+R): both sides into a stereo WAV.
@@ -294,6 +298,7 @@ class MainWindow(QMainWindow):
         self.file_voice_ui.attach(session)
         self.noise_menu.attach(session)
         self.reliability_ui.attach(session)
+        self.brain_menu.attach(session)
 
     def on_notification(self, note: Any) -> None:
         if isinstance(note, InputLevel):
