@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.actions import TurnState
+from .core.pricing import OFFLINE_MODEL, PRICES_KEY, PriceTable
 from .core.series_report import SeriesTurn, from_record, series_markdown, summary_line, to_record
 from .core.session_config import describe_turn_detection
 
@@ -39,7 +40,8 @@ class SeriesProgress:
 
 class FileSeries:
     def __init__(self, session, paths: list[str], report_folder: str | os.PathLike, *, turn_wait_s: float = 15.0,
-                 answer_wait_s: float = 60.0, gap_s: float = 0.8, interrupt_after_s: float | None = None) -> None:
+                 answer_wait_s: float = 60.0, gap_s: float = 0.8, interrupt_after_s: float | None = None,
+                 prices: PriceTable | None = None) -> None:
         self.session = session
         self.paths = [os.fspath(p) for p in paths]
         self.report_folder = Path(report_folder)
@@ -54,6 +56,12 @@ class FileSeries:
         self.previous: tuple[str, list[SeriesTurn]] | None = None
         self.stopped = False
         self._task: asyncio.Task | None = None
+        #: What each answer cost is priced by: the user's table (Connection → Prices and budget…) unless given.
+        if prices is None:
+            from .settings import Settings
+
+            prices, _problems = PriceTable.from_setting(Settings.shared().get(PRICES_KEY))
+        self.prices = prices
 
     # ------------------------------------------------------------------ control
     def start(self) -> asyncio.Task:
@@ -158,8 +166,7 @@ class FileSeries:
         self._answer_ids[index] = answer.item_id
         self._fill(turn, answer)
 
-    @staticmethod
-    def _fill(turn: SeriesTurn, answer) -> None:
+    def _fill(self, turn: SeriesTurn, answer) -> None:
         turn.answer = answer.text
         turn.voice_ms = answer.reply_latency_ms
         turn.interrupted = answer.interrupted
@@ -167,6 +174,10 @@ class FileSeries:
         turn.answer_heard = answer.heard_text
         if answer.usage is not None:
             turn.tokens_in, turn.tokens_out = answer.usage.input_tokens, answer.usage.output_tokens
+            provider = self.session.options.provider
+            fallback = OFFLINE_MODEL if provider.kind == "engine" else provider.model
+            priced = self.prices.price(answer.usage, answer.model or fallback)
+            turn.cost, turn.cost_usd = priced.label, priced.usd
 
     def _fill_answers(self) -> None:
         """An answer cut off by the next file was still going when its turn was recorded: take its final state."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .core.conversation import Conversation, ConversationItem
+from .core.pricing import CostTotal, PriceTable
 from .core.usage import TokenUsage, describe_usage
 
 #: How the transcript names each side.
@@ -31,8 +32,9 @@ def size_text(byte_count: int) -> str:
     return f"{kb:.0f} KB" if kb < 1024 else f"{kb / 1024:.1f} MB"
 
 
-def item_meta(item: ConversationItem) -> list[str]:
-    """What the transcript says about an item besides its text (the view and the saved Markdown share it)."""
+def item_meta(item: ConversationItem, prices: PriceTable | None = None, model: str | None = None) -> list[str]:
+    """What the transcript says about an item besides its text (the view and the saved Markdown share it).
+    Given `prices`, an answer's tokens are followed by its cost (priced by the model that answered, else `model`)."""
     meta: list[str] = []
     if item.kind == "function_call":
         meta.append("the model called" + (" (waiting for its result)" if item.status == "in_progress" else ""))
@@ -50,6 +52,8 @@ def item_meta(item: ConversationItem) -> list[str]:
         meta.append(f"voice {item.reply_latency_ms} ms after your turn ended")
     if item.usage is not None and item.usage.total:
         meta.append(describe_usage(item.usage))
+        if prices is not None:
+            meta.append(prices.price(item.usage, item.model or model).label)
     if item.interrupted:
         meta.append(f"interrupted at {item.truncated_at_ms / 1000:.1f} s")
     elif item.status in ("cancelled", "incomplete"):
@@ -68,18 +72,28 @@ def _body(item: ConversationItem) -> str:
     return "*(no text)*"
 
 
-def conversation_markdown(conversation: Conversation, provider: str, when: datetime | None = None) -> str:
-    """The whole conversation as one Markdown document (messages only: no audio, no image data)."""
+def conversation_markdown(conversation: Conversation, provider: str, when: datetime | None = None,
+                          prices: PriceTable | None = None, model: str | None = None) -> str:
+    """The whole conversation as one Markdown document (messages only: no audio, no image data). Given `prices`
+    (and the provider's `model`, for answers whose session named none), each answer's cost and the total too."""
     when = when or datetime.now()
     lines = [f"# Parley conversation, {when:%Y-%m-%d %H:%M}", "", f"With: {provider}", ""]
     for item in conversation:
         if item.kind not in ("message", "function_call", "function_call_output"):
             continue
-        meta = item_meta(item)
+        meta = item_meta(item, prices, model)
         head = f"**{SPEAKER.get(item.role, item.role.title())}**" + (f" ({', '.join(meta)})" if meta else "")
         lines += [f"{head}: {_body(item)}", ""]
     used = [item.usage for item in conversation if item.usage is not None]
     if used:
         lines += [f"Token usage of the {len(used)} answer{'s' if len(used) != 1 else ''}: "
                   f"{describe_usage(sum(used, TokenUsage()))}", ""]
+    if used and prices is not None:
+        cost = CostTotal()
+        for item in conversation:
+            if item.usage is not None:
+                cost.add(prices.price(item.usage, item.model or model))
+        lines += [f"Cost of the {len(used)} answer{'s' if len(used) != 1 else ''}: {cost.label}"
+                  + "".join(f" (prices of {name} as of {day or 'an unknown day'})" for name, day in cost.as_of.items()),
+                  ""]
     return "\n".join(lines).rstrip() + "\n"

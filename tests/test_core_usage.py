@@ -31,7 +31,8 @@ def test_usage_is_kept_with_the_answer_and_summed():
     assert update.item_id == "item_a1" and ItemChanged("item_a1") in actions
     answer = client.conversation.get("item_a1")
     assert answer.usage == TokenUsage(input_tokens=1300, output_tokens=210, input_text=100, input_audio=1200,
-                                      input_cached=320, output_text=30, output_audio=180, responses=1)
+                                      input_cached=320, input_cached_text=20, input_cached_audio=300,
+                                      output_text=30, output_audio=180, responses=1)
     assert describe_usage(answer.usage) == "1,300 tokens in (1,200 audio, 320 cached) · 210 out (180 audio)"
 
     start_speaking_answer(client, server, rid="resp_2", item="item_a2", user="item_u2")

@@ -26,7 +26,7 @@ def test_the_report_has_a_row_per_file_and_a_summary():
     text = series_markdown(turns, started="2026-11-26 17:00:00", provider="offline engine", settings="server VAD")
     rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == 3
-    assert rows[0] == "| 1 | 1 time.wav | answered | What time is it? | It is 5 PM \\| ok | 420 | 30 / 12 |"
+    assert rows[0] == "| 1 | 1 time.wav | answered | What time is it? | It is 5 PM \\| ok | 420 | 30 / 12 | — |"
     assert "| no turn: nothing after 15 s |" in rows[1] and rows[1].endswith("| — | — |")
     assert "answered (interrupted)" in rows[2]
     assert summary_line([]) == "0 files: none spoken"

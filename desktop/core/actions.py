@@ -105,10 +105,13 @@ class SessionChanged:
 
 @dataclass(frozen=True)
 class UsageUpdated:
-    """A response reported its token usage: `total` is the conversation's sum so far (a `usage.TokenUsage`)."""
+    """A response reported its token usage: `total` is the conversation's sum so far (a `usage.TokenUsage`);
+    `usage` is this response's own, `model` the model the session said it runs (None when it named none)."""
 
     total: Any
     item_id: str | None = None
+    usage: Any = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class ConversationItem:
     arguments: str | None = None
     #: Assistant: the token usage its response reported (`usage.TokenUsage`); None until response.done.
     usage: TokenUsage | None = None
+    #: Assistant: the model that answered, as the session reported it (what its usage is priced by).
+    model: str | None = None
 
     @property
     def interrupted(self) -> bool:

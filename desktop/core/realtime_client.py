@@ -709,13 +709,14 @@ class RealtimeClient:
         if not usage.total:
             return []
         self.usage_total = self.usage_total + usage
+        model = self.effective.model if self.effective is not None else None
         # The answer the response spoke carries its usage (an out-of-band response has none in the conversation).
-        answer = next((item for item_id in (info.item_ids or []) if info
+        answer = next((item for item_id in ((info.item_ids or []) if info else [])
                        if (item := self.conversation.get(item_id)) is not None and item.role == "assistant"), None)
         if answer is None:
-            return [UsageUpdated(self.usage_total)]
-        answer.usage = usage
-        return [ItemChanged(answer.item_id), UsageUpdated(self.usage_total, answer.item_id)]
+            return [UsageUpdated(self.usage_total, usage=usage, model=model)]
+        answer.usage, answer.model = usage, model
+        return [ItemChanged(answer.item_id), UsageUpdated(self.usage_total, answer.item_id, usage, model)]
 
     def _on_RateLimitsUpdated(self, e: ev.RateLimitsUpdated) -> list[Action]:
         return []

@@ -12,6 +12,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from .pricing import FREE_TEXT, money
+
 #: What became of one file: the model answered it; the server never made a turn of it; a turn was made but
 #: no answer finished in time; the file could not be spoken; the user stopped the series before or during it.
 OUTCOMES = ("answered", "no turn", "no answer", "cannot speak", "stopped")
@@ -31,6 +33,8 @@ class SeriesTurn:
     cut_at_ms: int | None = None  # where it was cut: how much of it was heard
     answer_heard: str | None = None  # the words of the answer that were heard before the cut
     detail: str = ""  # why it could not be spoken, or how long it was waited for
+    cost: str = ""  # what its answer cost: "$0.0123", "free (offline)", "no price for MODEL" (`core.pricing`)
+    cost_usd: float | None = None  # the same in dollars, when priced
 
 
 def summary_line(turns: list[SeriesTurn]) -> str:
@@ -105,6 +109,22 @@ def comparison_markdown(before: list[SeriesTurn], now: list[SeriesTurn], before_
     return "\n".join(lines) + "\n"
 
 
+def cost_line(turns: list[SeriesTurn]) -> str:
+    """"$0.0456 for 3 answers" (with those that had no price named), or "" when no answer was priced at all."""
+    costed = [t for t in turns if t.cost]
+    if not costed:
+        return ""
+    priced = [t.cost_usd for t in costed if t.cost_usd is not None]
+    free = all(t.cost == FREE_TEXT for t in costed)
+    unpriced = list(dict.fromkeys(t.cost for t in costed if t.cost_usd is None and t.cost != FREE_TEXT))
+    if free:
+        return f"{FREE_TEXT} for {len(costed)} answer{'s' if len(costed) != 1 else ''}"
+    line = f"{money(sum(priced))} for {len(priced)} answer{'s' if len(priced) != 1 else ''}" if priced else ""
+    if unpriced:
+        line += ("; " if line else "") + ", ".join(unpriced)
+    return line
+
+
 def _short(text: str, limit: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -128,9 +148,13 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         f"- each answer: {pace}",
         f"- instructions: {_short(instructions) if instructions else 'the server default'}",
         f"- result: {summary_line(turns)}",
+    ]
+    if cost_line(turns):
+        lines.append(f"- cost: {cost_line(turns)} (response tokens only; input transcription is billed apart)")
+    lines += [
         "",
-        "| # | file | outcome | heard | answer | voice ms | tokens in / out |",
-        "|---:|---|---|---|---|---:|---|",
+        "| # | file | outcome | heard | answer | voice ms | tokens in / out | cost |",
+        "|---:|---|---|---|---|---:|---|---|",
     ]
     for i, t in enumerate(turns, 1):
         cut = f" (cut at {t.cut_at_ms / 1000:.1f} s)" if t.cut_at_ms is not None else " (interrupted)"
@@ -141,7 +165,8 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
         if t.interrupted and t.answer_heard is not None and t.answer.startswith(t.answer_heard):
             rest = _cell(t.answer[len(t.answer_heard):])
             answer = _cell(t.answer_heard) + (f" ~~{rest}~~" if rest != "—" else "")  # the unheard rest struck
-        lines.append(f"| {i} | {_cell(t.name)} | {_cell(outcome)} | {_cell(t.heard)} | {answer} | {voice} | {tokens} |")
+        lines.append(f"| {i} | {_cell(t.name)} | {_cell(outcome)} | {_cell(t.heard)} | {answer} | {voice} | {tokens} "
+                     f"| {_cell(t.cost)} |")
     text = "\n".join(lines) + "\n"
     if previous is not None:
         text += "\n" + comparison_markdown(previous[1], turns, previous[0])

@@ -1,8 +1,9 @@
 """Token usage of responses, as `response.done` reports it, per answer and summed over the conversation.
 
 Realtime models bill audio tokens at several times the price of text tokens, and cached input is cheaper
-still, so the split is what a builder needs to see, not only the total. Counts only: prices change and
-differ by model and contract, so Parley does not turn them into money.
+still, so the split is what a builder needs to see, not only the total. Cached input is kept split by kind
+too (`cached_tokens_details`), as cached audio and cached text have their own prices. Counts only: money is
+`pricing`'s business.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class TokenUsage:
     input_audio: int = 0
     input_image: int = 0
     input_cached: int = 0
+    #: The cached input split by kind (`cached_tokens_details`); part of input_text / input_audio / input_image.
+    input_cached_text: int = 0
+    input_cached_audio: int = 0
+    input_cached_image: int = 0
     output_text: int = 0
     output_audio: int = 0
     responses: int = 0  # how many responses reported usage (1 for one answer)
@@ -41,6 +46,7 @@ class TokenUsage:
             return cls()
         inp = usage.get("input_token_details")
         out = usage.get("output_token_details")
+        cached = inp.get("cached_tokens_details") if isinstance(inp, dict) else None
         u = cls(
             input_tokens=_count(usage, "input_tokens"),
             output_tokens=_count(usage, "output_tokens"),
@@ -48,6 +54,9 @@ class TokenUsage:
             input_audio=_count(inp, "audio_tokens"),
             input_image=_count(inp, "image_tokens"),
             input_cached=_count(inp, "cached_tokens"),
+            input_cached_text=_count(cached, "text_tokens"),
+            input_cached_audio=_count(cached, "audio_tokens"),
+            input_cached_image=_count(cached, "image_tokens"),
             output_text=_count(out, "text_tokens"),
             output_audio=_count(out, "audio_tokens"),
         )

@@ -137,6 +137,10 @@ class MainWindow(QMainWindow):
         self.usage_label = QLabel()
         self.usage_label.setAccessibleName("Token usage")
         status.addPermanentWidget(self.usage_label)
+        #: What they cost in dollars (`price_dialog.CostUi`: the price table, the budget).
+        self.cost_label = QLabel()
+        self.cost_label.setAccessibleName("Conversation cost")
+        status.addPermanentWidget(self.cost_label)
         status.addPermanentWidget(self.turn_label)
         status.addPermanentWidget(self.devices_label)
         self.setStatusBar(status)
@@ -211,6 +215,10 @@ class MainWindow(QMainWindow):
 
         #: Connection banner (reconnecting, Retry), event inspector (Ctrl+Shift+E), API key, saved transcript.
         self.reliability_ui = ReliabilityUi(self)
+        from .price_dialog import CostUi
+
+        #: The conversation's cost in the status bar, Connection → Prices and budget…, the budget's mute.
+        self.cost_ui = CostUi(self, settings)
         from .brain_menu import BrainMenu
 
         #: Connection → Offline brain: the engine's rules or a local model found on this computer.
@@ -298,6 +306,7 @@ class MainWindow(QMainWindow):
         self.file_voice_ui.attach(session)
         self.noise_menu.attach(session)
         self.reliability_ui.attach(session)
+        self.cost_ui.attach(session)
         self.brain_menu.attach(session)
 
     def on_notification(self, note: Any) -> None:
@@ -404,7 +413,8 @@ class MainWindow(QMainWindow):
         from ..transcript_export import conversation_markdown
 
         provider = self.session.options.provider.label if self.session is not None else "not connected"
-        text = conversation_markdown(self.transcript.conversation, provider)
+        text = conversation_markdown(self.transcript.conversation, provider, prices=self.cost_ui.table,
+                                     model=self.cost_ui.model_of(None))
         try:
             Path(path).write_text(text, encoding="utf-8")
         except OSError as exc:
