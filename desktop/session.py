@@ -108,6 +108,8 @@ class SessionOptions:
     #: On a barge-in (hold, pause or stop), cut what the speaker's device has queued instead of letting it
     #: drain: the voice stops ~40 ms sooner, without a fade (see SpeakerOutput.interrupt).
     cut_speaker_buffer: bool = True
+    #: The offline engine's brain (local_llm_discovery.BrainChoice; None: the built-in responder).
+    engine_brain: Any = None
 
 
 Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
@@ -132,6 +134,7 @@ class LiveSession:
         self._last_position = 0
         self.playback = PlaybackBuffer()
         self.engine: EngineProcess | None = None
+        self.brain_fallback = False  # the chosen local model was not answering at start: the responder answers
         self.transport: WebSocketTransport | None = None
         self.devices: DeviceStatus | None = None
         self.status = ConnectionStatus("disconnected", options.provider.label)
@@ -180,6 +183,11 @@ class LiveSession:
         if options.turn_settings is not None:
             self.client.requested = self.client.requested.with_turn_detection(self.turns.initial_turn_detection())
 
+    @property
+    def speaker_open(self) -> bool:
+        """Answers go to a speaker (False: a device-less clock times them; no speaker, or `use_speaker` off)."""
+        return isinstance(self._output, SpeakerOutput)
+
     # ------------------------------------------------------------------ subscription
     def subscribe(self, listener: Callable[[Notification], None]) -> None:
         self._listeners.append(listener)
@@ -214,7 +222,9 @@ class LiveSession:
         url = provider.url
         if provider.kind == "engine":
             self._set_status("starting engine", "starting the offline engine…")
-            self.engine = EngineProcess(self.options.engine_log_level)
+            from .brain_switch import engine_for  # the chosen brain, or the responder when its server is gone
+
+            self.engine = await engine_for(self)
             try:
                 await self.engine.start()
             except (EngineStartError, OSError) as exc:

@@ -103,6 +103,9 @@ class PlaybackBuffer:
         #: Called (from the audio callback) when the device reports an underflow: it played silence nobody
         #: handed it, so the echo path's delay just moved.
         self.underflow_tap = None
+        #: Called with (block, timeline position of its first sample) for every block handed to the device, like
+        #: far_end_tap: the waveform's output lane (it must be cheap too).
+        self.level_tap = None
         self.rate = rate
         self._lock = threading.Lock()
         self._queue: deque[list] = deque()  # [item_id, float32 samples, offset]
@@ -192,6 +195,7 @@ class PlaybackBuffer:
                 if filled > audio_start:
                     self._resume.apply(out[audio_start:filled])
             self._duck.apply(out)
+            start = self._pos
             self._pos += frames
             self._prune_timeline()
         tap = self.far_end_tap
@@ -202,6 +206,9 @@ class PlaybackBuffer:
         record = self.record_tap
         if record is not None:
             record(out)
+        level = self.level_tap
+        if level is not None:
+            level(out, start)
 
     # ------------------------------------------------------------------ control
 
@@ -338,6 +345,20 @@ class PlaybackBuffer:
         with self._lock:
             item = self._items.get(item_id)
             return samples_to_ms(item.handed(), self.rate) if item else 0
+
+    def heard_position(self, item_id: str, ms: int) -> int | None:
+        """The timeline position (samples, output latency included) at which the item's audio at `ms` was heard
+        or will be: where a truncation at `ms` cut it. None for an unknown item or audio not handed yet."""
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is None:
+                return None
+            left = ms_to_samples(max(0, ms), self.rate)
+            for start, count in item.spans:
+                if left <= count:
+                    return start + left + self._latency
+                left -= count
+            return None
 
     def received_ms(self, item_id: str) -> int:
         with self._lock:

@@ -93,6 +93,7 @@ class TurnUi(QObject):
     def attach(self, session) -> None:
         self.session = session
         session.turns.input_taps.append(self.waveform.add_audio)
+        self.waveform.attach(session)  # the answer as played, and where barge-ins cut it
         session.subscribe(self._on_note)
         if session.turns.settings != self.dock.settings():
             session.turns.apply(self.dock.settings())
