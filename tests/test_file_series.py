@@ -75,6 +75,9 @@ def test_a_series_waits_for_each_answer_and_reports_every_file(tmp_path):
     report = series.report_path.read_text()
     assert "| 1 | what_time.wav | answered |" in report and "| 2 | manifest.json | cannot speak:" in report
     assert "2 answered, 1 cannot speak" in report
+    # What each answer cost (the engine: nothing), per turn and for the run.
+    assert first.cost == last.cost == "free (offline)" and bad.cost == ""
+    assert "- cost: free (offline) for 2 answers" in report and report.count("| free (offline) |") == 2
     progress = [n for n in notes if isinstance(n, SeriesProgress)]
     assert [(p.index, p.done) for p in progress] == [(0, False), (1, False), (2, False), (3, True)]
     assert progress[-1].report == str(series.report_path)

@@ -44,7 +44,8 @@ def _response_done(session, n: int) -> None:
         "output": [], "usage": USAGE}})
 
 
-def test_a_typed_turn_on_the_engine_is_free_and_a_new_conversation_starts_over(qtbot, qasync_loop, tmp_path, monkeypatch):
+def test_a_typed_turn_on_the_engine_is_free_and_a_new_conversation_starts_over(qtbot, qasync_loop, tmp_path,
+                                                                              monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     window, session = window_and_session(qtbot, tmp_path / "settings.json")
     assert window.cost_label.text() == ""
@@ -124,11 +125,11 @@ def test_prices_from_the_dialog_price_the_usage_and_the_budget_mutes(qtbot, qasy
     assert repriced == f"${ONE_RESPONSE_USD:.4f}" == "$0.0278"
     assert two == f"${2 * ONE_RESPONSE_USD:.4f}" == "$0.0557"
     assert not muted_before and muted_at_budget
-    assert "Budget of $0.0800 reached: microphone muted" in notice and "raise the budget" in notice
+    assert "Budget of $0.08 reached: microphone muted" in notice and "raise the budget" in notice
     assert not muted_after  # announced once: the hand-unmuted microphone stays on
     assert four == f"${4 * ONE_RESPONSE_USD:.4f}"
     assert "audio out: $0.0720" in tip and "Prices of my-voice-model" in tip and "edited by you" in tip
-    assert "Budget: $0.0800" in tip
+    assert "Budget: $0.08" in tip
     # Kept: the added model and the budget are in the settings file; the published rows are not copied there.
     saved = Settings.load(settings_path)
     assert saved.get(BUDGET_KEY) == 0.08
@@ -138,6 +139,7 @@ def test_prices_from_the_dialog_price_the_usage_and_the_budget_mutes(qtbot, qasy
     again, _session = window_and_session(qtbot, settings_path)
     assert again.cost_ui.table.lookup("my-voice-model-2026-01-02") is not None
     assert again.cost_ui.meter.budget_usd == 0.08
+    assert again.cost_ui.edit_prices().budget_edit.text() == "0.08"
     dialog = again.cost_ui.edit_prices()
     dialog.reset_to_published()
     assert dialog.grid.rowCount() == len(PUBLISHED)

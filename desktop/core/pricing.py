@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .usage import TokenUsage
 
 __all__ = ["ModelPrice", "PriceTable", "Priced", "CostTotal", "CostMeter", "PUBLISHED", "OFFLINE_MODEL",
-           "PRICE_FIELDS", "FIELD_LABELS", "PRICES_KEY", "BUDGET_KEY", "money", "parse_budget"]
+           "PRICE_FIELDS", "FIELD_LABELS", "PRICES_KEY", "BUDGET_KEY", "money", "budget_text", "parse_budget"]
 
 #: The settings keys: the user's changes to the table ({model: {field: USD per 1M, ...}}) and the budget (USD).
 PRICES_KEY = "pricing.models"
@@ -111,7 +112,8 @@ _LOOKED_UP = "2026-12-07"
 _GA_SOURCE = ("OpenAI model pages (developers.openai.com/api/docs/models), read on 2026-12-07")
 
 #: The provider's published prices, USD per 1M tokens, as read on the day in `as_of`. Each entry's `source`
-#: says what could be confirmed; edit them in Connection → Prices and budget… when they change or your contract differs.
+#: says what could be confirmed; edit them in Connection → Prices and budget… when they change or your contract
+#: differs.
 PUBLISHED: dict[str, ModelPrice] = {
     "gpt-realtime": ModelPrice(
         4.00, 0.40, 32.00, 0.40, 5.00, 0.50, 16.00, 64.00, _LOOKED_UP,
@@ -145,6 +147,12 @@ def money(usd: float) -> str:
     if usd < 0.00005:
         return "<$0.0001"
     return f"${usd:.4f}" if usd < 1 else f"${usd:,.2f}"
+
+
+def budget_text(usd: float) -> str:
+    """A budget as the user typed it: "$0.50", "$2.00"; finer ones as `money` gives them ("$0.0125")."""
+    cents = usd * 100
+    return f"${usd:,.2f}" if abs(cents - round(cents)) < 1e-6 else money(usd)
 
 
 def parse_budget(text: str) -> float | None:
@@ -323,11 +331,12 @@ class CostTotal:
             lines.append(f"{sum(self.unpriced.values())} not counted: {self._unpriced_text()} "
                          "(add it in Connection → Prices and budget…)")
         if self.unsplit_cached:
-            lines.append(f"{self.unsplit_cached:,} cached tokens the server did not split by kind are priced as uncached")
+            lines.append(f"{self.unsplit_cached:,} cached tokens the server did not split by kind "
+                         "are priced as uncached")
         if self.unkinded:
             lines.append(f"{self.unkinded:,} tokens of no stated kind are priced as text")
         for name, source in self.sources.items():
-            lines.append(f"Prices of {name}, {source}")
+            lines += textwrap.wrap(f"Prices of {name}, {source}", 100, subsequent_indent="  ")
         if self.priced:
             lines.append("Input transcription is billed apart and is not included.")
         return "\n".join(lines)

@@ -41,6 +41,7 @@ from ..core.pricing import (
     CostMeter,
     ModelPrice,
     PriceTable,
+    budget_text,
     check_price,
     money,
     parse_budget,
@@ -103,7 +104,7 @@ class PriceDialog(QDialog):
         rows.addStretch(1)
         rows.addWidget(self.reset_button)
 
-        self.budget_edit = QLineEdit("" if budget_usd is None else f"{budget_usd:g}")
+        self.budget_edit = QLineEdit("" if budget_usd is None else budget_text(budget_usd).lstrip("$"))
         self.budget_edit.setPlaceholderText("no budget")
         self.budget_edit.setAccessibleName("Budget in dollars")
         self.budget_edit.setToolTip("When this conversation's cost reaches it, Parley mutes your microphone "
@@ -280,7 +281,7 @@ class CostUi:
     def _check_budget(self) -> None:
         if not self.meter.budget_reached():
             return
-        budget = money(self.meter.budget_usd or 0)
+        budget = budget_text(self.meter.budget_usd or 0)
         already = self.session is not None and self.session.muted
         if self.session is not None and not already:
             self.window.mute_action.setChecked(True)  # Audio → Mute microphone, as Ctrl+M does
@@ -314,7 +315,7 @@ class CostUi:
         self.label.setText(total.label)
         tip = total.details() if total.responses else "No answer yet in this conversation."
         if self.meter.budget_usd is not None:
-            tip += f"\nBudget: {money(self.meter.budget_usd)} per conversation"
+            tip += f"\nBudget: {budget_text(self.meter.budget_usd)} per conversation"
             tip += " (reached: the microphone was muted)" if self.meter.over_budget else ""
         tip += f"\nConnection → {MENU_TEXT} edits the prices and the budget."
         self.label.setToolTip(tip)
