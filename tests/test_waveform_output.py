@@ -12,7 +12,7 @@ import pytest
 
 from desktop.audio.playback_buffer import PlaybackBuffer
 from desktop.core.actions import BargeInHappened, TurnState
-from desktop.ui.waveform import ANSWER_COLOR, COLUMN_MS, CUT_COLOR, REANCHOR_MS, OutputLane
+from desktop.ui.waveform import ANSWER_COLOR, COLUMN_MS, CUT_COLOR, OutputLane
 from tests.conftest import AUDIO
 from tests.waiting import wait_until
 from tests.window_session import window_and_session
@@ -58,19 +58,30 @@ def test_columns_are_placed_when_heard_on_the_microphone_clock():
     assert lane.to_mic_ms(24000 + 2400) == pytest.approx(3100.0)
 
 
-def test_the_offset_is_smoothed_against_jitter_and_measured_afresh_after_a_jump():
-    lane = OutputLane(smoothing=0.05)
+def test_the_offset_holds_through_jitter_and_a_stalled_event_loop_and_follows_a_real_jump():
+    lane = OutputLane(offset_window=50)
     rng = np.random.default_rng(1)
-    # Microphone chunks of 20 ms; the speaker's handed position jitters by up to a 20 ms block.
-    for k in range(400):
-        mic_ms = 20.0 * k + 1000.0
-        pos = int((20.0 * k + rng.uniform(0, 20)) * 24)
-        lane.anchor(mic_ms, pos)
-    assert lane.offset_ms == pytest.approx(1000.0 - 10.0, abs=3.0)
-    # The microphone paused for a second (the speaker kept going): the offset moves at once, not by 5 % a chunk.
-    lane.anchor(20.0 * 400 + 1000.0, int((20.0 * 400 + 1000.0) * 24))
-    assert abs(lane.offset_ms - 0.0) < 1.0
-    assert REANCHOR_MS < 1000
+    mic_ms, speaker_ms = 1000.0, 0.0
+    for _ in range(100):  # microphone chunks of 20 ms; the speaker's handed position jitters by up to a 20 ms block
+        mic_ms += 20
+        speaker_ms += 20
+        lane.anchor(mic_ms, int((speaker_ms + rng.uniform(0, 20)) * 24))
+    assert lane.offset_ms == pytest.approx(1000.0 - 10.0, abs=4.0)
+    # The loop stalled for 400 ms: twenty chunks come at once, read against a speaker that has gone on meanwhile.
+    late = 400.0
+    for k in range(20):
+        mic_ms += 20
+        lane.anchor(mic_ms, int((speaker_ms + late + rng.uniform(0, 20)) * 24))
+        speaker_ms += 20 if k == 19 else 0  # (the speaker has played the 400 ms already)
+    speaker_ms = mic_ms - 1000.0
+    assert lane.offset_ms == pytest.approx(1000.0 - 10.0, abs=8.0)  # a mean would be 130 ms off now
+    # The microphone paused for a second while the speaker went on: followed within half a window.
+    speaker_ms += 1000
+    for _ in range(30):
+        mic_ms += 20
+        speaker_ms += 20
+        lane.anchor(mic_ms, int((speaker_ms + rng.uniform(0, 20)) * 24))
+    assert lane.offset_ms == pytest.approx(0.0 - 10.0, abs=8.0)
 
 
 def test_a_column_split_between_two_drains_keeps_its_peak_and_reset_forgets_the_clock():
@@ -87,7 +98,21 @@ def test_a_column_split_between_two_drains_keeps_its_peak_and_reset_forgets_the_
     assert lane.offset_ms is None and lane.to_mic_ms(0) is None
     lane.feed(np.full(240, 0.3, np.float32), 0)  # a new buffer's timeline starts again at 0
     lane.anchor(5000.0, 0)
-    assert lane.drain(0) == 1 and lane.columns[-1] == [5000.0, pytest.approx(0.3)]
+    assert lane.drain(0) == 1 and lane.columns[-1][:2] == [5000.0, pytest.approx(0.3)]
+
+
+def test_what_the_device_dropped_at_a_cut_is_silenced_on_the_lane():
+    lane = OutputLane()
+    lane.anchor(0.0, 0)
+    lane.feed(np.full(2400, 0.5, np.float32), 0)  # 100 ms handed
+    lane.drain(0)
+    lane.feed(np.full(960, 0.5, np.float32), 2400)  # 40 ms more, not drained yet
+    lane.dropped(1800)  # the device had played up to 75 ms when its buffer was cut
+    lane.feed(np.full(480, 0.25, np.float32), 3360)  # the restarted stream goes on
+    lane.drain(0)
+    times, peaks = lane.between(-1e9, 1e9)
+    np.testing.assert_allclose(times, 10.0 * np.arange(16))
+    np.testing.assert_allclose(peaks, [0.5] * 8 + [0.0] * 6 + [0.25] * 2)  # the column holding 75 ms was heard
 
 
 def test_the_pending_columns_are_bounded():
@@ -117,11 +142,29 @@ def test_heard_position_follows_the_item_through_pauses_and_the_latency():
     assert buf.heard_position("b", 0) is None
 
 
+def test_a_cut_marker_says_how_long_after_the_speech_began_the_answer_stopped(qtbot):
+    from desktop.ui.waveform import Waveform
+
+    waveform = Waveform()
+    qtbot.addWidget(waveform)
+    waveform.now_ms = 9000.0
+    waveform.set_threshold(0.5, 500, prefix_padding_ms=300)
+    waveform.cuts.append((5000.0, 2100))
+    assert waveform.cut_markers() == [(5000.0, 2100, None)]  # no speech seen
+    waveform.server_boundary(True, 4400)  # the server's start includes the 300 ms padding
+    assert waveform.cut_markers()[0][2] == pytest.approx(300.0)
+    waveform.local_regions.append([5090.0, 5800.0])  # held at the onset, before the local VAD's first speech frame
+    assert waveform.cut_markers()[0][2] == pytest.approx(-90.0)
+    waveform.local_regions.appendleft([1000.0, 2000.0])  # an earlier utterance, long over, is not the one
+    waveform.local_regions.append([4600.0, None])  # one going on at the cut wins
+    assert waveform.cut_markers()[0][2] == pytest.approx(400.0)
+
+
 # ---------------------------------------------------------------------------------------------- the window
 class _Heard:
     """On every microphone chunk (after the waveform took it): the waveform's time and how much of each answer the
     session counts as heard. Where an answer started on the microphone's timeline is then `mic ms - heard`,
-    averaged over the chunks while it played."""
+    its median over the chunks while it played."""
 
     def __init__(self, session, waveform) -> None:
         self.rows: list[tuple[float, dict[str, int]]] = []
@@ -134,7 +177,7 @@ class _Heard:
     def start_ms(self, item_id: str, until_samples: int) -> float:
         est = [mic - heard[item_id] / 24 for mic, heard in self.rows if 0 < heard.get(item_id, 0) < until_samples]
         assert len(est) >= 10, len(est)
-        return float(np.mean(est))
+        return float(np.median(est))  # a stalled loop hands several chunks over late: a few too low
 
     def audio(self, item_id: str) -> np.ndarray:
         return np.concatenate(self.pcm[item_id])
@@ -226,7 +269,21 @@ def test_an_answer_through_a_real_speaker_appears_when_it_was_heard(qtbot, qasyn
 
 @pytest.mark.slow
 def test_a_barge_in_leaves_a_cut_marker_where_the_answer_was_truncated(qtbot, qasync_loop, tmp_path):
-    window, session = window_and_session(qtbot, tmp_path / "settings.json", audio_in=str(AUDIO / "silence_2s.wav"))
+    _cut_marker_at_the_truncation(qtbot, qasync_loop, tmp_path, use_speaker=False)
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_a_barge_in_through_a_real_speaker_is_marked_where_its_buffer_was_cut(qtbot, qasync_loop, tmp_path,
+                                                                               pulse_audio):
+    # The speaker's queued audio is dropped at the cut (SpeakerOutput.interrupt): the marker is at the truncation.
+    session = _cut_marker_at_the_truncation(qtbot, qasync_loop, tmp_path, use_speaker=True)
+    assert session._output.flushes >= 1
+
+
+def _cut_marker_at_the_truncation(qtbot, qasync_loop, tmp_path, use_speaker: bool):
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", audio_in=str(AUDIO / "silence_2s.wav"),
+                                         use_speaker=use_speaker, echo_mode="headset")
     waveform = window.turn_ui.waveform
     heard = _Heard(session, waveform)
     notes: list = []
@@ -257,14 +314,18 @@ def test_a_barge_in_leaves_a_cut_marker_where_the_answer_was_truncated(qtbot, qa
           f"{since} ms after the speech began")
     assert heard_ms == barge.heard_ms
     assert abs(at - cut_ref) <= 2 * COLUMN_MS, (at, cut_ref)
-    # The speech that cut it had begun shortly before (the local VAD's and the server's bands).
-    assert since is not None and 0 < since < 1500, since
+    # The speech that cut it began about then: held at its loudness onset, a few tens of ms before the local VAD's
+    # first speech frame, or stopped once the VAD heard it.
+    local_starts = [a for a, _ in waveform.local_regions]
+    assert since is not None and -300 < since < 1000 and any(abs(at - since - a) < 1e-6 for a in local_starts), \
+        (since, local_starts)
     # The answer played up to the cut, and nothing after it (a 5 ms fade at most).
     _, before = waveform.output.between(cut_ref - 500, cut_ref - 2 * COLUMN_MS)
     assert before.max() > 0.01
-    _, after = waveform.output.between(cut_ref + 2 * COLUMN_MS, cut_ref + 400)
-    assert len(after) > 30 and after.max() < 1e-3
+    t_after, after = waveform.output.between(cut_ref + 2 * COLUMN_MS, cut_ref + 400)
+    assert len(after) > 30 and after.max() < 1e-3, (t_after[after > 1e-3] - cut_ref, after[after > 1e-3])
     # Painted: a red line at the cut.
     r = waveform.rect()
     x = r.width() - 1 - (waveform.now_ms - at) / waveform.window_ms * (r.width() - 1)
     assert any(_pixels_have(image, x + dx, r.height() * 0.3, r.height() * 0.9, CUT_COLOR) for dx in (-1, 0, 1))
+    return session

@@ -106,6 +106,8 @@ class PlaybackBuffer:
         #: Called with (block, timeline position of its first sample) for every block handed to the device, like
         #: far_end_tap: the waveform's output lane (it must be cheap too).
         self.level_tap = None
+        #: Called with the timeline position from which the device dropped what it had been handed (`flush_unheard`).
+        self.flush_tap = None
         self.rate = rate
         self._lock = threading.Lock()
         self._queue: deque[list] = deque()  # [item_id, float32 samples, offset]
@@ -327,7 +329,10 @@ class PlaybackBuffer:
                 if not self._item(item_id).blocked:
                     self._queue.appendleft([item_id, data, 0])
                     self._queued += len(data)
-            return taken
+        dropped = self.flush_tap
+        if dropped is not None:
+            dropped(cut)
+        return taken
 
     # ------------------------------------------------------------------ accounting
 

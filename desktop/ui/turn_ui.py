@@ -56,7 +56,7 @@ class TurnUi(QObject):
         self.dock.changed.connect(self._changed)
 
         self.waveform = Waveform()
-        self.waveform.set_threshold(turn.threshold, turn.silence_duration_ms)
+        self.waveform.set_threshold(turn.threshold, turn.silence_duration_ms, turn.prefix_padding_ms)
         self.ptt_button = QPushButton("Hold to talk (Space)")
         self.ptt_button.setToolTip("Push-to-talk: hold while you speak, release to send. Pressing it switches to push-to-talk mode.")
         self.ptt_button.setAccessibleName("Push to talk")
@@ -141,7 +141,7 @@ class TurnUi(QObject):
             self._changed(s)
 
     def _changed(self, s: tt.TurnSettings) -> None:
-        self.waveform.set_threshold(s.threshold, s.silence_duration_ms)
+        self.waveform.set_threshold(s.threshold, s.silence_duration_ms, s.prefix_padding_ms)
         self._save(s)
         if self.session is not None:
             self.session.turns.apply(s)

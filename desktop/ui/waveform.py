@@ -6,7 +6,8 @@ Layers over the last `window_ms` of the microphone's timeline (newest at the rig
 - the assistant's played audio mirrored below it (blue), at the time it came out of the speaker: the blocks the
   speaker callback handed the device (ducking and fades included), placed `output latency` later,
 - a red line where a barge-in cut the answer, labelled with how much of it was heard and how long after the
-  user's speech started it stopped (`cut 2.1 s · +0.42 s`),
+  user's speech started it stopped (`cut 2.1 s · +0.42 s`; negative when it stopped at the loudness onset, before
+  the VAD heard speech),
 - the local VAD's speech probability (0 at the bottom, 1 at the top) with the turn-detection threshold
   drawn as a dashed line,
 - shaded speech regions: the server's (speech_started … speech_stopped, purple band across the
@@ -36,9 +37,8 @@ from ..core.pcm import PROTOCOL_RATE
 from ..core.speech_segmenter import SegmentEnd, SegmentStart, SpeechSegmenter
 
 COLUMN_MS = 10
-#: An offset between the two clocks that moves by more than this is measured afresh (a device was reopened, or
-#: the microphone paused), not smoothed towards.
-REANCHOR_MS = 250.0
+#: The offset between the two clocks is the median of this many measurements (one per microphone chunk: 1 s).
+OFFSET_WINDOW = 50
 MIC_COLOR = QColor(176, 190, 197)
 ANSWER_COLOR = QColor(79, 195, 247)
 CUT_COLOR = QColor(239, 83, 80)
@@ -51,17 +51,22 @@ class OutputLane:
     position on the playback buffer's timeline; it computes the peak of each 10 ms column of that timeline and
     appends them to a bounded deque (an atomic append: no lock, nothing that can wait).
     Event-loop side: `anchor(mic_ms, speaker_pos)` at each microphone chunk measures the offset between the two
-    clocks (smoothed; measured afresh after a jump); `drain(latency)` moves what the callback left into `columns`,
-    `[mic ms of the column's start, peak]`, each column placed `latency` samples after it was handed (when it
-    was heard). Until the microphone's clock has been seen, columns wait in the deque (the oldest are dropped).
+    clocks; the median of the last second's measurements is used, because a busy event loop hands over several
+    microphone chunks at once, late, while the speaker's position is read as it is: a burst of measurements that
+    are too low, which a mean (or measuring afresh at a jump) would follow; a real jump (a device reopened) is
+    followed within half a second. `drain(latency)` moves what the callback left into `columns`,
+    `[mic ms of the column's start, peak, speaker column]`, each column placed `latency` samples after it was
+    handed (when it was heard). Until the microphone's clock has been seen, columns wait in the deque (the oldest
+    are dropped). `dropped(pos)` (the buffer's flush_tap: a barge-in cut the device's buffer) silences the columns
+    handed from `pos` on: they never came out of the speaker.
     """
 
     def __init__(self, window_ms: int = 8000, rate: int = PROTOCOL_RATE, pending_blocks: int = 1024,
-                 smoothing: float = 0.05) -> None:
+                 offset_window: int = OFFSET_WINDOW) -> None:
         self.rate = rate
         self.per_col = rate * COLUMN_MS // 1000
-        self.smoothing = smoothing
-        self._pending: deque[tuple[int, np.ndarray]] = deque(maxlen=pending_blocks)
+        self._estimates: deque[float] = deque(maxlen=offset_window)
+        self._pending: deque[tuple[int, np.ndarray | None]] = deque(maxlen=pending_blocks)
         self.columns: deque[list[float]] = deque(maxlen=window_ms // COLUMN_MS + 16)
         self.offset_ms: float | None = None
         self._last_col: int | None = None
@@ -70,6 +75,7 @@ class OutputLane:
         """Another playback clock (a new session's buffer): forget the offset and where the columns were."""
         self._pending.clear()
         self.offset_ms = None
+        self._estimates.clear()
         self._last_col = None
 
     # ---------------------------------------------------------------- the speaker callback's side
@@ -82,14 +88,15 @@ class OutputLane:
         edges[0] = 0
         self._pending.append((start // per, np.maximum.reduceat(np.abs(block), edges)))
 
+    def dropped(self, pos: int) -> None:
+        """The device dropped what it was handed from `pos` on (in order with the blocks: it is not pulling now)."""
+        self._pending.append((pos, None))
+
     # ---------------------------------------------------------------- the event loop's side
     def anchor(self, mic_ms: float, speaker_pos: int) -> None:
         """The microphone's timeline stands at `mic_ms` while the speaker has been handed `speaker_pos` samples."""
-        estimate = mic_ms - speaker_pos * 1000.0 / self.rate
-        if self.offset_ms is None or abs(estimate - self.offset_ms) > REANCHOR_MS:
-            self.offset_ms = estimate
-        else:
-            self.offset_ms += self.smoothing * (estimate - self.offset_ms)
+        self._estimates.append(mic_ms - speaker_pos * 1000.0 / self.rate)
+        self.offset_ms = float(np.median(self._estimates))
 
     def to_mic_ms(self, speaker_pos: float) -> float | None:
         """A position on the speaker's timeline (samples) on the microphone's (ms); None before any anchor."""
@@ -106,6 +113,12 @@ class OutputLane:
         per, rate, offset = self.per_col, self.rate, self.offset_ms
         while self._pending:
             first, peaks = self._pending.popleft()
+            if peaks is None:  # a flush: silence the columns that never came out (the one holding `first` did)
+                for column in reversed(columns):
+                    if column[2] * per < first:
+                        break
+                    column[1] = 0.0
+                continue
             for i, peak in enumerate(peaks.tolist()):
                 col = first + i
                 last = self._last_col
@@ -113,7 +126,7 @@ class OutputLane:
                     if col == last and columns:  # a column split between two blocks
                         columns[-1][1] = max(columns[-1][1], peak)
                     continue
-                columns.append([(col * per + latency_samples) * 1000.0 / rate + offset, peak])
+                columns.append([(col * per + latency_samples) * 1000.0 / rate + offset, peak, col])
                 self._last_col = col
                 added += 1
         return added
@@ -132,12 +145,14 @@ class Waveform(QWidget):
         self.setAccessibleName("Microphone and answer waveforms with the speech probability")
         self.setToolTip(
             "Above the centre: the microphone (grey). Below it: the answer as it came out of the speaker (blue).\n"
-            "Red line: a barge-in cut the answer there (how much was heard, and how long after your speech began).\n"
+            "Red line: a barge-in cut the answer there: how much of it was heard, and how long after your speech began\n"
+            "(negative: before the voice detection heard speech, e.g. held at the sound's onset).\n"
             "Local speech probability (orange) and the threshold (dashed).\n"
             "Purple: speech as the server's turn detection saw it. Green strip: speech by the local VAD."
         )
         self.window_ms = window_ms
         self.threshold = 0.5
+        self.prefix_padding_ms = 300  # the server's speech_started includes it
         self.now_ms = 0.0
         self._samples = 0
         self._peaks: deque[float] = deque(maxlen=window_ms // COLUMN_MS + 2)
@@ -165,11 +180,12 @@ class Waveform(QWidget):
     def attach(self, session) -> None:
         """Show `session`'s answers: its playback buffer feeds the output lane, its barge-ins add cut markers."""
         if self._playback is not None and self._playback.level_tap == self.output.feed:
-            self._playback.level_tap = None
+            self._playback.level_tap = self._playback.flush_tap = None
         self.output.reset()
         self._session = session
         self._playback = session.playback
         session.playback.level_tap = self.output.feed
+        session.playback.flush_tap = self.output.dropped
         session.subscribe(self._on_note)
 
     def _on_note(self, note) -> None:
@@ -191,19 +207,30 @@ class Waveform(QWidget):
         return [(at, heard, self._since_speech(at)) for at, heard in self.cuts]
 
     def _since_speech(self, at: float) -> float | None:
-        """How long before `at` the speech that cut the answer began: the earliest start among the speech regions
-        (server or local) going on at `at` or ended within 1.5 s before it, at most 10 s back."""
-        starts = [a for a, b in (*self.server_regions, *self.local_regions)
-                  if at - 10000 <= a <= at and (b is None or b >= at - 1500)]
-        return at - min(starts) if starts else None
+        """How long after the user's speech began the answer was cut at `at` (negative: before the VAD heard speech,
+        e.g. held at the sound's loudness onset). The speech is the local VAD's region nearest to `at` (one going
+        on at `at` first, else one that began or ended within 1.5 s of it); without one, the server's, whose start
+        includes the prefix padding (taken off here)."""
+        for regions, padding in ((self.local_regions, 0.0), (self.server_regions, float(self.prefix_padding_ms))):
+            best: tuple[float, float] | None = None
+            for a, b in regions:
+                start, end = a + padding, self.now_ms if b is None else b
+                distance = 0.0 if start <= at <= end else min(abs(start - at), abs(at - end))
+                if distance <= 1500 and (best is None or (distance, start) < best):
+                    best = (distance, start)
+            if best is not None:
+                return at - best[1]
+        return None
 
     def _tick(self) -> None:
         if self._playback is not None:
             self.output.drain(self._playback.output_latency_ms * PROTOCOL_RATE // 1000)
         self.update()
 
-    def set_threshold(self, threshold: float, silence_ms: int | None = None) -> None:
+    def set_threshold(self, threshold: float, silence_ms: int | None = None, prefix_padding_ms: int | None = None) -> None:
         self.threshold = float(threshold)
+        if prefix_padding_ms is not None:
+            self.prefix_padding_ms = int(prefix_padding_ms)
         self._local.configure(threshold, 0, silence_ms if silence_ms is not None else self._local.silence_duration_ms)
 
     def add_audio(self, pcm16: np.ndarray) -> None:
@@ -313,7 +340,7 @@ class Waveform(QWidget):
             x = self._x(at, r)
             p.setPen(QPen(CUT_COLOR, 2))
             p.drawLine(QPointF(x, r.top() + 16), QPointF(x, r.bottom() - 6))
-            label = f"cut {heard / 1000:.1f} s" + ("" if since is None else f" · +{since / 1000:.2f} s")
+            label = f"cut {heard / 1000:.1f} s" + ("" if since is None else f" · {since / 1000:+.2f} s")
             width = p.fontMetrics().horizontalAdvance(label) + 6
             left = x + 3 if x + 3 + width <= r.right() else x - 3 - width
             p.fillRect(QRectF(left, mid + 2, width, 14), QColor(24, 26, 30, 200))
