@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..settings import Settings
     from ..providers import MODEL_KEY
+    from ..local_llm_discovery import BRAIN_KEY, BrainChoice
 
     saved_model = Settings.shared().get(MODEL_KEY)  # Connection → Model, last time
     model = args.model or (saved_model if isinstance(saved_model, str) and saved_model.strip() else None)
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             output_device=_device(args.output_device),
             use_speaker=not args.no_speaker,
             output_latency_s=max(0.005, args.output_latency / 1000.0),
+            engine_brain=BrainChoice.from_settings(Settings.shared().get(BRAIN_KEY)),  # Connection → Offline brain
         )
     )
     window.attach(session)
