@@ -102,18 +102,7 @@ async def _engine_turns(items: list[dict], audio: dict[str, np.ndarray], env: di
 
     from bench.engine_latency import SESSION, Client, Engine, quiet
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        engine_cm = Engine([])
-        engine = await engine_cm.__aenter__()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
+    async with Engine([], env) as engine:
         latencies: list[float] = []
         turns = []
         errors = words = 0
@@ -140,8 +129,6 @@ async def _engine_turns(items: list[dict], audio: dict[str, np.ndarray], env: di
                 turns.append({"id": item["id"], "stopped_to_transcript_ms": round(ms, 1), "transcript": text,
                               "segments": len(done), "word_errors": e})
             client.reader.cancel()
-    finally:
-        await engine_cm.__aexit__(None, None, None)
     return {"turns": len(latencies), "stopped_to_transcript_ms": summarize(latencies, 0),
             "wer_pct": round(100 * errors / words, 1) if words else None, "detail": turns}
 

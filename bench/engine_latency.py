@@ -59,8 +59,9 @@ def quiet(ms: int, seed: int = 0) -> np.ndarray:
 class Engine:
     """`python -m desktop.engine --port 0` as a child process."""
 
-    def __init__(self, extra: list[str]) -> None:
+    def __init__(self, extra: list[str], env: dict[str, str] | None = None) -> None:
         self.extra = extra
+        self.env = env or {}  # added to the child's environment (e.g. PARLEY_ASR_BEAM)
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
 
@@ -68,7 +69,7 @@ class Engine:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "desktop.engine", "--port", "0", "--log-level", "warning", *self.extra,
             cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **self.env},
         )
         assert self.proc.stdout is not None
         while True:

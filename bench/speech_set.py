@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.asr_wer import edit_distance  # noqa: E402
 from desktop.core.pcm import PROTOCOL_RATE  # noqa: E402
 
 SENTENCES_FILE = Path(__file__).resolve().parent / "speech_set_sentences.txt"
@@ -315,16 +316,6 @@ def normalize(text: str) -> list[str]:
                 continue
         out.append(w)
     return _numbers(out)
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
 
 
 def word_errors(ref: str, hyp: str) -> tuple[int, int]:

@@ -84,13 +84,8 @@ async def switch_brain(session: "LiveSession", choice: BrainChoice, api_key: str
             log.warning("the offline engine did not restart with the new brain: %s", exc)
         if not await session._open_new_session(f"switching to {choice.label}…"):
             return False
-        reseed = session.client.reseed_context()
-        session._apply(reseed)
-        session._set_status("connected")
-        carried = f"; {len(reseed)} recent turns carried over as context" if reseed else ""
         who = "the built-in responder" if choice.is_rules else choice.label.removeprefix("offline · ")
-        session._notify(Notice("info", f"Now {who} answers{carried}."))
-        session._apply(session.client.flush_outbox())
+        session._carry_conversation_over(f"Now {who} answers")
         return True
     finally:
         session._starting_over = False

@@ -76,14 +76,7 @@ def _explain(exc: Exception) -> str:
 
 def keyring_key() -> str | None:
     """The key saved in the OS keyring, or None (also when there is no usable keyring)."""
-    try:
-        value = _keyring().get_password(SERVICE, USERNAME)
-    except SecretStoreError:
-        return None
-    except Exception as exc:  # a broken or missing backend must not stop the app
-        log.info("no key from the OS keyring: %s", _explain(exc))
-        return None
-    return value or None
+    return keyring_secret(USERNAME)
 
 
 def keyring_backend() -> str:
@@ -126,12 +119,7 @@ def store_api_key(key: str) -> None:
     problem = validate_key_format(key)
     if problem:
         raise SecretStoreError(problem)
-    try:
-        _keyring().set_password(SERVICE, USERNAME, key.strip())
-    except SecretStoreError:
-        raise
-    except Exception as exc:
-        raise SecretStoreError(_explain(exc)) from None
+    store_secret(USERNAME, key)
     log.info("API key saved in the OS keyring")
 
 
@@ -151,7 +139,8 @@ def delete_api_key() -> bool:
 
 
 def keyring_secret(name: str) -> str | None:
-    """Another secret saved under Parley's service in the OS keyring (e.g. a local chat server's key), or None."""
+    """A secret saved under Parley's service in the OS keyring (the API key, a local chat server's key), or
+    None (also when there is no usable keyring)."""
     try:
         return _keyring().get_password(SERVICE, name) or None
     except SecretStoreError:
@@ -162,7 +151,8 @@ def keyring_secret(name: str) -> str | None:
 
 
 def store_secret(name: str, value: str) -> None:
-    """Save a secret (not the OpenAI key) in the OS keyring under Parley's service; raises SecretStoreError."""
+    """Save a secret in the OS keyring under Parley's service; raises SecretStoreError (the API key goes
+    through store_api_key, which checks its format first)."""
     try:
         _keyring().set_password(SERVICE, name, value.strip())
     except SecretStoreError:

@@ -860,12 +860,7 @@ class LiveSession:
             self.playback.clear()
             if not await self._open_new_session(f"switching to {provider.label}…"):
                 return False
-            reseed = self.client.reseed_context()
-            self._apply(reseed)
-            self._set_status("connected")
-            carried = f"; {len(reseed)} recent turns carried over as context" if reseed else ""
-            self._notify(Notice("info", f"Now talking to {provider.label}{carried}."))
-            self._apply(self.client.flush_outbox())
+            self._carry_conversation_over(f"Now talking to {provider.label}")
             return True
         finally:
             self._starting_over = False
@@ -891,6 +886,16 @@ class LiveSession:
             return True
         finally:
             self._starting_over = False
+
+    def _carry_conversation_over(self, now: str) -> None:
+        """In the session just opened: the recent turns as context (as after a reconnect), the notice
+        "NOW; N recent turns carried over as context.", and what waited for the connection."""
+        reseed = self.client.reseed_context()
+        self._apply(reseed)
+        self._set_status("connected")
+        carried = f"; {len(reseed)} recent turns carried over as context" if reseed else ""
+        self._notify(Notice("info", f"{now}{carried}."))
+        self._apply(self.client.flush_outbox())
 
     async def _open_new_session(self, status: str) -> bool:
         """Close the connection (not a drop: `_starting_over` is set by the caller) and open a new server session

@@ -14,6 +14,7 @@ Errors are `PortalError` (a `CaptureError`) with a sentence for the user. Blocki
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .screen_capture import CaptureError, Grab
+
+log = logging.getLogger(__name__)
 
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT_PATH = "/org/freedesktop/portal/desktop"
@@ -85,8 +88,8 @@ class PortalBus:
     def close(self) -> None:
         try:
             self.conn.close()
-        except OSError:
-            pass
+        except OSError as exc:  # the bus went away first: nothing left to close
+            log.debug("closing the portal's bus connection: %s", exc)
 
     def call(self, interface: str, method: str, signature: str | None = None, body: tuple = (), path: str = OBJECT_PATH):
         from jeepney import DBusAddress, new_method_call
@@ -166,8 +169,8 @@ class PortalBus:
     def _close_request(self, handle: str) -> None:
         try:
             self.call(REQUEST_IFACE, "Close", path=handle)
-        except PortalError:
-            pass
+        except PortalError as exc:  # the request had ended already: the dialog is gone either way
+            log.debug("closing portal request %s: %s", handle, exc)
 
 
 def screenshot_version() -> int | None:

@@ -151,7 +151,7 @@ class PortalShortcut:
             if self.session is not None:
                 try:
                     bus.call(SESSION_IFACE, "Close", path=self.session)
-                except PortalError:
-                    pass
+                except PortalError as exc:  # the portal closed it already (it went away, or the desktop ended it)
+                    log.debug("closing the portal's shortcut session: %s", exc)
             bus.close()
             self._report()

@@ -133,8 +133,11 @@ class OutputLane:
 
     def between(self, start_ms: float, end_ms: float) -> tuple[np.ndarray, np.ndarray]:
         """(column start times in mic ms, peaks) of the columns that start within [start_ms, end_ms]."""
-        cols = [c for c in self.columns if start_ms <= c[0] <= end_ms]
-        return (np.array([c[0] for c in cols], dtype=np.float64), np.array([c[1] for c in cols], dtype=np.float64))
+        if not self.columns:
+            return np.zeros(0), np.zeros(0)
+        cols = np.array(self.columns, dtype=np.float64)
+        keep = (cols[:, 0] >= start_ms) & (cols[:, 0] <= end_ms)
+        return cols[keep, 0], cols[keep, 1]
 
 
 class Waveform(QWidget):
@@ -302,9 +305,13 @@ class Waveform(QWidget):
             p.drawPolygon(QPolygonF(upper + base))
         # The answer as played, mirrored below the centre line (nothing where it was silent).
         times, out_peaks = self.output.between(start_ms - COLUMN_MS, self.now_ms)
-        if len(times):
-            xs = r.right() - (self.now_ms - (times + COLUMN_MS / 2)) / self.window_ms * r.width()
-            hs = np.sqrt(np.minimum(out_peaks, 1.0)) * half
+        hs = np.sqrt(np.minimum(out_peaks, 1.0)) * half
+        loud = hs >= 0.5
+        # Silent stretches add no points (the outline runs along the centre line there): cheap while nobody speaks.
+        keep = loud | np.roll(loud, 1) | np.roll(loud, -1)
+        if loud.any():
+            xs = (r.right() - (self.now_ms - (times + COLUMN_MS / 2)) / self.window_ms * r.width())[keep]
+            hs = hs[keep]
             lower = [QPointF(x, mid + h) for x, h in zip(xs.tolist(), hs.tolist())]
             base = [QPointF(float(xs[-1]), mid), QPointF(float(xs[0]), mid)]
             p.setPen(Qt.PenStyle.NoPen)
