@@ -12,13 +12,26 @@ import pytest
 
 
 def _wait_for_service(timeout: float = 15.0) -> None:
-    from desktop.secret_service import service_available
+    """Until the daemon started here owns the Secret Service name. Not `service_available`: that is true as soon
+    as D-Bus *could* start one (gnome-keyring's service file), and a request made then starts a second daemon,
+    without the unlocked login keyring: the tests then meet a locked keyring (seen in a loaded full run)."""
+    from contextlib import closing
 
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+    from jeepney.wrappers import unwrap_msg
+
+    from desktop.secret_service import BUS_NAME
+
+    bus = DBusAddress("/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service_available(timeout=1.0):
-            return
-        time.sleep(0.1)
+    with closing(open_dbus_connection(bus="SESSION")) as conn:
+        while time.monotonic() < deadline:
+            (owned,) = unwrap_msg(conn.send_and_get_reply(new_method_call(bus, "NameHasOwner", "s", (BUS_NAME,)),
+                                                          timeout=1.0))
+            if owned:
+                return
+            time.sleep(0.05)
     raise RuntimeError("gnome-keyring-daemon did not take the Secret Service name")
 
 

@@ -162,6 +162,9 @@ def test_a_spoken_file_is_the_users_turn_gets_an_answer_and_can_be_kept_and_spok
         assert "time" in user.text.lower(), user.text
         kept.append(session.keep_turn(tmp_path))
         assert kept[0] is not None
+        # The file's trailing silence may still be going out when the answer is done (a loaded machine): speaking
+        # the kept turn then would replace it, not follow it.
+        assert await wait_until(lambda: session.file_voice is None, 10)
         assert session.speak_file(kept[0][0])
         assert await wait_until(lambda: len([i for i in session.client.conversation if i.role == "user"
                                              and i.text_final]) == 2, 30)
