@@ -14,16 +14,33 @@ OPENAI_MODELS = ("gpt-realtime", "gpt-realtime-mini")
 MODEL_KEY = "openai.model"
 
 
+#: Gemini Live's BidiGenerateContent WebSocket path (the `google-genai` SDK's, v1beta). The offline engine serves
+#: it too, beside /v1/realtime, so the Gemini dialect runs end to end on this machine.
+GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+GEMINI_LIVE_URL = "wss://generativelanguage.googleapis.com" + GEMINI_LIVE_PATH
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+
+#: How a provider's key is sent: `Authorization: Bearer KEY` (OpenAI, compatible servers, the engine),
+#: `api-key: KEY` (Azure OpenAI), `x-goog-api-key: KEY` (Gemini), or not at all.
+AUTH_STYLES = ("bearer", "api-key", "x-goog-api-key", "none")
+
+
 @dataclass(frozen=True)
 class ProviderChoice:
-    kind: str  # "openai" | "engine" | "custom"
+    kind: str  # "openai" | "azure" | "gemini" | "compatible" | "engine" | "custom"
     label: str
     url: str | None  # None for the engine until it has started
     api_key: str | None = None
     model: str | None = None
+    #: The wire protocol family: "openai" (OpenAI, Azure, compatible servers, the engine's /v1/realtime) or
+    #: "gemini" (Gemini Live's BidiGenerateContent; the engine serves it too at GEMINI_LIVE_PATH).
+    dialect: str = "openai"
+    #: How the key goes on the wire (one of AUTH_STYLES).
+    auth: str = "bearer"
 
     def __repr__(self) -> str:  # never print the key
-        return f"ProviderChoice(kind={self.kind!r}, label={self.label!r}, url={self.url!r}, model={self.model!r})"
+        return (f"ProviderChoice(kind={self.kind!r}, label={self.label!r}, url={self.url!r}, model={self.model!r}, "
+                f"dialect={self.dialect!r})")
 
 
 def with_model(url: str, model: str | None) -> str:

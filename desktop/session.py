@@ -257,7 +257,8 @@ class LiveSession:
     async def _connect(self, url: str) -> None:
         """Open a new socket (one `WebSocketTransport` per connection); raises ConnectError."""
         provider = self.options.provider
-        transport = WebSocketTransport(Endpoint(url, provider.label, provider.api_key), self._on_message, self._on_closed)
+        transport = WebSocketTransport(Endpoint(url, provider.label, provider.api_key, auth=provider.auth),
+                                       self._on_message, self._on_closed)
         await transport.connect()
         self.transport = transport
 

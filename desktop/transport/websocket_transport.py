@@ -28,11 +28,15 @@ class Endpoint:
     label: str
     api_key: str | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    #: How the key is sent (providers.AUTH_STYLES): "bearer", "api-key" (Azure), "x-goog-api-key" (Gemini), "none".
+    auth: str = "bearer"
 
     def headers(self) -> list[tuple[str, str]]:
         headers = list(self.extra_headers)
-        if self.api_key:
+        if self.api_key and self.auth == "bearer":
             headers.append(("Authorization", f"Bearer {self.api_key}"))
+        elif self.api_key and self.auth in ("api-key", "x-goog-api-key"):
+            headers.append((self.auth, self.api_key))
         return headers
 
     @property
