@@ -36,6 +36,8 @@ from .core.actions import (
 )
 from .core.local_barge_in import LocalBargeInSettings
 from .core.pcm import rms_dbfs
+from .core.dialects import dialect_for
+from .core.provider_capabilities import capabilities_for
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
 from .core.turn_taking import TurnSettings
@@ -118,7 +120,16 @@ Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
 class LiveSession:
     def __init__(self, options: SessionOptions) -> None:
         self.options = options
-        self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in)
+        provider = options.provider
+        #: The provider's dialect (desktop.core.dialects): the core's events to its wire messages and back.
+        self.dialect = dialect_for(provider.dialect, capabilities_for(provider.kind, provider.dialect), provider.model)
+        self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in,
+                                     capabilities=self.dialect.capabilities)
+        #: When this connection's server session began (perf_counter), for the provider's session time limit.
+        self.session_began: float | None = None
+        self._reopen_task: asyncio.Task | None = None
+        #: Messages put on the wire (after the dialect), kept like sent_events when record_sent is True.
+        self.sent_wire: list[dict[str, Any]] = []
         self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
         self.echo = None  # EchoCanceller | EchoGate | None, on the capture path
         self.far_levels = FarEndLevels()  # what the speaker played lately: the onset detector's double-talk route
@@ -230,7 +241,7 @@ class LiveSession:
             except (EngineStartError, OSError) as exc:
                 self._set_status("failed", f"The offline engine could not start: {exc}")
                 return False
-            url = self.engine.url
+            url = self._engine_url()
         assert url is not None
         self._set_status("connecting", f"connecting to {provider.label}…")
         try:
@@ -261,6 +272,8 @@ class LiveSession:
                                        self._on_message, self._on_closed)
         await transport.connect()
         self.transport = transport
+        self.dialect.connected()
+        self.session_began = time.perf_counter()
 
     async def stop(self) -> None:
         if self.closed:
@@ -719,8 +732,30 @@ class LiveSession:
     def _on_message(self, text: str) -> None:
         if self.event_taps:
             self._tap("server", text)
-        actions = self.client.receive(text)
-        self._apply(actions)
+        try:
+            translation = self.dialect.inbound(text)
+        except Exception as exc:  # a dialect bug must not take the conversation down
+            log.exception("the %s dialect failed on a message", self.options.provider.dialect)
+            self._notify(Notice("warning", f"Skipped a server message Parley could not read ({type(exc).__name__})."))
+            return
+        self._translated(translation)
+        for event in translation.events:
+            self._apply(self.client.receive_event(event))
+
+    def _translated(self, translation) -> None:
+        """What a dialect produced besides core events: wire messages to send, notices to show."""
+        for message in translation.wire:
+            self._put_on_wire(message)
+        for level, text in translation.notices:
+            self._notify(Notice(level, text))
+
+    def _put_on_wire(self, message: dict[str, Any]) -> None:
+        if self.record_sent:
+            self.sent_wire.append(message)
+        if self.event_taps:
+            self._tap("client", message)
+        if self.transport is None or not self.transport.send(message):
+            log.debug("not connected: dropped %s", message.get("type") or next(iter(message), "?"))
 
     def _tap(self, direction: str, payload: Any) -> None:
         for tap in list(self.event_taps):
@@ -866,6 +901,51 @@ class LiveSession:
         finally:
             self._starting_over = False
 
+    async def switch_provider(self, provider: ProviderChoice) -> bool:
+        """Connection → Provider: the same conversation with another provider, as `switch_model` does with another
+        model. The answer playing stops; the offline engine starts when moving to kind "engine" and stops when
+        leaving it; a new session opens at the new provider (in its dialect) and the recent turns are carried over
+        as context. False when the switch cannot be made (the engine did not start; a failed connection, then
+        reconnecting goes on with the new provider)."""
+        if self.closed or self._starting_over:
+            return False
+        self._starting_over = True
+        try:
+            self._silence_playback(self.playback.stop)
+            self.playback.clear()
+            if self._reconnect_task is not None:  # it would reconnect to the old provider
+                self._reconnect_task.cancel()
+            if self.transport is not None:
+                transport, self.transport = self.transport, None
+                await transport.close()
+                self._apply(self.client.on_disconnected())
+            if self.engine is not None and provider.kind != "engine":
+                engine, self.engine = self.engine, None
+                await engine.stop()
+            old, self.options.provider = self.options.provider, provider
+            if (provider.kind, provider.dialect) != (old.kind, old.dialect):
+                from .core.dialects import dialect_for
+
+                capabilities = capabilities_for(provider.kind, provider.dialect)
+                self.dialect = dialect_for(provider.dialect, capabilities, provider.model)
+                self.client.capabilities = capabilities
+            if provider.kind == "engine" and self.engine is None:
+                from .brain_switch import engine_for  # the chosen brain, or the responder when its server is gone
+
+                self._set_status("starting engine", "starting the offline engine…")
+                self.engine = await engine_for(self)
+                try:
+                    await self.engine.start()
+                except (EngineStartError, OSError) as exc:  # Retry starts it again (`_current_url`)
+                    self._set_status("failed", f"The offline engine could not start: {exc}")
+                    return False
+            if not await self._open_new_session(f"switching to {self.options.provider.label}…"):
+                return False
+            self._carry_conversation_over(f"Now talking to {self.options.provider.label}")
+            return True
+        finally:
+            self._starting_over = False
+
     async def new_conversation(self) -> bool:
         """File → New conversation: silence the answer, forget the conversation (its saved file stays), and open
         a fresh server session, so the model remembers nothing of it. False when the new session could not be
@@ -925,9 +1005,18 @@ class LiveSession:
                 log.warning("the offline engine stopped (%s); restarting it", self.engine.describe())
                 self._set_status("reconnecting", "The offline engine stopped; restarting it…")
                 await self.engine.start()
-            return self.engine.url
+            return self._engine_url()
         assert self.options.provider.url is not None
         return self.options.provider.url
+
+    def _engine_url(self) -> str:
+        """The engine's URL for the provider's dialect (it serves Gemini Live's path beside /v1/realtime)."""
+        assert self.engine is not None
+        if self.options.provider.dialect == "gemini":
+            from .providers import GEMINI_LIVE_PATH
+
+            return f"ws://127.0.0.1:{self.engine.port}{GEMINI_LIVE_PATH}"
+        return self.engine.url
 
     def restore_items(self, items: list) -> int:
         """Bring back a saved conversation: shown in the transcript and, when connected, re-seeded as context."""
@@ -987,10 +1076,15 @@ class LiveSession:
             if isinstance(action, Send):
                 if self.record_sent:
                     self.sent_events.append(action.event)
-                if self.event_taps:
-                    self._tap("client", action.event)
-                if self.transport is None or not self.transport.send(action.event):
-                    log.debug("not connected: dropped %s", action.event.get("type"))
+                try:
+                    translation = self.dialect.outbound(action.event)
+                except Exception as exc:
+                    log.exception("the %s dialect failed on %s", self.options.provider.dialect, action.event.get("type"))
+                    self._notify(Notice("warning", f"Could not send {action.event.get('type')} ({type(exc).__name__})."))
+                    continue
+                self._translated(translation)
+                for event in translation.events:  # what the provider will not say, said by its dialect
+                    self._apply(self.client.receive_event(event))
                 continue
             if isinstance(action, PlayAudio):
                 if self._speech_stopped_at is not None:

@@ -44,6 +44,9 @@ class ConversationItem:
     #: Barge-in: the item was cut at this many ms of audio; `heard_text` is what the user heard of the text.
     truncated_at_ms: int | None = None
     heard_text: str | None = None
+    #: The provider cannot truncate (Gemini Live): the model's context keeps all of this interrupted answer,
+    #: though the user heard only `heard_text`.
+    model_kept_unheard: bool = False
     response_id: str | None = None
     images: list[ImageInfo] = field(default_factory=list)
     #: Assistant: ms from the end of the user's spoken turn (the server's `speech_stopped` reaching the client)

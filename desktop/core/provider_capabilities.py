@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .session_config import VAD_PROFILES, ServerVad
+
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+#: Gemini Live's prebuilt voices (speechConfig.voiceConfig.prebuiltVoiceConfig.voiceName).
+GEMINI_VOICES = (
+    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr", "Achernar", "Achird", "Algenib",
+    "Algieba", "Alnilam", "Autonoe", "Callirrhoe", "Despina", "Enceladus", "Erinome", "Gacrux", "Iapetus",
+    "Laomedeia", "Pulcherrima", "Rasalgethi", "Sadachbia", "Sadaltager", "Schedar", "Sulafat", "Umbriel",
+    "Vindemiatrix", "Zubenelgenubi",
+)
+OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
+
 
 @dataclass(frozen=True)
 class Knob:
@@ -50,6 +62,10 @@ class ProviderCapabilities:
     #: Server VAD knobs by Parley's name: threshold, prefix_padding_ms, silence_duration_ms, eagerness,
     #: interrupt_response, idle_timeout_ms.
     knobs: dict[str, Knob] = field(default_factory=dict)
+    #: The turn-detection profiles (fast / balanced / patient / noisy) as this provider's settings.
+    profiles: dict[str, ServerVad] = field(default_factory=lambda: dict(VAD_PROFILES))
+    #: Voices the provider offers (empty: any name may be typed).
+    voices: tuple[str, ...] = ()
 
     def knob(self, name: str) -> Knob:
         return self.knobs.get(name, Knob())
@@ -70,6 +86,7 @@ class ProviderCapabilities:
 
 OPENAI = ProviderCapabilities(
     name="OpenAI Realtime",
+    voices=OPENAI_VOICES,
     session_limit_s=60 * 60,
     knobs={
         "threshold": Knob(meaning="How loud and speech-like audio must be to count as speech (0–1)."),
@@ -82,7 +99,7 @@ OPENAI = ProviderCapabilities(
 )
 
 #: Azure OpenAI serves the same models and events as OpenAI; its limits are the resource's.
-AZURE = ProviderCapabilities(name="Azure OpenAI", session_limit_s=30 * 60, knobs=OPENAI.knobs)
+AZURE = ProviderCapabilities(name="Azure OpenAI", session_limit_s=30 * 60, knobs=OPENAI.knobs, voices=OPENAI_VOICES)
 
 #: A server that speaks the OpenAI Realtime protocol (xAI, vLLM-style servers, the offline engine).
 COMPATIBLE = ProviderCapabilities(name="OpenAI-compatible", knobs=OPENAI.knobs)
@@ -106,17 +123,27 @@ GEMINI = ProviderCapabilities(
     # the connection itself still lasts about 10 minutes and is carried over by resumption (goAway first).
     session_limit_s=10 * 60,
     knobs={
-        "threshold": Knob(meaning="Start-of-speech sensitivity: above 0.5 is HIGH (starts on less), "
-                                  "0.5 or below is LOW. Gemini has two levels, not a number."),
+        "threshold": Knob(meaning="Start-of-speech sensitivity, which has two levels, not a number: below 0.6 is "
+                                  "HIGH (speech starts on less; shown as 0.5), 0.6 and above is LOW (it needs "
+                                  "clearer speech; shown as 0.7)."),
         "prefix_padding_ms": Knob(meaning="How long speech must last before Gemini counts it as started "
                                           "(a debounce), not audio kept from before the start."),
-        "silence_duration_ms": Knob(meaning="Silence that ends your turn."),
+        "silence_duration_ms": Knob(meaning="Silence that ends your turn; 400 ms or less also sets the "
+                                            "end-of-speech sensitivity HIGH (ends on shorter pauses), more sets LOW."),
         "eagerness": Knob(offered=False, reason="Gemini Live has no semantic turn detection; its end-of-speech "
                                                 "sensitivity is set from the profile instead."),
         "interrupt_response": Knob(meaning="activityHandling: your speech interrupts the answer "
                                            "(START_OF_ACTIVITY_INTERRUPTS) or not (NO_INTERRUPTION)."),
         "idle_timeout_ms": Knob(offered=False, reason=_GEMINI_NO),
     },
+    # Gemini's prefix padding is a debounce: short, or the start of every turn is late by that much.
+    profiles={
+        "fast": ServerVad(threshold=0.5, prefix_padding_ms=20, silence_duration_ms=300),
+        "balanced": ServerVad(threshold=0.5, prefix_padding_ms=40, silence_duration_ms=500),
+        "patient": ServerVad(threshold=0.5, prefix_padding_ms=60, silence_duration_ms=800),
+        "noisy": ServerVad(threshold=0.7, prefix_padding_ms=120, silence_duration_ms=600),
+    },
+    voices=GEMINI_VOICES,
 )
 
 

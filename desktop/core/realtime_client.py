@@ -41,6 +41,7 @@ from . import local_barge_in as lb
 from .barge_in import BargeInPolicy, heard_text
 from .conversation import Conversation, ImageInfo
 from .pcm import PROTOCOL_RATE, samples_to_ms
+from .provider_capabilities import OPENAI, ProviderCapabilities
 from .session_config import ManualTurns, SemanticVad, ServerVad, SessionConfig
 from .turn_audio import SentAudioTape
 from .usage import TokenUsage
@@ -66,7 +67,10 @@ class RealtimeClient:
         config: SessionConfig | None = None,
         events: ev.ClientEvents | None = None,
         local_barge_in: lb.LocalBargeInSettings | None = None,
+        capabilities: ProviderCapabilities | None = None,
     ) -> None:
+        #: What the provider can do (truncate, delete, cancel…): what it cannot is not sent, and is said.
+        self.capabilities = capabilities or OPENAI
         self.requested = config or SessionConfig()
         self.local_barge_in = lb.LocalBargeIn(local_barge_in)
         #: The input clock: ms of microphone audio seen (whether or not it was sent).
@@ -297,8 +301,14 @@ class RealtimeClient:
         if last_user is None:
             return [Notice("info", "There is no turn of yours to answer again yet.")]
         old = [item.item_id for item in items[last_user + 1:] if item.role in ("assistant", "tool")]
-        self._deleting.update(old)
         actions: list[Action] = []
+        if not self.capabilities.can_delete_items:
+            # The old answer stays in the model's context (and in the transcript): the new one follows it.
+            if old:
+                actions.append(Notice("info", f"{self.capabilities.name} cannot remove the old answer from the "
+                                              "model's context: the new answer follows it."))
+            old = []
+        self._deleting.update(old)
         if self.audible_item is not None or self.audio_queued or self.active_response is not None:
             actions += self._interrupt(source="user", server_cancels=False)
         if self.active_response is not None:  # deleted once the cancelled response is done, then the new one
@@ -314,6 +324,9 @@ class RealtimeClient:
             return [Notice("warning", "Not connected: nothing can be deleted now.")]
         if self.conversation.get(item_id) is None:
             return []
+        if not self.capabilities.can_delete_items:
+            return [Notice("info", f"{self.capabilities.name} cannot remove a turn from the model's context, so "
+                                   "it was kept.")]
         response = self.active_response
         if response is not None and item_id in (response.item_ids or []):
             return [Notice("info", "That answer is still going: stop it first (Ctrl+.), then delete it.")]
@@ -412,7 +425,10 @@ class RealtimeClient:
         heard = self.barge_in.truncate_ms(played_ms, item.audio_received_ms)
         actions: list[Action] = []
         if heard is not None and heard < item.audio_received_ms + 1 and self.connected:
-            actions.append(self._send(self.events.item_truncate(item_id, heard)))
+            if self.capabilities.can_truncate:
+                actions.append(self._send(self.events.item_truncate(item_id, heard)))
+            else:
+                item.model_kept_unheard = True
         shown_ms = heard or 0
         item.truncated_at_ms = shown_ms
         item.heard_text = heard_text(item.text, shown_ms, item.audio_received_ms)
@@ -426,7 +442,10 @@ class RealtimeClient:
     # ------------------------------------------------------------------ server events
     def receive(self, message: str | bytes | dict[str, Any]) -> list[Action]:
         """Handle one server message. Never raises: malformed and unknown events are logged and skipped."""
-        event = ev.parse_server_event(message)
+        return self.receive_event(ev.parse_server_event(message))
+
+    def receive_event(self, event: ev.ServerEvent) -> list[Action]:
+        """Handle one parsed server event (from a dialect). Never raises."""
         try:
             return self.handle(event)
         except Exception as exc:  # a bug here must not take the conversation down
@@ -513,6 +532,7 @@ class RealtimeClient:
         if decision.stop_playback:
             actions.append(StopPlayback(source))
         if decision.cancel_response and self.active_response is not None and self.connected:
+            # (A provider without cancel gets it too: its dialect notes the answer as cancelled, sends nothing.)
             if self._cancel_sent_for != self.active_response.response_id:
                 self._cancel_sent_for = self.active_response.response_id
                 actions.append(self._send(self.events.response_cancel()))

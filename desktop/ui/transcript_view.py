@@ -42,6 +42,10 @@ def render_item(item: ConversationItem, image_key: Callable[[Any], str | None] |
         unheard = html.escape(item.unheard_text)
         cut = '<b style="color:#c62828" title="you interrupted here">&nbsp;|&nbsp;</b>'
         body = heard + cut + (f'<span class="unheard">{unheard}</span>' if unheard else "")
+        if item.model_kept_unheard:
+            body += ('<br/><span class="meta" title="This provider has no truncate: the model could not be told '
+                     'where you interrupted.">(not truncated: this provider cannot cut the answer, so the model '
+                     'remembers all of it, heard or not)</span>')
     elif item.role == "tool" and item.text:
         body = f'<span class="call">{html.escape(item.text)}</span>'
     elif item.text:
