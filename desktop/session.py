@@ -32,6 +32,7 @@ from .core.actions import (
     Send,
     SpeechBoundary,
     StopPlayback,
+    TurnState,
     UnduckPlayback,
 )
 from .core.local_barge_in import LocalBargeInSettings
@@ -70,6 +71,21 @@ class VadFrame:
 
     probability: float
     end_ms: int
+
+
+@dataclass(frozen=True)
+class SessionTimeLeft:
+    """How long the provider lets this server session last from now (seconds); None: no known limit. Parley
+    renews the session before then (see LiveSession._check_session_lifetime)."""
+
+    seconds: float | None
+    limit_s: float | None = None
+
+
+#: Renew a time-limited session this long before its limit (at the first turn boundary from then on), and at
+#: the latest this long before it, at a boundary or not.
+RENEW_AHEAD_S = 120.0
+RENEW_LATEST_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,9 @@ class SessionOptions:
     cut_speaker_buffer: bool = True
     #: The offline engine's brain (local_llm_discovery.BrainChoice; None: the built-in responder).
     engine_brain: Any = None
+    #: How long one server session may last, in seconds, instead of the provider's known limit (tests, a
+    #: provider whose limit differs); None: the provider's (ProviderCapabilities.session_limit_s).
+    session_limit_s: float | None = None
 
 
 Notification = Any  # Action | ConnectionStatus | InputLevel | Timing
@@ -128,6 +147,10 @@ class LiveSession:
         #: When this connection's server session began (perf_counter), for the provider's session time limit.
         self.session_began: float | None = None
         self._reopen_task: asyncio.Task | None = None
+        self._go_away_seen: float | None = None
+        self._time_left_shown: int | None = -1
+        #: Server sessions replaced before their end (time limit, goAway, settings), without a drop.
+        self.renewals = 0
         #: Messages put on the wire (after the dialect), kept like sent_events when record_sent is True.
         self.sent_wire: list[dict[str, Any]] = []
         self.local_vad = None  # SileroSpeechProbability on the microphone, created at start
@@ -719,6 +742,7 @@ class LiveSession:
             self._device_check_ticks += 1
             if self._device_check_ticks % 10 == 0:  # every ~200 ms
                 self._check_devices()
+                self._check_session_lifetime()
             if playing and not self._was_playing:
                 item = self.playback.current_item()
                 if item is None:
@@ -779,6 +803,85 @@ class LiveSession:
         self.reconnect_policy.reset()
         self._schedule_reconnect()
 
+    # ------------------------------------------------------------------ session lifetime
+    @property
+    def session_limit_s(self) -> float | None:
+        return self.options.session_limit_s or self.dialect.capabilities.session_limit_s
+
+    def session_time_left(self) -> float | None:
+        """Seconds this server session may still last (the provider's limit, or a goAway's time left)."""
+        if self.session_began is None or self.transport is None:
+            return None
+        elapsed = time.perf_counter() - self.session_began
+        left = None
+        limit = self.session_limit_s
+        if limit:
+            left = limit - elapsed
+        go_away_ms = getattr(self.dialect, "go_away_ms", None)
+        if go_away_ms is not None and self._go_away_seen is not None:
+            away_left = go_away_ms / 1000 - (time.perf_counter() - self._go_away_seen)
+            left = away_left if left is None else min(left, away_left)
+        return left
+
+    def _at_turn_boundary(self) -> bool:
+        """Nobody has the floor: no answer playing or being generated, the user not speaking, nothing typed
+        waiting, and no spoken turn between its end and its answer."""
+        client = self.client
+        return (client.state == TurnState.LISTENING and client.active_response is None and not client.audio_queued
+                and not self.playback.is_playing() and not self.playback.is_paused() and client.uncommitted_ms < 1
+                and (self._speech_stopped_at is None or time.perf_counter() - self._speech_stopped_at > 10)
+                and self.file_voice is None)
+
+    def _check_session_lifetime(self) -> None:
+        """Open the next server session before this one must end (the provider's time limit, a goAway, or
+        settings that only a new session takes), and switch at a turn boundary so no turn is cut."""
+        if getattr(self.dialect, "go_away_ms", None) is not None and self._go_away_seen is None:
+            self._go_away_seen = time.perf_counter()
+        left = self.session_time_left()
+        shown = None if left is None else max(0, int(left))
+        if shown != self._time_left_shown:
+            self._time_left_shown = shown
+            self._notify(SessionTimeLeft(left, self.session_limit_s))
+        if (self.closed or self._starting_over or self.reconnecting or self.transport is None
+                or (self._reopen_task is not None and not self._reopen_task.done())):
+            return
+        reason = self.dialect.reopen_reason
+        limit = self.session_limit_s or 0.0
+        if reason is None and left is not None and left < min(RENEW_AHEAD_S, limit / 4 if limit else RENEW_AHEAD_S):
+            reason = "time_limit"
+        if reason is None:
+            return
+        urgent = left is not None and left < min(RENEW_LATEST_S, limit / 10 if limit else RENEW_LATEST_S)
+        if not (urgent or self._at_turn_boundary()):
+            return
+        assert self._loop is not None
+        self._reopen_task = self._loop.create_task(self.renew_session(reason))
+
+    async def renew_session(self, reason: str = "time_limit") -> bool:
+        """Replace the server session with a new one, carrying the conversation over: by the provider's
+        resumption handle where it has one (nothing is re-sent), else as context, as after a reconnect."""
+        if self.closed or self._starting_over:
+            return False
+        words = {"time_limit": "the session's time limit is near", "go_away": "the server is ending the connection",
+                 "settings": "new session settings"}.get(reason, reason)
+        log.info("renewing the server session: %s", words)
+        self._starting_over = True
+        try:
+            if not await self._open_new_session(f"renewing the session ({words})…"):
+                return False
+            self.renewals += 1
+            self._go_away_seen = None
+            self._time_left_shown = -1
+            if self.dialect.resumed:
+                self._set_status("connected")
+                self._notify(Notice("info", f"New session ({words}): the conversation was resumed by its handle."))
+                self._apply(self.client.flush_outbox())
+            else:
+                self._carry_conversation_over(f"New session ({words})")
+            return True
+        finally:
+            self._starting_over = False
+
     # ------------------------------------------------------------------ reconnecting
     @property
     def reconnecting(self) -> bool:
@@ -826,7 +929,8 @@ class LiveSession:
                 return
             self.reconnect_policy.succeeded()
             self._apply(self.client.on_connected())
-            reseed = self.client.reseed_context()
+            # A session resumed by its handle has the conversation: nothing to re-seed.
+            reseed = [] if self.dialect.resumed else self.client.reseed_context()
             self._apply(reseed)
             if self._dropped_at is not None:
                 seconds = time.perf_counter() - self._dropped_at
@@ -836,7 +940,8 @@ class LiveSession:
                     del self.reconnect_seconds[:5_000]
                 self._notify(Timing("reconnect", seconds))
             self._set_status("connected")
-            restored = f" and {len(reseed)} recent turns restored as context" if reseed else ""
+            restored = f" and {len(reseed)} recent turns restored as context" if reseed else (
+                " and the conversation resumed by its handle" if self.dialect.resumed else "")
             self._notify(Notice("info", f"Reconnected to {provider.label}{restored}."))
             self._apply(self.client.flush_outbox())
             return

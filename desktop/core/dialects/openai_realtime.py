@@ -14,6 +14,9 @@ from . import Translation
 
 
 class OpenAIRealtimeDialect:
+    #: Time left that a server announced before closing (Gemini's goAway); this protocol has none.
+    go_away_ms: int | None = None
+
     def __init__(self, capabilities: ProviderCapabilities | None = None) -> None:
         self.capabilities = capabilities or OPENAI
 
