@@ -31,6 +31,8 @@ class Knob:
     offered: bool = True
     meaning: str = ""
     reason: str = ""
+    #: The control's label on this provider, when it does something else than OpenAI's knob of that name.
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ class ProviderCapabilities:
 
     def knob(self, name: str) -> Knob:
         return self.knobs.get(name, Knob())
+
+    def matching_profile(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int) -> str:
+        """The name of this provider's profile with these values, or "custom"."""
+        for name, p in self.profiles.items():
+            if (abs(p.threshold - threshold) < 1e-6 and p.prefix_padding_ms == prefix_padding_ms
+                    and p.silence_duration_ms == silence_duration_ms):
+                return name
+        return "custom"
 
     def not_offered(self) -> list[str]:
         """Plain words for each thing this provider cannot do, for the transcript and the status tooltip."""
@@ -123,16 +133,16 @@ GEMINI = ProviderCapabilities(
     # the connection itself still lasts about 10 minutes and is carried over by resumption (goAway first).
     session_limit_s=10 * 60,
     knobs={
-        "threshold": Knob(meaning="Start-of-speech sensitivity, which has two levels, not a number: below 0.6 is "
+        "threshold": Knob(label="Start sensitivity", meaning="Start-of-speech sensitivity, which has two levels, not a number: below 0.6 is "
                                   "HIGH (speech starts on less; shown as 0.5), 0.6 and above is LOW (it needs "
                                   "clearer speech; shown as 0.7)."),
-        "prefix_padding_ms": Knob(meaning="How long speech must last before Gemini counts it as started "
+        "prefix_padding_ms": Knob(label="Speech debounce", meaning="How long speech must last before Gemini counts it as started "
                                           "(a debounce), not audio kept from before the start."),
         "silence_duration_ms": Knob(meaning="Silence that ends your turn; 400 ms or less also sets the "
                                             "end-of-speech sensitivity HIGH (ends on shorter pauses), more sets LOW."),
         "eagerness": Knob(offered=False, reason="Gemini Live has no semantic turn detection; its end-of-speech "
                                                 "sensitivity is set from the profile instead."),
-        "interrupt_response": Knob(meaning="activityHandling: your speech interrupts the answer "
+        "interrupt_response": Knob(label="Speech interrupts the answer (activityHandling)", meaning="activityHandling: your speech interrupts the answer "
                                            "(START_OF_ACTIVITY_INTERRUPTS) or not (NO_INTERRUPTION)."),
         "idle_timeout_ms": Knob(offered=False, reason=_GEMINI_NO),
     },

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import turn_taking as tt
+from ..core.provider_capabilities import OPENAI, ProviderCapabilities
 from ..core.session_config import EAGERNESS_VALUES, ManualTurns, TurnDetection, describe_turn_detection
 
 _PROFILE_LABELS = {
@@ -117,6 +118,8 @@ class SettingsDock(QDockWidget):
         self.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
         self._settings = settings or tt.TurnSettings()
         self._loading = False
+        #: The provider whose knobs these are (set_provider): what it lacks is disabled, with the reason.
+        self.capabilities: ProviderCapabilities = OPENAI
 
         body = QWidget()
         outer = QVBoxLayout(body)
@@ -163,6 +166,11 @@ class SettingsDock(QDockWidget):
         vad.addRow("Eagerness", self.eagerness)
         vad.addRow(self.create_response)
         vad.addRow(self.interrupt_response)
+        self._vad_form = vad
+        self.provider_label = QLabel()
+        self.provider_label.setWordWrap(True)
+        self.provider_label.setAccessibleName("Provider knobs")
+        vad.addRow(self.provider_label)
         outer.addWidget(self.vad_box)
 
         # -- dynamic rules ------------------------------------------------------------------------
@@ -275,6 +283,48 @@ class SettingsDock(QDockWidget):
             self._loading = False
         self._enable_for_mode()
 
+    # ------------------------------------------------------------------ the provider's knobs
+    _KNOB_WIDGETS = (("threshold", "threshold", "Threshold"), ("prefix_padding_ms", "prefix", "Prefix padding"),
+                     ("silence_duration_ms", "silence", "Silence duration"), ("idle_timeout_ms", "idle", "Idle timeout"),
+                     ("eagerness", "eagerness", "Eagerness"),
+                     ("interrupt_response", "interrupt_response", "Speech interrupts the answer (interrupt_response)"))
+
+    def set_provider(self, capabilities: ProviderCapabilities) -> None:
+        """Show the knobs as this provider has them: named for what they do there, disabled with the reason
+        where it has no such setting, and the profiles as its own values."""
+        self.capabilities = capabilities
+        for name, attr, default_label in self._KNOB_WIDGETS:
+            knob = capabilities.knob(name)
+            widget = getattr(self, attr)
+            label = knob.label or default_label
+            form_label = self._vad_form.labelForField(widget)
+            if isinstance(form_label, QLabel):
+                form_label.setText(label)
+            elif isinstance(widget, QCheckBox):
+                widget.setText(label)
+            widget.setToolTip(knob.meaning if knob.offered else f"Not offered by {capabilities.name}: {knob.reason}")
+            widget.setProperty("offered", knob.offered)
+        semantic_item = self.detection.model().item(self.detection.findData("semantic_vad"))
+        if semantic_item is not None:
+            semantic_item.setEnabled(capabilities.semantic_vad)
+            semantic_item.setToolTip("" if capabilities.semantic_vad else
+                                     f"{capabilities.name} has no semantic turn detection.")
+        missing = [n for n, k in capabilities.knobs.items() if not k.offered]
+        renamed = [capabilities.knob(n).label for n, _, _ in self._KNOB_WIDGETS if capabilities.knob(n).label]
+        words = [f"Knobs as {capabilities.name} has them."]
+        if renamed:
+            words.append("Named for what they do there: " + ", ".join(renamed) + ".")
+        if missing:
+            words.append("Not offered: " + ", ".join(n.replace("_ms", "").replace("_", " ") for n in missing) + ".")
+        if not capabilities.live_session_update:
+            words.append("Changes apply at the next session, which Parley opens at the next pause.")
+        self.provider_label.setText(" ".join(words))
+        self._enable_for_mode()
+
+    def _offered(self, attr: str) -> bool:
+        widget = getattr(self, attr)
+        return widget.property("offered") is not False
+
     def _enable_for_mode(self) -> None:
         s = self._settings
         vad_mode = s.mode == "vad"
@@ -283,6 +333,9 @@ class SettingsDock(QDockWidget):
         for w in (self.profile, self.threshold, self.prefix, self.silence, self.idle):
             w.setEnabled(not semantic or not vad_mode)
         self.eagerness.setEnabled(vad_mode and semantic)
+        for attr in ("threshold", "prefix", "silence", "idle", "eagerness", "interrupt_response"):
+            if not self._offered(attr):
+                getattr(self, attr).setEnabled(False)
         self.detection.setEnabled(vad_mode)
         # Show only what applies to the mode (the VAD values stay: leaving a manual mode restores them).
         self.rules_box.setVisible(vad_mode)
@@ -341,7 +394,8 @@ class SettingsDock(QDockWidget):
         if self._loading:
             return
         s = self._read()
-        s = replace(s, profile=s.matching_profile())
+        s = replace(s, profile=self.capabilities.matching_profile(s.threshold, s.prefix_padding_ms,
+                                                                   s.silence_duration_ms))
         self._loading = True
         self.profile.setCurrentIndex(self.profile.findData(s.profile))
         self._loading = False
@@ -353,6 +407,10 @@ class SettingsDock(QDockWidget):
         name = self.profile.currentData()
         s = self._read()
         s = s.with_profile(name) if name != "custom" else replace(s, profile="custom")
+        own = self.capabilities.profiles.get(name)
+        if own is not None:  # the provider's own values for this profile
+            s = replace(s, threshold=own.threshold, prefix_padding_ms=own.prefix_padding_ms,
+                        silence_duration_ms=own.silence_duration_ms)
         if s == self._settings:
             return
         self.set_settings(s)  # shows the profile's values (without emitting)

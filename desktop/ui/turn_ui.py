@@ -95,6 +95,7 @@ class TurnUi(QObject):
         session.turns.input_taps.append(self.waveform.add_audio)
         self.waveform.attach(session)  # the answer as played, and where barge-ins cut it
         session.subscribe(self._on_note)
+        self.dock.set_provider(session.client.capabilities)
         if session.turns.settings != self.dock.settings():
             session.turns.apply(self.dock.settings())
         self._show_detector()
@@ -108,6 +109,8 @@ class TurnUi(QObject):
             self._log(f"server: speech {'started' if note.started else 'stopped'} at {note.audio_ms} ms")
         elif isinstance(note, SessionChanged) and self.session is not None:
             client = self.session.client
+            if client.capabilities is not self.dock.capabilities:  # another provider (Connection → Provider)
+                self.dock.set_provider(client.capabilities)
             self.dock.show_server(client.requested.turn_detection,
                                   client.effective.turn_detection if client.effective else None, note.differences)
         elif isinstance(note, SilenceOverride):
