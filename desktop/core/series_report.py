@@ -171,3 +171,85 @@ def series_markdown(turns: list[SeriesTurn], *, started: str, provider: str, set
     if previous is not None:
         text += "\n" + comparison_markdown(previous[1], turns, previous[0])
     return text
+
+
+# ---------------------------------------------------------------------------------------------- providers
+def _p95(values: list[int]) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def provider_summary(turns: list[SeriesTurn]) -> dict[str, Any]:
+    """One provider's run in figures: answered, voice median and p95, tokens, interruptions."""
+    voices = [t.voice_ms for t in turns if t.voice_ms is not None]
+    return {
+        "files": len(turns),
+        "answered": sum(1 for t in turns if t.outcome == "answered"),
+        "voice_median_ms": round(statistics.median(voices)) if voices else None,
+        "voice_p95_ms": _p95(voices),
+        "tokens_in": sum(t.tokens_in or 0 for t in turns),
+        "tokens_out": sum(t.tokens_out or 0 for t in turns),
+        "interrupted": sum(1 for t in turns if t.interrupted),
+        "cost_usd": round(sum(t.cost_usd for t in turns if t.cost_usd is not None), 6)
+        if any(t.cost_usd is not None for t in turns) else None,
+    }
+
+
+def providers_record(runs: list[tuple[str, list[SeriesTurn]]], started: str) -> dict[str, Any]:
+    return {"format": "parley-compare/1", "started": started,
+            "runs": [{"provider": p, "summary": provider_summary(t), "turns": [dataclasses.asdict(x) for x in t]}
+                     for p, t in runs]}
+
+
+def providers_markdown(runs: list[tuple[str, list[SeriesTurn]]], *, started: str, settings: str,
+                       instructions: str | None = None, pace: str = "waited for to finish",
+                       notes: dict[str, str] | None = None) -> str:
+    """The same series on several providers, side by side: a summary row per provider, then per file what
+    each heard and answered, how fast, with how many tokens, and where an interruption cut it. `notes` says,
+    per provider, what it cannot do that bears on the comparison (e.g. no truncate)."""
+    names = [p for p, _ in runs]
+    files = max((len(t) for _, t in runs), default=0)
+    lines = [
+        f"# Parley: {files} sound file{'s' if files != 1 else ''} on {len(runs)} providers",
+        "",
+        f"- started: {started}",
+        f"- turn detection: {settings}",
+        f"- each answer: {pace}",
+        f"- instructions: {_short(instructions) if instructions else 'the server default'}",
+        "",
+        "| provider | answered | voice median ms | voice p95 ms | tokens in / out | interrupted | cost |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for name, turns in runs:
+        s = provider_summary(turns)
+        dash = "—"
+        cost = money(s["cost_usd"]) if s["cost_usd"] else (FREE_TEXT if any(t.cost == FREE_TEXT for t in turns) else dash)
+        lines.append(f"| {_cell(name)} | {s['answered']} / {s['files']} | {s['voice_median_ms'] or dash} | "
+                     f"{s['voice_p95_ms'] or dash} | {s['tokens_in']} / {s['tokens_out']} | {s['interrupted']} | {cost} |")
+    if notes:
+        lines.append("")
+        for name in names:
+            if notes.get(name):
+                lines.append(f"- {name}: {notes[name]}")
+    for index in range(files):
+        first = next((t[index] for _, t in runs if index < len(t)), None)
+        lines += ["", f"## {index + 1}. {first.name if first else ''}", "",
+                  "| provider | outcome | heard | answer | voice ms | tokens in / out |", "|---|---|---|---|---:|---|"]
+        for name, turns in runs:
+            if index >= len(turns):
+                lines.append(f"| {_cell(name)} | not run | — | — | — | — |")
+                continue
+            t = turns[index]
+            outcome = t.outcome
+            if t.interrupted:
+                outcome += f" (cut at {t.cut_at_ms / 1000:.1f} s)" if t.cut_at_ms is not None else " (interrupted)"
+            answer = _cell(_short(t.answer, 200))
+            if t.interrupted and t.answer_heard is not None and t.answer.startswith(t.answer_heard):
+                rest = _cell(t.answer[len(t.answer_heard):])
+                answer = _cell(t.answer_heard) + (f" ~~{rest}~~" if rest != "—" else "")
+            tokens = f"{t.tokens_in} / {t.tokens_out}" if t.tokens_in is not None else "—"
+            lines.append(f"| {_cell(name)} | {_cell(outcome)} | {_cell(t.heard)} | {answer} | "
+                         f"{t.voice_ms if t.voice_ms is not None else '—'} | {tokens} |")
+    return "\n".join(lines) + "\n"
