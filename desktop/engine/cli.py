@@ -35,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-key", default=os.environ.get("PARLEY_LLM_KEY"), metavar="KEY",
                    help="API key for the --llm-url endpoint, sent as a bearer token (prefer env PARLEY_LLM_KEY: "
                    "command lines are visible to other users)")
+    p.add_argument("--gemini-session-seconds", type=float, metavar="N",
+                   default=os.environ.get("PARLEY_ENGINE_GEMINI_SESSION_SECONDS") or None,
+                   help="Gemini Live test hook: send goAway N seconds into each session and close it 5 s later, so a "
+                        "client's reconnection with session resumption can be tried (env PARLEY_ENGINE_GEMINI_SESSION_SECONDS)")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this PEM certificate (with --tls-key); the "
+                   "google-genai SDK connects only over TLS")
+    p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     p.add_argument("--no-speculation", action="store_true",
                    help="transcribe a turn only after it has ended, not during the pause before (slower; for comparison)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
@@ -53,6 +60,7 @@ def _stop_because(stop: asyncio.Event, why: str) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from .gemini_live_server import GEMINI_LIVE_PATHS
     from .server import EngineServer, is_loopback
 
     if not is_loopback(args.host) and not (args.allow_remote and args.token):
@@ -75,14 +83,33 @@ async def _run(args: argparse.Namespace) -> int:
             return LLMBrain(url, model=model, api_key=key)
 
         logging.getLogger(__name__).info("brain: %s (model %s)", brain_factory().endpoint, model)
-    server = EngineServer(token=args.token, brain_factory=brain_factory, speculate=not args.no_speculation)
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        import ssl
+
+        if not (args.tls_cert and args.tls_key):
+            print("parley-engine: --tls-cert and --tls-key go together", file=sys.stderr)
+            return 2
+        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"parley-engine: cannot load the TLS certificate: {exc}", file=sys.stderr)
+            return 2
+    if args.gemini_session_seconds is not None and args.gemini_session_seconds <= 0:
+        print("parley-engine: --gemini-session-seconds must be positive", file=sys.stderr)
+        return 2
+    server = EngineServer(token=args.token, brain_factory=brain_factory, speculate=not args.no_speculation,
+                          gemini_session_seconds=args.gemini_session_seconds)
     try:
-        port = await server.start(args.host, args.port)
+        port = await server.start(args.host, args.port, ssl_context=ssl_context)
     except OSError as exc:
         print(f"parley-engine: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"{READY_PREFIX} port={port}", flush=True)
-    logging.getLogger(__name__).info("listening on ws://%s:%d/v1/realtime", args.host, port)
+    scheme = "wss" if ssl_context is not None else "ws"
+    logging.getLogger(__name__).info("listening on %s://%s:%d/v1/realtime (Gemini Live: %s)", scheme, args.host, port,
+                                     GEMINI_LIVE_PATHS[0])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

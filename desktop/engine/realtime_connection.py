@@ -185,7 +185,15 @@ class RealtimeConnection:
         self._out_of_band: dict[str, ResponseRun] = {}
         self._usage_log: list[tuple[float, int]] = []
         self._tasks: set[asyncio.Task] = set()
+        #: Images (data URLs) for the next user turn committed from the audio buffer, then emptied: a dialect
+        #: whose video frames come apart from the speech (Gemini Live, see gemini_live_server) sets them.
+        self.turn_images: list[str] = []
         self._configure_vad()
+
+    @property
+    def in_speech(self) -> bool:
+        """The server VAD is inside a user's speech (started, not yet stopped)."""
+        return self._speech_item_id is not None
 
     # ------------------------------------------------------------------ plumbing
     async def start(self) -> None:
@@ -463,6 +471,9 @@ class RealtimeConnection:
         }
         loop = asyncio.get_running_loop()
         stored = StoredItem(wire=item, audio=audio.copy(), transcript=loop.create_future())
+        if self.turn_images:
+            stored.images, self.turn_images = self.turn_images, []
+            item["content"] += [{"type": "input_image", "image_url": "(elided)"} for _ in stored.images]
         self._add_item(item_id, stored, previous)
         self.emit("conversation.item.done", item=item, previous_item_id=previous)
         self._spawn(self._transcribe(item_id, stored, emit=transcription is not None, speculative=speculative))
