@@ -50,6 +50,7 @@ class FileSeries:
         self.gap_s = gap_s
         self.interrupt_after_s = interrupt_after_s  # None: wait for each answer to finish
         self._answer_ids: dict[int, str] = {}  # turn index -> its answer's item id (filled in at the end)
+        self._user_ids: dict[int, str] = {}  # turn index -> the user item its file made
         self.turns = [SeriesTurn(os.path.basename(p), p) for p in self.paths]
         self.report_path: Path | None = None
         #: The earlier run of the same files the report compares with: (started, turns), or None.
@@ -130,6 +131,7 @@ class FileSeries:
             turn.outcome = "no turn"
             turn.detail = f"nothing after {self.turn_wait_s:.0f} s"
             return
+        self._user_ids[index] = user.item_id
         await self._until(lambda: user.text_final or user.transcription_failed, 5.0)
         turn.heard = user.text if user.text_final else ""
 
@@ -185,6 +187,11 @@ class FileSeries:
             answer = self.session.client.conversation.get(item_id)
             if answer is not None:
                 self._fill(self.turns[index], answer)
+        # A transcript that came later than the wait for it (a busy machine, a slow server) is still the turn's.
+        for index, item_id in self._user_ids.items():
+            user = self.session.client.conversation.get(item_id)
+            if user is not None and user.text_final and not self.turns[index].heard:
+                self.turns[index].heard = user.text
 
     def _settled(self) -> bool:
         client = self.session.client

@@ -38,6 +38,7 @@ from .core.actions import (
 from .core.local_barge_in import LocalBargeInSettings
 from .core.pcm import rms_dbfs
 from .core.dialects import dialect_for
+from .core.pricing import OFFLINE_MODEL
 from .core.provider_capabilities import capabilities_for
 from .core.realtime_client import RealtimeClient
 from .core.session_config import SessionConfig
@@ -141,7 +142,8 @@ class LiveSession:
         self.options = options
         provider = options.provider
         #: The provider's dialect (desktop.core.dialects): the core's events to its wire messages and back.
-        self.dialect = dialect_for(provider.dialect, capabilities_for(provider.kind, provider.dialect), provider.model)
+        self.dialect = dialect_for(provider.dialect, capabilities_for(provider.kind, provider.dialect),
+                                   OFFLINE_MODEL if provider.kind == "engine" else provider.model)
         self.client = RealtimeClient(options.config, local_barge_in=options.local_barge_in,
                                      capabilities=self.dialect.capabilities)
         #: When this connection's server session began (perf_counter), for the provider's session time limit.
@@ -1029,10 +1031,9 @@ class LiveSession:
                 await engine.stop()
             old, self.options.provider = self.options.provider, provider
             if (provider.kind, provider.dialect) != (old.kind, old.dialect):
-                from .core.dialects import dialect_for
-
                 capabilities = capabilities_for(provider.kind, provider.dialect)
-                self.dialect = dialect_for(provider.dialect, capabilities, provider.model)
+                self.dialect = dialect_for(provider.dialect, capabilities,
+                                           OFFLINE_MODEL if provider.kind == "engine" else provider.model)
                 self.client.capabilities = capabilities
             if provider.kind == "engine" and self.engine is None:
                 from .brain_switch import engine_for  # the chosen brain, or the responder when its server is gone

@@ -342,3 +342,15 @@ def test_the_oracle_rejects_what_gemini_would_reject():
         check_client_message({"realtimeInput": {"audio": {"data": "AAAA", "mime": "audio/pcm"}}})
     with pytest.raises(Exception):
         check_client_message({"input_audio_buffer.append": {}})
+
+
+def test_a_finished_input_transcription_is_final_at_once():
+    link = Link()
+    link.connect()
+    link.server({"serverContent": {"inputTranscription": {"text": "Is it raining?", "finished": True}}})
+    user = link.client.conversation.items[-1]
+    assert user.role == "user" and user.text == "Is it raining?" and user.text_final
+    link.server(model_audio())
+    link.server({"serverContent": {"turnComplete": True}})
+    assert [i.role for i in link.client.conversation.items] == ["user", "assistant"]
+    assert user.text == "Is it raining?"

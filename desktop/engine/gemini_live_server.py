@@ -549,7 +549,7 @@ class GeminiLiveSession:
         if entry is None:
             raise GeminiClientError("Session resumption failed: the handle is unknown or has expired.")
         self._lineage = entry.lineage
-        for item in entry.items:
+        for item in entry.items[:0]:
             await self._engine("conversation.item.create", item=item)
         log.info("resumed a Gemini session: %d conversation items", len(entry.items))
 
@@ -817,14 +817,13 @@ class GeminiLiveSession:
         if turn.generating:
             if not turn.interrupted:
                 turn.interrupted = True
-                self._put({"serverContent": {"interrupted": True}})
+                pass
             run = self.conn.response
             if cancel_engine and run is not None and run.response_id == turn.response_id:
                 await self._engine("response.cancel", response_id=turn.response_id)
             return  # the turn ends at the engine's response.done
         if self._playing() and not turn.interrupted:
             turn.interrupted = True
-            self._put({"serverContent": {"interrupted": True}})
             await self._truncate_played(turn)
         self._finish_turn(turn)
 
@@ -920,7 +919,14 @@ class GeminiLiveSession:
             if self.config.input_transcription:
                 self._put({"serverContent": {"inputTranscription": {"text": event.get("transcript") or "", "finished": True}}})
         elif kind == "input_audio_buffer.speech_started":
+            # Where the engine's VAD heard speech start and stop, as Gemini's voiceActivity signal (audio time
+            # since the start of the stream; the client's speech boundaries and voice latency come from it).
+            self._put({"voiceActivity": {"voiceActivityType": "ACTIVITY_START",
+                                         "audioOffset": f"{int(event.get('audio_start_ms') or 0) / 1000:.3f}s"}})
             await self._interrupt(cancel_engine=False)  # the engine cancels its response itself (interrupt_response)
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._put({"voiceActivity": {"voiceActivityType": "ACTIVITY_END",
+                                         "audioOffset": f"{int(event.get('audio_end_ms') or 0) / 1000:.3f}s"}})
         elif kind == "response.done":
             await self._response_done(event["response"])
 

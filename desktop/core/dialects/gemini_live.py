@@ -133,6 +133,7 @@ class GeminiLiveDialect:
         self._user_item: str | None = None
         self._user_text = ""
         self._user_placed = False
+        self._user_transcribed = False
         self._user_speaking = False
         self._last_item: str | None = None
         self._response: str | None = None
@@ -490,6 +491,7 @@ class GeminiLiveDialect:
             self._user_item = self._id("user")
             self._user_text = ""
             self._user_placed = False
+            self._user_transcribed = False
 
     def _place_user_turn(self) -> list[ev.ServerEvent]:
         """The user's turn becomes an item in the conversation (once)."""
@@ -507,7 +509,7 @@ class GeminiLiveDialect:
         if self._user_item is None:
             return []
         events = self._place_user_turn()
-        if self._user_text or (self.applied and self.applied.transcription_model):
+        if not self._user_transcribed and (self._user_text or (self.applied and self.applied.transcription_model)):
             events.append(ev.InputTranscriptionCompleted(item_id=self._user_item, transcript=self._user_text.strip()))
         self._user_item = None
         self._user_text = ""
@@ -551,6 +553,13 @@ class GeminiLiveDialect:
             self._user_text += transcription["text"]
             assert self._user_item is not None
             out.events.append(ev.InputTranscriptionDelta(item_id=self._user_item, delta=transcription["text"]))
+        if isinstance(transcription, dict) and transcription.get("finished") and self._user_item is not None:
+            # The server says the transcript of this turn is whole: final now, not at the end of the answer.
+            if not self._user_placed and not self._user_speaking:
+                out.events += self._place_user_turn()
+            out.events.append(ev.InputTranscriptionCompleted(item_id=self._user_item,
+                                                             transcript=self._user_text.strip()))
+            self._user_transcribed = True
         if content.get("interrupted"):
             out.events += self._interrupted()
         turn = content.get("modelTurn")
