@@ -549,7 +549,7 @@ class GeminiLiveSession:
         if entry is None:
             raise GeminiClientError("Session resumption failed: the handle is unknown or has expired.")
         self._lineage = entry.lineage
-        for item in entry.items[:0]:
+        for item in entry.items:
             await self._engine("conversation.item.create", item=item)
         log.info("resumed a Gemini session: %d conversation items", len(entry.items))
 
@@ -817,13 +817,14 @@ class GeminiLiveSession:
         if turn.generating:
             if not turn.interrupted:
                 turn.interrupted = True
-                pass
+                self._put({"serverContent": {"interrupted": True}})
             run = self.conn.response
             if cancel_engine and run is not None and run.response_id == turn.response_id:
                 await self._engine("response.cancel", response_id=turn.response_id)
             return  # the turn ends at the engine's response.done
         if self._playing() and not turn.interrupted:
             turn.interrupted = True
+            self._put({"serverContent": {"interrupted": True}})
             await self._truncate_played(turn)
         self._finish_turn(turn)
 
