@@ -922,14 +922,19 @@ class GeminiLiveSession:
         elif kind == "input_audio_buffer.speech_started":
             # Where the engine's VAD heard speech start and stop, as Gemini's voiceActivity signal (audio time
             # since the start of the stream; the client's speech boundaries and voice latency come from it).
-            self._put({"voiceActivity": {"voiceActivityType": "ACTIVITY_START",
-                                         "audioOffset": f"{int(event.get('audio_start_ms') or 0) / 1000:.3f}s"}})
+            self._voice_activity("ACTIVITY_START", event.get("audio_start_ms"))
             await self._interrupt(cancel_engine=False)  # the engine cancels its response itself (interrupt_response)
         elif kind == "input_audio_buffer.speech_stopped":
-            self._put({"voiceActivity": {"voiceActivityType": "ACTIVITY_END",
-                                         "audioOffset": f"{int(event.get('audio_end_ms') or 0) / 1000:.3f}s"}})
+            self._voice_activity("ACTIVITY_END", event.get("audio_end_ms"))
         elif kind == "response.done":
             await self._response_done(event["response"])
+
+    def _voice_activity(self, kind: str, at_ms: Any) -> None:
+        """Gemini's voiceActivity signal. On Google's wire the kind is `type` (the SDK's converter reads that
+        into `voice_activity_type`); `voiceActivityType`, the SDK model's own name, goes along for clients
+        that read that one (Parley's dialect client does)."""
+        offset = f"{int(at_ms or 0) / 1000:.3f}s"
+        self._put({"voiceActivity": {"type": kind, "voiceActivityType": kind, "audioOffset": offset}})
 
     def _response_created(self, response: dict[str, Any]) -> None:
         turn = self._turn
