@@ -1,4 +1,5 @@
-"""The OpenAI API key: from the environment, or from the OS keyring (through `keyring`), never from a plain file.
+"""API keys (OpenAI's, and each provider's under its own name): from the environment, or from the OS keyring
+(through `keyring`), never from a plain file.
 
 On Linux the keyring is the Secret Service, reached through `desktop.secret_service` (no `cryptography`).
 
@@ -166,3 +167,16 @@ def redact(text: str, secrets: list[str | None]) -> str:
         if secret and len(secret) >= 8:
             text = text.replace(secret, "***")
     return text
+
+
+def mask_in_logs(secret: str | None) -> None:
+    """Mask `secret` in everything logged from now on as well (a provider's key chosen after start): it joins the
+    secrets every redacting log handler set up by `logging_setup` masks."""
+    if not secret or len(secret) < 8:
+        return
+    from .logging_setup import RedactSecrets
+
+    for handler in logging.getLogger().handlers:
+        for flt in handler.filters:
+            if isinstance(flt, RedactSecrets) and secret not in flt.secrets:
+                flt.secrets.append(secret)

@@ -15,7 +15,7 @@ from .. import __version__
 from ..logging_setup import setup_logging
 from ..gc_tuning import freeze_startup_objects
 from ..core.series_report import changes_line, summary_line
-from ..providers import choose_provider
+from ..providers import DEFAULT_GEMINI_MODEL, DIALECTS, PROVIDERS, ProviderSetupError, choose_provider
 
 
 def _sound_files(paths: list[str]) -> list[str]:
@@ -43,9 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Talk to realtime speech-to-speech models with your voice. With OPENAI_API_KEY set, Parley uses "
         "the OpenAI Realtime API; otherwise it starts its embedded offline engine.",
     )
-    p.add_argument("--model", help="OpenAI realtime model (default: gpt-realtime)")
-    p.add_argument("--url", help="a Realtime-compatible WebSocket URL to connect to instead")
-    p.add_argument("--offline", action="store_true", help="use the embedded offline engine even if a key is set")
+    p.add_argument("--provider", choices=PROVIDERS,
+                   help="who to talk to (default: the one chosen in Connection → Provider; else OpenAI when "
+                        "OPENAI_API_KEY or a saved key is set, otherwise the offline engine). azure needs "
+                        "AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and a deployment (AZURE_OPENAI_DEPLOYMENT or "
+                        "--model); gemini needs GEMINI_API_KEY or GOOGLE_API_KEY; compatible needs --url")
+    p.add_argument("--dialect", choices=DIALECTS,
+                   help="with --provider engine or compatible: the protocol to speak (default openai; gemini: "
+                        "Gemini Live's)")
+    p.add_argument("--model", help="the realtime model (OpenAI: default gpt-realtime; Azure: the deployment; "
+                                   "Gemini: default " + DEFAULT_GEMINI_MODEL + ")")
+    p.add_argument("--url", help="a Realtime-compatible WebSocket URL to connect to instead (with --provider: "
+                                 "replaces that provider's endpoint, keeping its protocol and how the key is sent)")
+    p.add_argument("--offline", action="store_true", help="use the embedded offline engine even if a key is set "
+                                                          "(the same as --provider engine)")
     p.add_argument("--audio-in", metavar="FILE.wav",
                    help="play a sound file into the conversation as the microphone, in real time; when it ends, "
                         "silence follows and Parley keeps listening (add --quit-at-end to quit after the answer)")
@@ -105,12 +116,18 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from ..settings import Settings
-    from ..providers import MODEL_KEY
     from ..local_llm_discovery import BRAIN_KEY, BrainChoice
 
-    saved_model = Settings.shared().get(MODEL_KEY)  # Connection → Model, last time
-    model = args.model or (saved_model if isinstance(saved_model, str) and saved_model.strip() else None)
-    provider = choose_provider(model=model, url=args.url, force_engine=args.offline)
+    if args.offline and args.provider not in (None, "engine"):
+        parser.error(f"--offline is --provider engine; it cannot go with --provider {args.provider}")
+    if args.dialect and (args.provider or ("engine" if args.offline else None)) not in ("engine", "compatible"):
+        parser.error("--dialect goes with --provider engine or --provider compatible")
+    try:
+        # The provider and model chosen in Connection → Provider / Model last time, unless given here.
+        provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline, provider=args.provider,
+                                   dialect=args.dialect, settings=Settings.shared())
+    except ProviderSetupError as exc:
+        parser.error(str(exc))
     setup_logging(args.log_level, secrets=[provider.api_key])
 
     from PySide6.QtWidgets import QApplication
