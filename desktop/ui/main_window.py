@@ -223,6 +223,10 @@ class MainWindow(QMainWindow):
 
         #: Connection → Offline brain: the engine's rules or a local model found on this computer.
         self.brain_menu = BrainMenu(self)
+        from .provider_menu import ProviderMenu
+
+        #: Connection → Provider: OpenAI, Azure OpenAI, Gemini Live, an OpenAI-compatible server, the offline engine.
+        self.provider_menu = ProviderMenu(self, settings)
         from .recording_ui import RecordingUi
 
         #: File → Record audio (Ctrl+Shift+R): both sides into a stereo WAV.
@@ -308,6 +312,7 @@ class MainWindow(QMainWindow):
         self.reliability_ui.attach(session)
         self.cost_ui.attach(session)
         self.brain_menu.attach(session)
+        self.provider_menu.attach(session)
 
     def on_notification(self, note: Any) -> None:
         if isinstance(note, InputLevel):
