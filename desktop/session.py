@@ -832,7 +832,7 @@ class LiveSession:
         return (client.state == TurnState.LISTENING and client.active_response is None and not client.audio_queued
                 and not self.playback.is_playing() and not self.playback.is_paused() and client.uncommitted_ms < 1
                 and (self._speech_stopped_at is None or time.perf_counter() - self._speech_stopped_at > 10)
-                and self.file_voice is None)
+                and self.file_voice is None and not self.turns.ptt.held)
 
     def _check_session_lifetime(self) -> None:
         """Open the next server session before this one must end (the provider's time limit, a goAway, or

@@ -354,3 +354,19 @@ def test_a_finished_input_transcription_is_final_at_once():
     link.server({"serverContent": {"turnComplete": True}})
     assert [i.role for i in link.client.conversation.items] == ["user", "assistant"]
     assert user.text == "Is it raining?"
+
+
+def test_push_to_talk_on_a_session_set_up_with_automatic_detection():
+    """Gemini fixes turn detection at setup: pressing push-to-talk mid-session holds the audio, sends it on the
+    release with audioStreamEnd (Gemini's detection then ends the turn), and the next session has manual turns."""
+    link = Link()
+    link.connect()
+    link.apply(link.client.update_session(link.client.requested.with_turn_detection(ManualTurns())))
+    assert link.dialect.reopen_reason == "settings"
+    for _ in range(25):
+        link.apply(link.client.append_audio(speech_chunk()))
+    assert not link.sent("realtimeInput")
+    link.apply(link.client.commit_turn())
+    sent = link.sent("realtimeInput")
+    assert sent[-1] == {"audioStreamEnd": True} and not [m for m in sent if "activityStart" in m]
+    assert sum(len(base64.b64decode(m["audio"]["data"])) // 2 for m in sent if "audio" in m) > 7000

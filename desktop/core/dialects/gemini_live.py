@@ -293,7 +293,7 @@ class GeminiLiveDialect:
             return Translation()
         pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
         out16 = self._resampler.resample_chunk(pcm)
-        if isinstance(self._applied_turns(), ManualTurns):
+        if self._holding():
             self._manual_audio.append(np.asarray(out16, dtype="<i2"))
             return Translation()
         if len(out16) == 0:
@@ -304,17 +304,27 @@ class GeminiLiveDialect:
     def _applied_turns(self) -> Any:
         return (self.applied or SessionConfig()).turn_detection
 
+    def _holding(self) -> bool:
+        """Manual turns asked for (push-to-talk): audio is held until the commit, so Esc can discard it."""
+        return isinstance(self._applied_turns(), ManualTurns) or isinstance(
+            (self.wanted or SessionConfig()).turn_detection, ManualTurns)
+
     def _out_commit(self, event: dict[str, Any]) -> Translation:
         """Manual turns: the held audio, between activityStart and activityEnd; the user item is placed."""
         audio = np.concatenate(self._manual_audio) if self._manual_audio else np.zeros(0, "<i2")
         self._manual_audio = []
+        # A session set up with automatic activity detection cannot take activity markers (Gemini fixes that at
+        # setup; the next session will have manual turns): the held audio, then audioStreamEnd, which makes
+        # Gemini's own detection end the turn at once.
+        markers = isinstance(self._applied_turns(), ManualTurns)
         out = Translation()
-        out.extend(self._send({"realtimeInput": {"activityStart": {}}}))
+        if markers:
+            out.extend(self._send({"realtimeInput": {"activityStart": {}}}))
         for start in range(0, len(audio), MANUAL_PIECE):
             piece = audio[start:start + MANUAL_PIECE]
             out.extend(self._send({"realtimeInput": {"audio": {
                 "data": base64.b64encode(piece.tobytes()).decode("ascii"), "mimeType": INPUT_MIME}}}))
-        out.extend(self._send({"realtimeInput": {"activityEnd": {}}}))
+        out.extend(self._send({"realtimeInput": {"activityEnd": {}} if markers else {"audioStreamEnd": True}}))
         self._answers_itself = True
         out.events += self._place_user_turn()
         return out
@@ -324,7 +334,7 @@ class GeminiLiveDialect:
         self._manual_audio = []
         # With automatic activity detection the audio already went out: nothing can be taken back (Parley only
         # clears with manual turns, where it holds the audio until the commit).
-        return Translation(events=[ev.InputCleared()] if held or isinstance(self._applied_turns(), ManualTurns) else [])
+        return Translation(events=[ev.InputCleared()] if held or self._holding() else [])
 
     def _out_item_create(self, event: dict[str, Any]) -> Translation:
         item = event.get("item") if isinstance(event.get("item"), dict) else {}
