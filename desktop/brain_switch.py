@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .core.actions import Notice
 from .local_llm_discovery import BrainChoice, still_there
 from .transport.engine_process import EngineProcess, EngineStartError
 
-if TYPE_CHECKING:
-    from .session import LiveSession
+#: The session served (desktop.session.LiveSession); not imported, so that the session's parts import no circle.
+LiveSession = Any
 
 log = logging.getLogger(__name__)
 

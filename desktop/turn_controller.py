@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -19,8 +19,18 @@ from .core import turn_taking as tt
 from .core.actions import Action, ItemChanged, Notice, Send, SpeechBoundary, TurnState
 from .core.session_config import SemanticVad, ServerVad, describe_turn_detection
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import LiveSession
+
+
+class TurnHost(Protocol):
+    """What the turn controller needs of the session it serves (LiveSession is one); it does not import it."""
+
+    client: Any  # core.realtime_client.RealtimeClient
+
+    def _apply(self, actions: list[Action]) -> None: ...
+    def _notify(self, note: Any) -> None: ...
+    def subscribe(self, listener: Callable[[Any], None]) -> None: ...
+    def stop_speaking_file(self) -> None: ...
+    def update_config(self, config: Any) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +70,7 @@ def settings_from_config(td) -> tt.TurnSettings:
 
 
 class TurnController:
-    def __init__(self, session: "LiveSession", settings: tt.TurnSettings | None = None) -> None:
+    def __init__(self, session: TurnHost, settings: tt.TurnSettings | None = None) -> None:
         self.session = session
         #: Without settings (a session made by code, not the window) the session's own turn detection stands,
         #: and no rule changes it behind the caller's back.

@@ -37,6 +37,15 @@ def check_client_message(message: dict[str, Any]) -> Any:
 
 def check_server_message(message: dict[str, Any]) -> Any:
     _one_field_or_more(message)
+    if "voiceActivity" in message:
+        # On the wire the kind is `type`, which the SDK's converter reads into VoiceActivity.voice_activity_type.
+        activity = dict(message["voiceActivity"])
+        assert set(activity) <= {"type", "audioOffset"}, activity
+        types.VoiceActivity.model_validate({"voice_activity_type": activity.get("type"),
+                                            "audio_offset": activity.get("audioOffset")})
+        message = {k: v for k, v in message.items() if k != "voiceActivity"}
+        if not message:
+            return None
     return types.LiveServerMessage.model_validate_json(json.dumps(message))
 
 

@@ -309,9 +309,9 @@ def test_semantic_vad_is_shown_as_what_gemini_does_instead():
 def test_voice_activity_gives_speech_boundaries():
     link = Link()
     link.connect()
-    link.server({"voiceActivity": {"voiceActivityType": "ACTIVITY_START", "audioOffset": "1.200s"}})
+    link.server({"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": "1.200s"}})
     assert link.client.state == TurnState.USER_SPEAKING
-    link.server({"voiceActivity": {"voiceActivityType": "ACTIVITY_END", "audioOffset": "2.5s"}})
+    link.server({"voiceActivity": {"type": "ACTIVITY_END", "audioOffset": "2.5s"}})
     user = link.client.conversation.items[-1]
     assert user.role == "user" and (user.audio_start_ms, user.audio_end_ms) == (1200, 2500)
 

@@ -931,10 +931,9 @@ class GeminiLiveSession:
 
     def _voice_activity(self, kind: str, at_ms: Any) -> None:
         """Gemini's voiceActivity signal. On Google's wire the kind is `type` (the SDK's converter reads that
-        into `voice_activity_type`); `voiceActivityType`, the SDK model's own name, goes along for clients
-        that read that one (Parley's dialect client does)."""
+        into `voice_activity_type`)."""
         offset = f"{int(at_ms or 0) / 1000:.3f}s"
-        self._put({"voiceActivity": {"type": kind, "voiceActivityType": kind, "audioOffset": offset}})
+        self._put({"voiceActivity": {"type": kind, "audioOffset": offset}})
 
     def _response_created(self, response: dict[str, Any]) -> None:
         turn = self._turn

@@ -484,7 +484,8 @@ class GeminiLiveDialect:
         return out
 
     def _in_voice_activity(self, activity: dict[str, Any]) -> Translation:
-        kind = activity.get("voiceActivityType")
+        # On the wire the kind is `type` (the SDK's converter reads it into voice_activity_type)
+        kind = activity.get("type") or activity.get("voiceActivityType")
         at = _duration_ms(activity.get("audioOffset")) or 0
         if kind == "ACTIVITY_START":
             self._begin_user_turn()
