@@ -69,3 +69,20 @@ def test_a_session_is_renewed_before_its_limit_at_a_turn_boundary(qasync_loop):
         await session.stop()
 
     qasync_loop.run_until_complete(scenario())
+
+
+def test_the_status_bar_shows_the_time_left(qtbot, qasync_loop, tmp_path):
+    from tests.window_session import window_and_session
+
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", session_limit_s=3600)
+
+    async def scenario():
+        assert await session.start(), session.status
+        assert await wait_until(lambda: window.session_time_label.text() != "", 5)
+        text, tip = window.session_time_label.text(), window.session_time_label.toolTip()
+        await session.stop()
+        return text, tip
+
+    text, tip = qasync_loop.run_until_complete(scenario())
+    assert text in ("session 59 min left", "session 60 min left"), text
+    assert "after 60 minutes" in tip and "nothing you say is lost" in tip

@@ -33,7 +33,7 @@ from ..core.actions import (
 )
 from ..core.session_config import describe_turn_detection
 from ..core.usage import describe_usage
-from ..session import ConnectionStatus, InputLevel, LiveSession, Timing
+from ..session import ConnectionStatus, InputLevel, LiveSession, SessionTimeLeft, Timing
 from ..settings import Settings
 from .level_meter import LevelMeter
 from .menus import menu_named
@@ -141,6 +141,10 @@ class MainWindow(QMainWindow):
         self.cost_label = QLabel()
         self.cost_label.setAccessibleName("Conversation cost")
         status.addPermanentWidget(self.cost_label)
+        #: How long the provider lets this server session last (OpenAI: 60 min); Parley renews it before then.
+        self.session_time_label = QLabel()
+        self.session_time_label.setAccessibleName("Session time left")
+        status.addPermanentWidget(self.session_time_label)
         status.addPermanentWidget(self.turn_label)
         status.addPermanentWidget(self.devices_label)
         self.setStatusBar(status)
@@ -338,6 +342,8 @@ class MainWindow(QMainWindow):
                                         f"in this conversation: {describe_usage(total)}")
         elif isinstance(note, Notice):
             self._show_notice(note)
+        elif isinstance(note, SessionTimeLeft):
+            self._show_session_time(note)
         elif isinstance(note, Timing):
             self.timings[note.name] = note.seconds
             log.info("timing %s: %.0f ms", note.name, note.seconds * 1000)
@@ -361,6 +367,19 @@ class MainWindow(QMainWindow):
         self.state_label.setText(f'<b style="color:{color}">● {text}</b>')
         self.state_label.setToolTip(tip)
         self.state_label.setProperty("turn_state", state.value)
+
+    def _show_session_time(self, note: SessionTimeLeft) -> None:
+        if note.seconds is None:
+            self.session_time_label.setText("")
+            self.session_time_label.setToolTip("")
+            return
+        left = max(0, int(note.seconds))
+        text = f"{left // 60} min left" if left >= 300 else f"{left // 60}:{left % 60:02d} left"
+        self.session_time_label.setText(f"session {text}")
+        limit = f"after {note.limit_s / 60:.0f} minutes" if note.limit_s else "soon"
+        self.session_time_label.setToolTip(
+            f"The provider ends a session {limit}. Before then Parley opens the next one at a pause in the "
+            "conversation and carries the conversation over: nothing you say is lost.")
 
     def _show_connection(self, status: ConnectionStatus) -> None:
         phase_text = {
