@@ -71,3 +71,31 @@ def test_one_series_on_two_dialects_of_the_engine(tmp_path, qasync_loop):
         check_client_message(message)
     for event in openai_events:
         validate_client_event(event)
+
+
+@pytest.mark.slow
+def test_compare_from_the_command_line(tmp_path):
+    """`parley --series FILE… --compare engine engine:gemini --report R.md`: one report, exit code 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PARLEY_DISABLE_KEYRING="1", PARLEY_NO_SOUND_SERVER_START="1")
+    env.pop("OPENAI_API_KEY", None)
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_CACHE_HOME", "cache")):
+        env[var] = str(tmp_path / sub)
+    report = tmp_path / "compare.md"
+    result = subprocess.run([sys.executable, "-m", "desktop.ui.app", "--offline", "--no-speaker",
+                             "--input-device", "no such microphone", "--series", str(AUDIO / "what_time.wav"),
+                             "--compare", "engine", "engine:gemini", "--report", str(report)],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (result.returncode, result.stdout[-800:], result.stderr[-2000:])
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("offline engine: 1 file: 1 answered")
+    assert lines[1].startswith("offline engine (Gemini dialect): 1 file: 1 answered")
+    text = report.read_text()
+    assert "| offline engine | 1 / 1 |" in text and "| offline engine (Gemini dialect) | 1 / 1 |" in text
+    bad = subprocess.run([sys.executable, "-m", "desktop.ui.app", "--compare", "engine"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--compare needs --series" in bad.stderr

@@ -15,7 +15,7 @@ from .. import __version__
 from ..logging_setup import setup_logging
 from ..gc_tuning import freeze_startup_objects
 from ..core.series_report import changes_line, summary_line
-from ..providers import DEFAULT_GEMINI_MODEL, DIALECTS, PROVIDERS, ProviderSetupError, choose_provider
+from ..providers import DEFAULT_GEMINI_MODEL, DIALECTS, PROVIDERS, ProviderSetupError, choose_provider, provider_choice
 
 
 def _sound_files(paths: list[str]) -> list[str]:
@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interrupt-after", type=float, metavar="SECONDS",
                    help="with --series: speak each next file this far into the answer's playback (barge-in)")
     p.add_argument("--report", metavar="FILE.md", help="with --series: also write the report here")
+    p.add_argument("--compare", nargs="+", metavar="PROVIDER",
+                   help="with --series: run the series on each of these providers in turn (openai, azure, gemini, "
+                        "compatible, engine, or engine:gemini for the engine in Gemini's dialect) and write one "
+                        "report side by side")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--self-test", action="store_true",
                    help="start the window offscreen and the offline engine, speak a recorded question into it, "
@@ -122,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--offline is --provider engine; it cannot go with --provider {args.provider}")
     if args.dialect and (args.provider or ("engine" if args.offline else None)) not in ("engine", "compatible"):
         parser.error("--dialect goes with --provider engine or --provider compatible")
+    compare: list = []
+    if args.compare:
+        if not args.series:
+            parser.error("--compare needs --series FILE… (the turns to run on each provider)")
+        for name in args.compare:
+            kind, _, dialect = name.partition(":")
+            try:
+                compare.append(provider_choice(kind, dialect=dialect or None, settings=Settings.shared()))
+            except (ProviderSetupError, ValueError) as exc:
+                parser.error(f"--compare {name}: {exc}")
     try:
         # The provider and model chosen in Connection → Provider / Model last time, unless given here.
         provider = choose_provider(model=args.model, url=args.url, force_engine=args.offline, provider=args.provider,
@@ -175,6 +189,25 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             print(f"parley: could not connect: {session.status.detail}", file=sys.stderr)
             exit_code = 4
+        elif compare:
+            from ..series_compare import compare_providers
+
+            result = await compare_providers(session, compare, _sound_files(args.series), series_folder(),
+                                             args.interrupt_after)
+            for name, turns in result.runs:
+                print(f"{name}: {summary_line(turns)}")
+            for name, why in result.failed.items():
+                print(f"{name}: not run ({why})")
+            print(f"report: {result.report_path}")
+            if args.report and result.report_path is not None:
+                try:
+                    shutil.copyfile(result.report_path, args.report)
+                except OSError as exc:
+                    print(f"parley: the report could not be written to {args.report}: {exc}", file=sys.stderr)
+                    exit_code = 4
+            if (result.failed or any(t.outcome != "answered" for _, turns in result.runs for t in turns)) \
+                    and not exit_code:
+                exit_code = 3
         else:
             series = session.speak_files(_sound_files(args.series), series_folder(), args.interrupt_after)
             while series.running:
