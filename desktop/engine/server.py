@@ -27,8 +27,11 @@ from .speech_models import SpeechModels
 
 log = logging.getLogger(__name__)
 
-#: Paths a client may connect on: the OpenAI SDK's `/v1/realtime`, plus `/` and `/realtime` for convenience.
+#: Paths a client may connect on: the OpenAI SDK's `/v1/realtime`, plus `/` and `/realtime` for convenience, and
+#: Azure OpenAI's (GA `/openai/v1/realtime?model=DEPLOYMENT`, preview `/openai/realtime?api-version=…&deployment=…`),
+#: so that Parley's Azure provider can be tried against the engine (`--provider azure --url ws://127.0.0.1:PORT/…`).
 REALTIME_PATHS = ("/v1/realtime", "/realtime", "/")
+AZURE_PATHS = ("/openai/v1/realtime", "/openai/realtime")
 #: Large enough for a big image in `conversation.item.create`.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -71,7 +74,8 @@ class EngineServer:
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = self._path(request)
         gemini = path in GEMINI_LIVE_PATHS
-        if path not in REALTIME_PATHS and not gemini:
+        azure = path in AZURE_PATHS
+        if path not in REALTIME_PATHS and not gemini and not azure:
             return connection.respond(HTTPStatus.NOT_FOUND, "Parley engine: connect to /v1/realtime (OpenAI Realtime) or "
                                       f"{GEMINI_LIVE_PATHS[0]} (Gemini Live)\n")
         if self.token:
@@ -81,8 +85,11 @@ class EngineServer:
                 offered.append(request.headers.get("x-goog-api-key", ""))
                 query = request.path.split("?", 1)[1] if "?" in request.path else ""
                 offered.extend(parse_qs(query).get("key", []))
+            if azure:  # Azure OpenAI clients send the key as api-key
+                offered.append(request.headers.get("api-key", ""))
             if not any(hmac.compare_digest(given.encode(), self.token.encode()) for given in offered if given):
-                what = "an API key (x-goog-api-key or ?key=) or bearer token" if gemini else "a valid bearer token"
+                what = ("an API key (x-goog-api-key or ?key=) or bearer token" if gemini else
+                        "an api-key header or bearer token" if azure else "a valid bearer token")
                 return connection.respond(HTTPStatus.UNAUTHORIZED, f"Parley engine: {what} is required\n")
         return None
 
