@@ -139,3 +139,36 @@ def test_an_image_and_a_question_in_the_window_on_gemini(qtbot, qasync_loop):
     dock = window.turn_ui.dock
     assert dock.capabilities.name.startswith("Offline engine (Gemini") and not dock.idle.isEnabled()
     _all_valid(session)
+
+
+def test_go_away_renews_the_session_by_its_handle_before_the_server_closes(monkeypatch):
+    """The engine's Gemini path says goAway 8 s into each connection and closes it 5 s later: Parley opens the next
+    session at the next pause, resumed by its handle (nothing re-sent), and the server's close is no drop."""
+    monkeypatch.setenv("PARLEY_ENGINE_GEMINI_SESSION_SECONDS", "8")
+    session = _session()
+    notes: list = []
+    session.subscribe(notes.append)
+
+    async def scenario():
+        assert await session.start(), session.status
+        try:
+            assert session.send_text("Repeat after me: the copper bell.")
+            assert await wait_until(lambda: any("copper bell" in i.text.lower() for i in session.client.conversation
+                                                if i.role == "assistant" and i.text_final), 30)
+            assert await wait_until(lambda: session.renewals >= 1 and session.status.phase == "connected", 30)
+            assert session.dialect.resumed
+            await asyncio.sleep(6)  # past the old connection's close
+            assert session.drops == 0
+            assert session.send_text("Repeat after me: the brass key.")
+            assert await wait_until(lambda: any("brass key" in i.text.lower() for i in session.client.conversation
+                                                if i.role == "assistant" and i.text_final), 30)
+        finally:
+            await session.stop()
+
+    asyncio.run(scenario())
+    assert any("resumed by its handle" in getattr(n, "message", "") for n in notes)
+    assert any("Gemini will end this connection" in getattr(n, "message", "") for n in notes)
+    setups = [m["setup"] for m in session.sent_wire if "setup" in m]
+    assert len(setups) >= 2 and setups[1]["sessionResumption"].get("handle")
+    # the resumed session got no history re-sent: it has the conversation
+    assert not [m for m in session.sent_wire if "clientContent" in m and m["clientContent"].get("turns")]
