@@ -48,6 +48,7 @@ async def compare_providers(session, providers: list[ProviderChoice], paths: lis
     """Speak `paths` on each provider; the comparison (and its report) when all have run."""
     result = ProviderComparison()
     started = datetime.now()
+    original = session.options.provider
     for provider in providers:
         if session.closed:
             break
@@ -70,6 +71,8 @@ async def compare_providers(session, providers: list[ProviderChoice], paths: lis
         result.runs.append((provider.label, series.turns))
         log.info("compare: %s: %s", provider.label, summary_line(series.turns))
     result.report_path = _write(session, result, started, providers, interrupt_after_s, Path(report_folder))
+    if not session.closed and session.options.provider != original:
+        await session.switch_provider(original)  # back to where the user was (with the last run's conversation)
     return result
 
 

@@ -207,6 +207,10 @@ class MainWindow(QMainWindow):
 
         #: Audio → Speak a sound file (Ctrl+Shift+P, again: Ctrl+P): a recorded utterance as your voice.
         self.file_voice_ui = FileVoiceUi(self, settings)
+        from .compare_ui import CompareUi
+
+        #: Audio → Compare providers on a series… (Ctrl+Shift+C).
+        self.compare_ui = CompareUi(self, self.file_voice_ui, settings)
         from .noise_menu import NoiseMenu
 
         #: Audio → Background noise (simulated): a noisy room mixed into the microphone (persisted).
@@ -312,6 +316,7 @@ class MainWindow(QMainWindow):
         self.agent_ui.attach(session)
         self.recording_ui.attach(session)
         self.file_voice_ui.attach(session)
+        self.compare_ui.attach(session)
         self.noise_menu.attach(session)
         self.reliability_ui.attach(session)
         self.cost_ui.attach(session)
