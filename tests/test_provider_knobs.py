@@ -28,7 +28,8 @@ def test_gemini_knobs_are_named_for_what_they_do_and_missing_ones_say_why(qtbot)
     assert not dock.eagerness.isEnabled() and "no semantic" in dock.eagerness.toolTip()
     semantic = dock.detection.model().item(dock.detection.findData("semantic_vad"))
     assert not semantic.isEnabled()
-    assert "next session" in dock.provider_label.text()
+    assert "next session" in dock.provider_label.text() and "Speech debounce" in dock.provider_label.toolTip()
+    assert dock.profile.itemText(dock.profile.findData("fast")) == "Fast (0.5 / 20 / 300)"
     assert "activityHandling" in dock.interrupt_response.text()
 
 
@@ -52,3 +53,19 @@ def test_profiles_take_the_providers_own_values(qtbot):
     assert label_of(dock, dock.prefix) == "Prefix padding" and dock.idle.isEnabled()
     dock.profile.setCurrentIndex(dock.profile.findData("patient"))
     assert dock.prefix.value() == OPENAI.profiles["patient"].prefix_padding_ms == 400
+
+
+def test_a_named_profile_takes_the_new_providers_values(qtbot):
+    dock = SettingsDock(tt.TurnSettings().with_profile("balanced"))
+    qtbot.addWidget(dock)
+    seen = []
+    dock.changed.connect(seen.append)
+    dock.set_provider(GEMINI)
+    assert seen and seen[-1].profile == "balanced" and seen[-1].prefix_padding_ms == 40
+    dock.set_provider(OPENAI)
+    assert seen[-1].prefix_padding_ms == 300 and dock.prefix.value() == 300
+    # custom values are the user's own: kept across providers
+    dock.prefix.setValue(150)
+    n = len(seen)
+    dock.set_provider(GEMINI)
+    assert len(seen) == n and dock.prefix.value() == 150

@@ -311,14 +311,36 @@ class SettingsDock(QDockWidget):
                                      f"{capabilities.name} has no semantic turn detection.")
         missing = [n for n, k in capabilities.knobs.items() if not k.offered]
         renamed = [capabilities.knob(n).label for n, _, _ in self._KNOB_WIDGETS if capabilities.knob(n).label]
-        words = [f"Knobs as {capabilities.name} has them."]
+        short = [f"{capabilities.name}'s knobs"]
+        full = [f"The knobs as {capabilities.name} has them."]
         if renamed:
-            words.append("Named for what they do there: " + ", ".join(renamed) + ".")
+            short.append("some renamed for what they do there")
+            full.append("Named for what they do there: " + ", ".join(renamed) + ".")
         if missing:
-            words.append("Not offered: " + ", ".join(n.replace("_ms", "").replace("_", " ") for n in missing) + ".")
+            short.append("greyed where it has none")
+            full.append("Not offered: " + ", ".join(n.replace("_ms", "").replace("_", " ") for n in missing) + ".")
         if not capabilities.live_session_update:
-            words.append("Changes apply at the next session, which Parley opens at the next pause.")
-        self.provider_label.setText(" ".join(words))
+            full.append("Changes apply at the next session, which Parley opens at the next pause.")
+        text = ", ".join(short) + (" (hover for why)." if len(short) > 1 else ".")
+        if not capabilities.live_session_update:
+            text += " Changes apply at the next session."
+        self.provider_label.setText(text)
+        self.provider_label.setToolTip(" ".join(full))
+        for n in range(self.profile.count()):  # the profiles as this provider's values
+            key = self.profile.itemData(n)
+            p = capabilities.profiles.get(key)
+            if p is not None:
+                name = _PROFILE_LABELS[key].split(" (")[0]
+                self.profile.setItemText(n, f"{name} ({p.threshold:g} / {p.prefix_padding_ms} / {p.silence_duration_ms})")
+        # A named profile means that profile on this provider: its values here (sent like any edit).
+        s = self._settings
+        own = capabilities.profiles.get(s.profile)
+        if own is not None and (s.threshold, s.prefix_padding_ms, s.silence_duration_ms) != (
+                own.threshold, own.prefix_padding_ms, own.silence_duration_ms):
+            s = replace(s, threshold=own.threshold, prefix_padding_ms=own.prefix_padding_ms,
+                        silence_duration_ms=own.silence_duration_ms)
+            self.set_settings(s)
+            self.changed.emit(s)
         self._enable_for_mode()
 
     def _offered(self, attr: str) -> bool:
