@@ -167,10 +167,12 @@ class SettingsDock(QDockWidget):
         vad.addRow(self.create_response)
         vad.addRow(self.interrupt_response)
         self._vad_form = vad
+        #: Whose knobs these are, under the mode: what differs on this provider is in its tooltip.
         self.provider_label = QLabel()
         self.provider_label.setWordWrap(True)
         self.provider_label.setAccessibleName("Provider knobs")
-        vad.addRow(self.provider_label)
+        self.provider_label.setStyleSheet("color:#555")
+        outer.addWidget(self.provider_label)
         outer.addWidget(self.vad_box)
 
         # -- dynamic rules ------------------------------------------------------------------------
@@ -311,17 +313,17 @@ class SettingsDock(QDockWidget):
                                      f"{capabilities.name} has no semantic turn detection.")
         missing = [n for n, k in capabilities.knobs.items() if not k.offered]
         renamed = [capabilities.knob(n).label for n, _, _ in self._KNOB_WIDGETS if capabilities.knob(n).label]
-        short = [f"{capabilities.name}'s knobs"]
+        short = [f"Knobs of {capabilities.name}"]
         full = [f"The knobs as {capabilities.name} has them."]
         if renamed:
-            short.append("some renamed for what they do there")
+            short.append("renamed for what they do")
             full.append("Named for what they do there: " + ", ".join(renamed) + ".")
         if missing:
-            short.append("greyed where it has none")
+            short.append("greyed if absent")
             full.append("Not offered: " + ", ".join(n.replace("_ms", "").replace("_", " ") for n in missing) + ".")
         if not capabilities.live_session_update:
             full.append("Changes apply at the next session, which Parley opens at the next pause.")
-        text = ", ".join(short) + (" (hover for why)." if len(short) > 1 else ".")
+        text = ", ".join(short) + (" (hover: why)." if len(short) > 1 else ".")
         if not capabilities.live_session_update:
             text += " Changes apply at the next session."
         self.provider_label.setText(text)
