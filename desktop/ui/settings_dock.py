@@ -328,6 +328,8 @@ class SettingsDock(QDockWidget):
             text += " Changes apply at the next session."
         self.provider_label.setText(text)
         self.provider_label.setToolTip(" ".join(full))
+        # Nothing differs from the knobs as labelled (OpenAI's): no line.
+        self.provider_label.setVisible(bool(renamed or missing or not capabilities.live_session_update))
         for n in range(self.profile.count()):  # the profiles as this provider's values
             key = self.profile.itemData(n)
             p = capabilities.profiles.get(key)
