@@ -69,3 +69,17 @@ def test_a_named_profile_takes_the_new_providers_values(qtbot):
     n = len(seen)
     dock.set_provider(GEMINI)
     assert len(seen) == n and dock.prefix.value() == 150
+
+
+def test_the_voice_list_is_the_providers(qtbot, qasync_loop, tmp_path):
+    """Gemini's voices on Gemini, OpenAI's on OpenAI (the list follows Connection → Provider)."""
+    from desktop.core.provider_capabilities import GEMINI_VOICES
+    from desktop.providers import ProviderChoice
+    from tests.window_session import window_and_session
+
+    gemini = ProviderChoice("gemini", "Gemini Live", "wss://127.0.0.1:9/never", "k" * 24, dialect="gemini",
+                            auth="x-goog-api-key")
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", show=False, provider=gemini)
+    combo = window.agent_ui.dock.voice
+    offered = [combo.itemData(n) for n in range(combo.count()) if combo.itemData(n)]
+    assert offered == list(GEMINI_VOICES)

@@ -167,4 +167,4 @@ def capabilities_for(kind: str, dialect: str = "openai") -> ProviderCapabilities
 #: The offline engine speaking Gemini's dialect offers what Gemini offers (the same adapter, the same limits),
 #: without a session time limit.
 ENGINE_AS_GEMINI = ProviderCapabilities(**{**GEMINI.__dict__, "name": "Offline engine (Gemini dialect)",
-                                           "session_limit_s": None})
+                                           "session_limit_s": None, "voices": ()})

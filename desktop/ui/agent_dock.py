@@ -299,11 +299,17 @@ class AgentUi:
 
     def attach(self, session) -> None:
         self.session = session
-        kind = session.options.provider.kind
-        if kind == "engine":
-            self.dock.set_voices(())  # one voice, named by the engine once connected
+        self._offer_voices()
         session.update_config(self._config())
         session.subscribe(self._on_note)
+
+    def _offer_voices(self) -> None:
+        """The voices of the provider in use (Gemini's are not OpenAI's); the engine has one, named once connected."""
+        self._voices_of = self.session.client.capabilities
+        if self.session.options.provider.kind == "engine":
+            self.dock.set_voices(())
+        else:
+            self.dock.set_voices(self._voices_of.voices or OPENAI_VOICES)
 
     def _config(self):
         """The session Parley asks for: what it asks now, with these settings and tools applied."""
@@ -327,6 +333,8 @@ class AgentUi:
         if not isinstance(note, SessionChanged):
             return
         client = self.session.client
+        if client.capabilities is not getattr(self, "_voices_of", None):  # another provider (Connection → Provider)
+            self._offer_voices()
         effective = client.effective
         if effective is not None and effective.voice and self.session.options.provider.kind == "engine":
             if self.dock.voice.findData(effective.voice) < 0:

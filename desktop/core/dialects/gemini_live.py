@@ -280,7 +280,9 @@ class GeminiLiveDialect:
                 td = ServerVad(threshold=THRESHOLD_OF["START_SENSITIVITY_HIGH"],
                                silence_duration_ms=HIGH_END_UP_TO_MS if detection["endOfSpeechSensitivity"]
                                == "END_SENSITIVITY_HIGH" else 800, interrupt_response=interrupts)
-        return replace(config, turn_detection=td, voice=self._voice(config) or "Puck", model=self.model,
+        # Gemini's default voice is Puck; a server without Gemini's voices (the engine) names none
+        default_voice = "Puck" if self.capabilities.voices else None
+        return replace(config, turn_detection=td, voice=self._voice(config) or default_voice, model=self.model,
                        noise_reduction=None, speed=None)
 
     def _effective_wire(self) -> dict[str, Any]:
