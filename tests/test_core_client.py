@@ -481,3 +481,17 @@ def test_deleting_a_turn_sends_one_delete_and_refuses_an_answer_still_going():
     assert [e["item_id"] for e in sends(client.delete_item("a1"))] == ["a1"]  # done: it can go now
     client.receive(server.event("conversation.item.deleted", item_id="u1"))
     assert client.conversation.get("u1") is None and client.conversation.get("a1") is not None
+
+
+def test_stopping_an_answer_whose_response_has_ended_goes_back_to_listening():
+    """All of the answer was generated (response.done came), it is still playing, the user presses stop: the
+    state goes back to listening (no later event would end the interruption)."""
+    client, server = connect(ServerVad())
+    start_speaking_answer(client, server)
+    client.playback_started("item_a1")
+    client.receive(server.response_done("resp_1"))
+    assert client.active_response is None and client.state == TurnState.ASSISTANT_SPEAKING
+    actions = client.cancel_response()
+    assert of_type(actions, StopPlayback) and client.state == TurnState.INTERRUPTED
+    after = client.playback_stopped("item_a1", 300)
+    assert StateChanged(TurnState.LISTENING) in after and client.state == TurnState.LISTENING

@@ -437,6 +437,10 @@ class RealtimeClient:
             ItemChanged(item_id),
             BargeInHappened(item_id=item_id, heard_ms=shown_ms, received_ms=item.audio_received_ms, source="playback"),
         ]
+        if self.state == TurnState.INTERRUPTED and self.active_response is None:
+            # Stopped after its response had ended (all generated, still playing): no response.done will come
+            # to end the interruption, so listening starts again here.
+            actions += self._set_state(TurnState.LISTENING)
         return actions
 
     # ------------------------------------------------------------------ server events
