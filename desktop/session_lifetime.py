@@ -90,8 +90,10 @@ class SessionLifetime:
         """Nobody has the floor: no answer playing or being generated, the user not speaking, nothing typed
         waiting, and no spoken turn between its end and its answer."""
         client = self.client
+        # (Not "no audio uncommitted": with server VAD the microphone streams all the time, silence included; the
+        # user speaking shows as the state, USER_SPEAKING, and push-to-talk as held.)
         return (client.state == TurnState.LISTENING and client.active_response is None and not client.audio_queued
-                and not self.playback.is_playing() and not self.playback.is_paused() and client.uncommitted_ms < 1
+                and not self.playback.is_playing() and not self.playback.is_paused()
                 and (self._speech_stopped_at is None or time.perf_counter() - self._speech_stopped_at > 10)
                 and self.file_voice is None and not self.turns.ptt.held)
 

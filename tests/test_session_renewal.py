@@ -11,6 +11,7 @@ import pytest
 from desktop.core.actions import Notice
 from desktop.providers import choose_provider
 from desktop.session import LiveSession, SessionOptions, SessionTimeLeft
+from tests.conftest import AUDIO
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -22,8 +23,9 @@ def test_a_session_is_renewed_before_its_limit_at_a_turn_boundary(qasync_loop):
     # Renewal may start from 10 s before the limit, at a boundary; at the latest 4 s before it, boundary or not
     # (so the answer that plays through the window must end before then, with room for a loaded machine).
     limit = 40.0
+    # A microphone that streams (silence, after the file) all the time, as a real one does.
     session = LiveSession(SessionOptions(choose_provider(environ={}, force_engine=True), use_speaker=False,
-                                         session_limit_s=limit))
+                                         audio_in=str(AUDIO / "silence_2s.wav"), session_limit_s=limit))
     notes: list = []
     session.subscribe(notes.append)
     renewed_at: list[tuple[bool, str, float]] = []
