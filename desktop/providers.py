@@ -59,7 +59,7 @@ AZURE_API_VERSION_ENV = "AZURE_OPENAI_API_VERSION"
 #: serves it too, beside /v1/realtime, so the Gemini dialect runs end to end on this machine.
 GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 GEMINI_LIVE_URL = "wss://generativelanguage.googleapis.com" + GEMINI_LIVE_PATH
-DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+from .core.provider_capabilities import DEFAULT_GEMINI_MODEL  # noqa: E402,F401  (one name, for the CLI and menus)
 
 #: How a provider's key is sent: `Authorization: Bearer KEY` (OpenAI, compatible servers, the engine),
 #: `api-key: KEY` (Azure OpenAI), `x-goog-api-key: KEY` (Gemini), or not at all.

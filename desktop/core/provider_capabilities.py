@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .agent_settings import OPENAI_VOICES
 from .session_config import VAD_PROFILES, ServerVad
 
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
@@ -20,7 +21,6 @@ GEMINI_VOICES = (
     "Laomedeia", "Pulcherrima", "Rasalgethi", "Sadachbia", "Sadaltager", "Schedar", "Sulafat", "Umbriel",
     "Vindemiatrix", "Zubenelgenubi",
 )
-OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _copy_report(report, target: str | None) -> bool:
+    """--report: a copy of the run's report where the user asked for it; False (said on stderr) if it failed."""
+    if not target or report is None:
+        return True
+    try:
+        shutil.copyfile(report, target)
+    except OSError as exc:
+        print(f"parley: the report could not be written to {target}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _device(value: str | None):
     if value is None:
         return None
@@ -199,12 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, why in result.failed.items():
                 print(f"{name}: not run ({why})")
             print(f"report: {result.report_path}")
-            if args.report and result.report_path is not None:
-                try:
-                    shutil.copyfile(result.report_path, args.report)
-                except OSError as exc:
-                    print(f"parley: the report could not be written to {args.report}: {exc}", file=sys.stderr)
-                    exit_code = 4
+            if not _copy_report(result.report_path, args.report):
+                exit_code = 4
             if (result.failed or any(t.outcome != "answered" for _, turns in result.runs for t in turns)) \
                     and not exit_code:
                 exit_code = 3
@@ -216,12 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             if series.previous is not None:
                 print(changes_line(series.previous[1], series.turns, series.previous[0]))
             print(f"report: {series.report_path}")
-            if args.report and series.report_path is not None:
-                try:
-                    shutil.copyfile(series.report_path, args.report)
-                except OSError as exc:
-                    print(f"parley: the report could not be written to {args.report}: {exc}", file=sys.stderr)
-                    exit_code = 4
+            if not _copy_report(series.report_path, args.report):
+                exit_code = 4
             if any(t.outcome != "answered" for t in series.turns) and not exit_code:
                 exit_code = 3
         app.quit()
