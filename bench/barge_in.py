@@ -68,7 +68,7 @@ LATENCY_TRIALS = int(os.environ.get("PARLEY_BENCH_BARGE_TRIALS", "20"))  # per m
 #: buffer is cut at the interruption), the same without cutting the speaker's buffer (it drains, then the
 #: 5 ms fade), and the server's VAD only (buffer cut).
 LATENCY_MODES = ("local_vad_on", "local_vad_on_no_cut", "local_vad_off")
-ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "20"))  # per condition
+ANSWERS = int(os.environ.get("PARLEY_BENCH_ANSWERS", "60"))  # per condition
 CPU_SECONDS = float(os.environ.get("PARLEY_BENCH_CPU_SECONDS", "30"))
 #: The speaker's buffer (the app's default is 40 ms; `--output-latency`).
 OUTPUT_LATENCY_S = float(os.environ.get("PARLEY_BENCH_OUTPUT_LATENCY_MS", "40")) / 1000.0
@@ -377,7 +377,8 @@ def _self_interruption(server, n: int) -> list[dict[str, Any]]:
             room = Room(server)
             try:
                 room.add_echo(echo_db)
-                out.append(asyncio.run(_answers(room, echo_mode, echo_db, n)))
+                # the headset arms are the baseline that shows what the canceller prevents: 20 answers say it
+                out.append(asyncio.run(_answers(room, echo_mode, echo_db, n if echo_mode == "aec" else min(n, 20))))
             finally:
                 room.close()
     return out
@@ -435,6 +436,14 @@ async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any
             blocks = seen.capture_blocks - blocks0
             rate = session._source.device_rate if session._source is not None else None
             echo = getattr(session.echo, "name", None)
+            source = session._source
+            aec = getattr(session.echo, "aec", session.echo)
+            vad = session.local_vad
+            levers = {"capture_batches": getattr(source, "batches", None),
+                      "capture_batches_handed_early": getattr(source, "urgent_batches", None),
+                      "aec_idle_frames": getattr(aec, "idle_frames", None),
+                      "vad_frames": getattr(vad, "frames", None),
+                      "vad_frames_gated": getattr(vad, "gated_frames", None)}
         finally:
             await session.stop()
 
@@ -464,6 +473,7 @@ async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any
         "capture_callbacks_per_s": round(blocks / wall, 1),
         "frames_per_callback": round(frames / blocks, 1) if blocks else None,
         "sends": share.sends,
+        "levers_since_start": levers,
         "stages_pct_of_one_core": stages,
         "capture_path_pct": round(total, 3),
         "audio_client_threads_pct": round(pulse_client, 3),
@@ -674,42 +684,60 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{c['speaker_underflows']} | {c['load_average_after']} |")
     cpu = r["cpu"]
     talk = r.get("cpu_speaking") or cpu
-    st, st2 = cpu["stages_pct_of_one_core"], talk["stages_pct_of_one_core"]
+    echo = r.get("cpu_speaking_with_echo") or talk
+    runs = (cpu, talk, echo)
 
-    def row(label: str, a: float, b: float, bold: bool = False) -> str:
-        return f"| **{label}** | **{a:.3f}** | **{b:.3f}** |" if bold else f"| {label} | {a:.3f} | {b:.3f} |"
+    def row(label: str, key: str | None = None, values: list[str] | None = None, bold: bool = False) -> str:
+        cells = values if values is not None else [f"{_dig(x, key):.3f}" for x in runs]
+        if bold:
+            return f"| **{label}** | " + " | ".join(f"**{c}**" for c in cells) + " |"
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    floor = sum(f["floor_pct"] for f in r.get("cpu_floor") or []) / max(1, len(r.get("cpu_floor") or []))
+    ratios = [x["capture_path_pct"] / floor if floor else float("nan") for x in runs]
+    lv = [x.get("levers_since_start") or {} for x in runs]
+
+    def share(key: str, of: str) -> list[str]:
+        return [f"{100.0 * (v.get(key) or 0) / max(1, v.get(of) or 0):.0f} %" if v.get(of) else "–" for v in lv]
 
     lines += [
         "",
-        "Goal: 0 self-interruptions in 20 answers with AEC at -10 dB and 0 dB.",
+        f"Goal: 0 self-interruptions in {r['self_interruption'][0]['answers'] if r.get('self_interruption') else 60} "
+        "answers with AEC at -10 dB and at 0 dB.",
         *([r["self_interruption_note"]] if r.get("self_interruption_note") else []),
         "",
         "### CPU of the capture path (live capture, connected to the engine)",
         "",
         f"Microphone at {cpu['device_rate']} Hz through PulseAudio ({cpu['capture_callbacks_per_s']} callbacks/s of "
         f"{cpu['frames_per_callback']} frames), echo handling: {cpu['echo']}. CPU time per thread",
-        "(POSIX per-thread CPU clocks), as a share of one core over the wall-clock interval; idle "
-        f"({cpu['seconds']} s, nothing played) and while the assistant tells a story through the speaker "
-        f"({talk['seconds']} s).",
+        "(POSIX per-thread CPU clocks), as a share of one core over the wall-clock interval: listening idle "
+        f"({cpu['seconds']} s, nothing played, a silent room), while the assistant tells a story through the speaker "
+        f"({talk['seconds']} s, the microphone does not hear it), and the same with the speaker looped back into the "
+        f"microphone at -10 dB ({echo['seconds']} s, as a laptop's loudspeakers are heard).",
         "",
-        "| stage | idle, % of one core | assistant speaking, % |",
-        "|---|---:|---:|",
-        row("PortAudio capture thread (ALSA pulse-plugin read + the callback copying the block)",
-            st["portaudio_capture_callback"], st2["portaudio_capture_callback"]),
+        "| stage | idle, % of one core | assistant speaking, % | speaking, echo at -10 dB, % |",
+        "|---|---:|---:|---:|",
+        row("PortAudio capture thread (ALSA pulse-plugin read, the callback holding blocks for a 40 ms batch)",
+            "stages_pct_of_one_core.portaudio_capture_callback"),
         row("capture thread: soxr resample to 24 kHz, float→int16, AEC, loudness onset",
-            st["capture_thread_resample_aec_pcm16"], st2["capture_thread_resample_aec_pcm16"]),
-        row(f"event loop: level, Silero VAD, local barge-in, base64 + JSON ({cpu['chunks_handled']} / "
-            f"{talk['chunks_handled']} chunks)", st["loop_chunk_handler_level_vad_encode"],
-            st2["loop_chunk_handler_level_vad_encode"]),
-        row("event loop: WebSocket send", st["loop_websocket_send"], st2["loop_websocket_send"]),
-        row("capture path (goal ≤ 2 %)", cpu["capture_path_pct"], talk["capture_path_pct"], bold=True),
-        *_floor_rows(r.get("cpu_floor"), cpu["capture_path_pct"], talk["capture_path_pct"]),
-        row("PulseAudio client threads of the stream (libpulse, 10 ms ticks)", cpu["audio_client_threads_pct"],
-            talk["audio_client_threads_pct"]),
-        row("capture path + PulseAudio client threads", cpu["capture_path_with_audio_client_threads_pct"],
-            talk["capture_path_with_audio_client_threads_pct"]),
+            "stages_pct_of_one_core.capture_thread_resample_aec_pcm16"),
+        row("event loop: level, Silero VAD (energy-gated), local barge-in, base64 + JSON",
+            "stages_pct_of_one_core.loop_chunk_handler_level_vad_encode"),
+        row("event loop: WebSocket send", "stages_pct_of_one_core.loop_websocket_send"),
+        row("capture path", "capture_path_pct", bold=True),
+        row("floor, same run: a PortAudio stream at the same rate and block size whose callback only copies each "
+            "block to a thread that drops it (mean of " + " / ".join(f"{f['floor_pct']:.3f}" for f in r.get("cpu_floor") or [])
+            + ")", values=[f"{floor:.3f}"] * 3),
+        row("capture path ÷ floor (goal: ≤ 2× idle, ≤ 3× speaking)", values=[f"{x:.2f}×" for x in ratios], bold=True),
+        row("chunks to the event loop", values=[str(x["chunks_handled"]) for x in runs]),
+        row("batches handed over early (a block that may start a barge-in)",
+            values=share("capture_batches_handed_early", "capture_batches")),
+        row("Silero frames kept from the network by the energy gate", values=share("vad_frames_gated", "vad_frames")),
+        row("PulseAudio client threads of the stream (libpulse, 10 ms ticks)", "audio_client_threads_pct"),
         row("(whole event-loop thread: also the playback watcher, asyncio wake-ups and, speaking, the answer's "
-            "audio)", cpu["event_loop_thread_total_pct"], talk["event_loop_thread_total_pct"]),
+            "audio)", "event_loop_thread_total_pct"),
+        "",
+        "The counters of the last three rows count from the session's start (a few seconds before each window).",
         "",
         *([r["cpu_note"], ""] if r.get("cpu_note") else []),
         f"Load average: {cpu['load_average']}. Per-stage CPU per 20 ms chunk of speech (micro-benchmark, "
@@ -724,18 +752,10 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _floor_rows(floors: list[dict[str, Any]] | None, idle: float, talk: float) -> list[str]:
-    """Rows comparing the capture path with the floor measured in the same run (`_capture_floor`)."""
-    if not floors:
-        return []
-    floor = sum(f["floor_pct"] for f in floors) / len(floors)
-    each = " and ".join(f"{f['floor_pct']:.3f}" for f in floors)
-    return [
-        f"| floor, same run: a PortAudio stream at the same rate and block size whose callback only copies each "
-        f"block to a thread that drops it (before and after: {each}) | {floor:.3f} | {floor:.3f} |",
-        f"| capture path minus the floor: Parley's own processing | {idle - floor:.3f} | {talk - floor:.3f} |",
-        f"| capture path ÷ floor | {idle / floor:.1f}× | {talk / floor:.1f}× |",
-    ]
+def _dig(d: dict[str, Any], path: str) -> float:
+    for part in path.split("."):
+        d = d[part]
+    return float(d)  # type: ignore[arg-type]
 
 
 def run() -> dict[str, Any]:
@@ -760,6 +780,9 @@ def run() -> dict[str, Any]:
                 floor = [_capture_floor(CPU_SECONDS / 2)]
                 results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
                 results["cpu_speaking"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
+                floor.append(_capture_floor(CPU_SECONDS / 2))
+                room.add_echo(-10.0)  # the speaker heard by the microphone, as from a laptop's loudspeakers
+                results["cpu_speaking_with_echo"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
                 floor.append(_capture_floor(CPU_SECONDS / 2))
                 results["cpu_floor"] = floor
             finally:

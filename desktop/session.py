@@ -50,6 +50,10 @@ from .transport.websocket_transport import ConnectError, Endpoint, WebSocketTran
 
 log = logging.getLogger(__name__)
 
+#: The microphone hands its 10 ms blocks to the capture thread in batches of this much while nothing can be
+#: interrupted (one wake-up instead of four; bench/barge_in.py measures the capture path's CPU).
+CAPTURE_BATCH_MS = 40
+
 
 @dataclass(frozen=True)
 class ConnectionStatus:
@@ -351,7 +355,8 @@ class LiveSession(SessionLifetime):
 
     def _open_microphone(self) -> bool:
         try:
-            source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device, chunk_ms=10)
+            source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device, chunk_ms=10,
+                                       batch_ms=CAPTURE_BATCH_MS, urgent=self._capture_urgent)
             source.start()
         except (AudioDeviceError, OSError) as exc:
             self._source = None
@@ -360,6 +365,16 @@ class LiveSession(SessionLifetime):
         self._stop_file_clock()  # the microphone paces a spoken file from now on (one thread feeds near_end)
         self._source = source
         return True
+
+    def _capture_urgent(self, raw_dbfs: float) -> bool:
+        """From the PortAudio callback, per 10 ms block: hand it over now rather than in a 40 ms batch?
+
+        Yes while push-to-talk is held (the release commits what has arrived) or a sound file speaks for the
+        user, and when the block may start an onset that would hold playback (`NearEndProcessor.wants_block_now`)."""
+        near_end = self.near_end
+        if self.file_voice is not None or self.turns.ptt.held or near_end is None:
+            return True
+        return near_end.wants_block_now(raw_dbfs)
 
     # ------------------------------------------------------------------ devices
     def set_input_device(self, device: Any) -> None:

@@ -1,14 +1,19 @@
 """Microphone capture: device rate float32 in, 24 kHz int16 chunks out. No Qt, no asyncio.
 
-The PortAudio callback only copies each block into a queue. A consumer thread resamples with a
-streaming soxr resampler (state carried across blocks, so there are no seams), converts to int16
-and hands fixed-size chunks to `on_chunk` — from that thread; the caller hops to its event loop
-(e.g. with `loop.call_soon_threadsafe`).
+The PortAudio callback copies each 10 ms block and holds it until `batch_ms` of audio are held, then puts
+the batch into a queue: the consumer thread wakes once per batch, not once per block (on this kind of
+machine a wake-up and the cold caches after it cost more than the work itself: bench/wakeup_cost.py).
+`urgent(level_dbfs)`, when given, is asked about every block from the callback (its raw level, dBFS): True
+hands the batch over at once, so a block that may start a barge-in is processed within its own 10 ms.
+The consumer resamples with a streaming soxr resampler (state carried across blocks, so there are no seams),
+converts to int16 and hands the batch's whole chunks to `on_chunk` in one call — from that thread; the
+caller hops to its event loop (e.g. with `loop.call_soon_threadsafe`). Every sample goes out once, in order.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from typing import Callable
@@ -33,8 +38,14 @@ class MicrophoneCapture:
         device=None,
         chunk_ms: int = 20,
         latency: str | float = "low",
+        batch_ms: int = 10,
+        urgent: Callable[[float], bool] | None = None,
     ) -> None:
         self.on_chunk = on_chunk
+        self.batch_ms = max(10, int(batch_ms))
+        self.urgent = urgent
+        self.batches = 0  # batches handed to the consumer (for benchmarks)
+        self.urgent_batches = 0  # of which handed over early by `urgent`
         self.device = device
         self.chunk_ms = chunk_ms
         self.latency = latency
@@ -48,6 +59,9 @@ class MicrophoneCapture:
         self._error: str | None = None
         self._stopping = False
         self._lock = threading.Lock()
+        self._held: list[np.ndarray] = []  # blocks the callback holds for the next batch
+        self._held_frames = 0
+        self._batch_frames = 0
 
     @property
     def running(self) -> bool:
@@ -69,6 +83,8 @@ class MicrophoneCapture:
             self._error = None
             self._stopping = False
             self._blocks = queue.SimpleQueue()
+            self._held, self._held_frames = [], 0
+            self._batch_frames = max(1, rate * self.batch_ms // 1000 - rate // 400)  # a little slack per batch
             try:
                 stream = sd.InputStream(
                     device=self.device,
@@ -115,15 +131,39 @@ class MicrophoneCapture:
                 except Exception as exc:  # noqa: BLE001
                     log.warning("closing the microphone failed: %s", exc)
             if thread is not None:
+                if self._held:  # the callback has stopped: its last blocks go out too
+                    self._blocks.put(self._held)
+                    self._held, self._held_frames = [], 0
                 self._blocks.put(_STOP)
                 thread.join(timeout=5.0)
 
-    # ------------------------------------------------------------------ audio thread: copy only
+    # ------------------------------------------------------------------ audio thread: copy and hold
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
             self.overflows += 1
-        self._blocks.put(indata[:, 0].copy())
+        block = indata[:, 0].copy()
+        self._held.append(block)
+        self._held_frames += frames
+        if self._held_frames >= self._batch_frames or self._is_urgent(block):
+            self._blocks.put(self._held)
+            self.batches += 1
+            self._held, self._held_frames = [], 0
+
+    def _is_urgent(self, block: np.ndarray) -> bool:
+        urgent = self.urgent
+        if urgent is None:
+            return False
+        power = float(np.dot(block, block)) / max(1, len(block))
+        try:
+            hurry = bool(urgent(10.0 * math.log10(max(power, 1e-13))))
+        except Exception:  # noqa: BLE001 - a failing predicate must not stop capture: hand over every block
+            log.exception("microphone urgency check failed")
+            self.urgent = None
+            return True
+        if hurry:
+            self.urgent_batches += 1
+        return hurry
 
     def _finished(self) -> None:
         if not self._stopping:
@@ -138,9 +178,10 @@ class MicrophoneCapture:
         pending_len = 0
         n = self.chunk_samples
         while True:
-            block = blocks.get()
-            if block is _STOP:
+            batch = blocks.get()
+            if batch is _STOP:
                 break
+            block = np.concatenate(batch) if len(batch) > 1 else batch[0]
             out = resampler.resample_chunk(block) if resampler is not None else block
             if len(out) == 0:
                 continue
@@ -150,8 +191,7 @@ class MicrophoneCapture:
                 continue
             data = np.concatenate(pending) if len(pending) > 1 else pending[0]
             whole = (len(data) // n) * n
-            for i in range(0, whole, n):
-                self._deliver(float_to_pcm16(data[i:i + n]))
+            self._deliver(float_to_pcm16(data[:whole]))
             rest = data[whole:]
             pending = [rest] if len(rest) else []
             pending_len = len(rest)

@@ -17,10 +17,14 @@ How the two sides meet:
   delay itself; `set_delay_ms` gives it a hint. The output has as many samples as whole frames were
   processed, so it lags the input by less than one frame; WebRTC's filters add about 9 ms of delay to the
   content.
-* The library runs on every frame, also while nothing plays. Skipping it (both streams) while the speaker
-  had been silent for 1.5 s cut the capture thread's CPU from 5.0 to 1.9 % of a core when idle, but the
-  assistant then interrupted itself more often (15 of 36 answers against 7 of 36, interleaved runs at
-  -10 dB echo), so it is not done.
+* While the speaker has been handed digital silence for `idle_after_ms` (1 s: longer than any echo tail
+  of what it played), the library is not called: the far-end frames are dropped as they come, and each
+  microphone frame passes unchanged (there is no echo to remove). Both streams skip the same stretch, and
+  the far-end FIFO is drained exactly as when the library runs, so when the speaker plays again the library
+  resumes in step, with its echo path and delay as it left them: to it, the silence was shorter. This
+  keeps the canceller warm for nothing while the user only listens (bench/barge_in.py: the capture path's
+  CPU). An earlier attempt that stopped calling it after 1.5 s of silence without keeping the streams'
+  frame counts together made the assistant interrupt itself more often (15 of 36 answers against 7).
 
 `EchoGate` is the fallback when no AEC library can be loaded: a half-duplex gate, see its docstring.
 `make_echo_canceller(mode)` picks one of them from the settings' mode.
@@ -44,6 +48,9 @@ __all__ = ["ConvergingEchoCanceller", "EchoCanceller", "EchoGate", "available", 
 
 _NATIVE_RATES = (16000, 24000, 32000, 48000)
 _FALLBACK_RATE = 48000
+#: How many samples the library's filters delay the microphone signal by, per rate (measured by
+#: tests/test_echo_canceller.py::test_library_lag_is_known); idling needs it to keep the timeline unbroken.
+_LIBRARY_LAG_SAMPLES = {24000: 224}
 
 
 def _as_pcm16(pcm16: np.ndarray) -> np.ndarray:
@@ -222,7 +229,7 @@ class EchoCanceller:
     name = "livekit WebRTC AEC3"
 
     def __init__(self, rate: int = 24000, frame_ms: int = 10, *, noise_suppression: bool = False,
-                 max_far_ms: int = 1000) -> None:
+                 max_far_ms: int = 1000, idle_after_ms: int | None = 1000) -> None:
         if frame_ms != 10:
             raise ValueError("WebRTC audio processing works on 10 ms frames only")
         from livekit import rtc  # the import fails when the library is missing: see available()
@@ -236,6 +243,14 @@ class EchoCanceller:
         self._far = _FarFifo(max_samples=self._lib_rate * max_far_ms // 1000)
         self._near = _Framer(self._frame)
         self._delay_ms: int | None = None
+        #: Far-end frames in a row that were digital silence (|sample| <= 2); the library idles past this many.
+        self._lag = _LIBRARY_LAG_SAMPLES.get(self._lib_rate)
+        self._idle_after = (None if idle_after_ms is None or self._lag is None or self._lib_rate != self.rate
+                            else max(1, int(idle_after_ms) // frame_ms))
+        self._last_near = np.zeros(self._frame, dtype=np.int16)  # the last microphone frame (see idling)
+        self._delayed: np.ndarray | None = None  # while idling: the input the output still owes (the lag)
+        self._silent_far = 0
+        self.idle_frames = 0  # microphone frames passed on without the library (for benchmarks and tests)
         self._make_resamplers()
         self._apm = self._new_apm()
         self._calls = _ApmCalls(rtc, self._apm, self._lib_rate, self._frame)
@@ -294,8 +309,31 @@ class EchoCanceller:
         calls, n = self._calls, self._frame
         frames = self._near.frames(a)
         out = np.empty(frames.size, dtype=np.int16)
+        idle_after = self._idle_after
         for i, near in enumerate(frames):
-            for far in self._far.take_frames(n):
+            fars = self._far.take_frames(n)
+            if idle_after is not None:
+                for far in fars:
+                    self._silent_far = self._silent_far + 1 if int(np.abs(far).max()) <= 2 else 0
+                if self._silent_far >= idle_after + len(fars):  # these frames, and a second before them
+                    # Passed on delayed by the library's own lag, so the output's timeline runs on unbroken.
+                    if self._delayed is None:
+                        self._delayed = self._last_near[n - self._lag:].copy()
+                    line = np.concatenate((self._delayed, near))
+                    out[i * n:(i + 1) * n] = line[:n]
+                    self._delayed = line[n:]
+                    self._last_near = near
+                    self.idle_frames += 1
+                    continue
+                if self._delayed is not None:
+                    # Resuming: one frame pair (silence to the speaker side, the last microphone frame) fills the
+                    # library's delay line with what the passed-on signal still owes, so nothing repeats or
+                    # goes missing; the pair keeps the two streams' frame counts together.
+                    self._delayed = None
+                    calls.reverse(np.zeros(n, dtype=np.int16))
+                    calls.capture(self._last_near)
+            self._last_near = near
+            for far in fars:
                 calls.reverse(far)
             if self._delay_ms is not None:
                 calls.set_stream_delay_ms(self._delay_ms)
@@ -308,6 +346,9 @@ class EchoCanceller:
         """Forget the learnt echo path and all buffered audio (e.g. after a device change)."""
         self._far.clear()
         self._near.clear()
+        self._silent_far = 0
+        self._delayed = None
+        self._last_near = np.zeros(self._frame, dtype=np.int16)
         self._make_resamplers()
         self._apm = self._new_apm()
         self._calls = _ApmCalls(self._rtc, self._apm, self._lib_rate, self._frame)

@@ -2,7 +2,9 @@
 
 For each 10 ms block: echo cancellation (when an echo canceller is set), the loudness-onset detector on the
 result (`core.speech_onset`: reported at once, so that a barge-in can hold playback within ~20 ms of the
-user's first sound), and batching into 20 ms chunks for the event loop (one wake-up per 20 ms, not per block).
+user's first sound), and one chunk for the event loop per call once `chunk_ms` (20 ms) are pending: the
+microphone hands over 40 ms batches while nothing can be interrupted (one loop wake-up per 40 ms) and single
+10 ms blocks when one may start a barge-in (`wants_block_now`; one loop wake-up per 20 ms, as before).
 Each chunk goes with how many dB the canceller took out of it (None without a canceller): the local VAD's
 barge-in decisions use it to tell the assistant's echo residue from the user's voice.
 
@@ -90,6 +92,34 @@ class NearEndProcessor:
         self._pending_len = 0
         self._raw_energy = 0.0  # of the pending blocks, before / after the canceller (mean square × samples)
         self._out_energy = 0.0
+        #: `wants_block_now`: how far below the loudest echo expected a block may be and still be processed
+        #: at once (the learnt coupling is an upper bound; a voice as loud as the echo lifts the block ~3 dB).
+        self.flush_margin_db = 6.0
+
+    def wants_block_now(self, raw_dbfs: float) -> bool:
+        """Whether a microphone block at `raw_dbfs` (before echo cancellation) must be processed at once.
+
+        Asked from the PortAudio callback for every 10 ms block, before any processing: False lets the block
+        wait up to 40 ms for its batch. A block waits only when it cannot be part of an onset that would hold
+        playback: nothing has played within the last half second (there is nothing to hold), or it is below
+        the level an onset needs (echo cancellation only takes level away), or, once the echo coupling is
+        learnt, it is not louder than the echo expected of what the speaker plays less `flush_margin_db`.
+        Reads only numbers the capture thread writes whole (a stale one costs a late block, not a decision:
+        the onset detector sees the same blocks in the same order either way)."""
+        far = self.far_levels
+        detector = self.onset_detector
+        s = detector.settings
+        far_dbfs = far.recent_max_dbfs() if far is not None else None
+        if far_dbfs is None or far_dbfs <= s.far_active_dbfs:
+            return False
+        if detector._run > 0:
+            return True  # in the middle of a possible onset: its next block decides
+        if raw_dbfs < detector._loud_enough_dbfs() - 1.0:
+            return False
+        coupling = detector.echo_coupling_db
+        if coupling is None or self.echo is None:
+            return True
+        return raw_dbfs >= far_dbfs + coupling - self.flush_margin_db
 
     def process(self, pcm16: np.ndarray, substitute: np.ndarray | None = None) -> None:
         """One block from the microphone (int16 mono, 24 kHz, any length; 10 ms from MicrophoneCapture).
@@ -101,6 +131,15 @@ class NearEndProcessor:
         n = self.block_samples
         for start in range(0, len(pcm16), n):
             self._block(pcm16[start:start + n], None if substitute is None else substitute[start:start + n])
+        if self._pending_len >= self.chunk_samples:
+            chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            removed = None
+            if self._raw_energy > 0.0:
+                removed = 10.0 * math.log10(self._raw_energy / max(self._out_energy, 1e-12 * len(chunk)))
+            self._pending = []
+            self._pending_len = 0
+            self._raw_energy = self._out_energy = 0.0
+            self.on_chunk(chunk, removed)
 
     def _block(self, block: np.ndarray, substitute: np.ndarray | None = None) -> None:
         echo = self.echo
@@ -134,12 +173,3 @@ class NearEndProcessor:
             self._out_energy += 10.0 ** (out_dbfs / 10.0) * len(block)
         self._pending.append(block)
         self._pending_len += len(block)
-        if self._pending_len >= self.chunk_samples:
-            chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-            removed = None
-            if self._raw_energy > 0.0:
-                removed = 10.0 * math.log10(self._raw_energy / max(self._out_energy, 1e-12 * len(chunk)))
-            self._pending = []
-            self._pending_len = 0
-            self._raw_energy = self._out_energy = 0.0
-            self.on_chunk(chunk, removed)

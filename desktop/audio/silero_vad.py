@@ -38,6 +38,11 @@ FRAME_SAMPLES = 512  # 32 ms at 16 kHz: the only window size Silero accepts at t
 CONTEXT_SAMPLES = 64  # Silero v5/v6 at 16 kHz also reads the 4 ms before each frame
 STATE_SHAPE = (2, 128)  # [h, c] of the LSTM cell
 MODEL_FILE = "silero_vad.onnx"
+#: The energy gate before the network: a 32 ms frame below this level (RMS, dBFS) after three such frames
+#: scored as no speech is not run (a voice at the microphone is 20-40 dB louder; a quiet room is below it).
+GATE_DBFS = -60.0
+GATE_AFTER_FRAMES = 3
+GATE_MAX_PROBABILITY = 0.1
 
 _weights_lock = threading.Lock()
 _weights: dict[str, np.ndarray] | None = None
@@ -72,14 +77,23 @@ class SileroSpeechProbability:
 
     frame_ms = 32
 
-    def __init__(self, input_rate: int = PROTOCOL_RATE) -> None:
+    def __init__(self, input_rate: int = PROTOCOL_RATE, gate_dbfs: float | None = GATE_DBFS) -> None:
         self.input_rate = int(input_rate)
+        #: The energy gate (None: off): after `GATE_AFTER_FRAMES` frames below `gate_dbfs` that the network
+        #: also scored as no speech (< `GATE_MAX_PROBABILITY`), frames below `gate_dbfs` are not run through
+        #: it; they score 0.0 and only their last 4 ms are kept as the next frame's context. The first frame
+        #: above it runs the network again from the state the last quiet frame left.
+        self.gate_dbfs = gate_dbfs
+        self._gate_power = None if gate_dbfs is None else 10.0 ** (gate_dbfs / 10.0)
+        self.gated_frames = 0  # frames the gate kept from the network (for benchmarks and tests)
+        self.frames = 0
         self._net = SileroNet(_shared_weights())
         # The model's input row: 64 samples of context, then the frame (written in place, no copies).
         self._input = np.zeros(CONTEXT_SAMPLES + FRAME_SAMPLES, dtype=np.float32)
         self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._resampler: soxr.ResampleStream | None = None
         self._pending = np.zeros(0, dtype=np.float32)
+        self._quiet_frames = 0
         self.reset()
 
     def reset(self) -> None:
@@ -92,6 +106,7 @@ class SileroSpeechProbability:
             else None
         )
         self._pending = np.zeros(0, dtype=np.float32)
+        self._quiet_frames = 0
 
     def process(self, pcm16: np.ndarray) -> list[float]:
         """Feed int16 mono samples at `input_rate`; return one probability per completed frame."""
@@ -110,11 +125,21 @@ class SileroSpeechProbability:
         row = self._input
         net = self._net
         state = self._state
+        gate = self._gate_power
         for i in range(n_frames):
+            frame = x[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+            quiet = gate is not None and float(np.dot(frame, frame)) < gate * FRAME_SAMPLES
+            if quiet and self._quiet_frames >= GATE_AFTER_FRAMES:
+                row[-CONTEXT_SAMPLES:] = frame[-CONTEXT_SAMPLES:]  # becomes the next frame's context
+                self.gated_frames += 1
+                out.append(0.0)
+                continue
             row[:CONTEXT_SAMPLES] = row[-CONTEXT_SAMPLES:]  # the previous frame's last 4 ms
-            row[CONTEXT_SAMPLES:] = x[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+            row[CONTEXT_SAMPLES:] = frame
             prob, state = net(row, state)
+            self._quiet_frames = self._quiet_frames + 1 if quiet and prob < GATE_MAX_PROBABILITY else 0
             out.append(prob)
+        self.frames += n_frames
         self._state = state
         self._pending = x[n_frames * FRAME_SAMPLES:].copy()
         return out
