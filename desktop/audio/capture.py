@@ -157,8 +157,8 @@ class MicrophoneCapture:
         power = float(np.dot(block, block)) / max(1, len(block))
         try:
             hurry = bool(urgent(10.0 * math.log10(max(power, 1e-13))))
-        except Exception:  # noqa: BLE001 - a failing predicate must not stop capture: hand over every block
-            log.exception("microphone urgency check failed")
+        except Exception:  # noqa: BLE001 - a failing predicate must not stop capture: batches from now on
+            log.exception("microphone urgency check failed; blocks go in batches from now on")
             self.urgent = None
             return True
         if hurry:

@@ -1,0 +1,308 @@
+"""The capture path's cheap ways (issue 17): 40 ms batches unless a block may start a barge-in, the echo
+canceller idling while the speaker is silent, the energy gate before Silero — and that none of them loses,
+repeats or reorders a sample, or changes a decision."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+
+import numpy as np
+import pytest
+
+from desktop.audio.echo_canceller import _LIBRARY_LAG_SAMPLES, EchoCanceller
+from desktop.audio.near_end import FarEndLevels, NearEndProcessor
+from desktop.core.pcm import PROTOCOL_RATE
+from tests.conftest import AUDIO
+
+RATE = PROTOCOL_RATE
+FRAME = RATE // 100
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _near_end_with_far(clock: Clock) -> NearEndProcessor:
+    near = NearEndProcessor(lambda c, r: None, lambda ms: None)
+    near.far_levels = FarEndLevels(clock=clock)
+    return near
+
+
+def _block(dbfs: float, n: int = FRAME, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal(n)
+    x *= 32768.0 * 10 ** (dbfs / 20) / np.sqrt(np.mean(x * x))
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+# ---------------------------------------------------------------------------------------- which blocks wait
+def test_blocks_wait_for_their_batch_while_nothing_plays():
+    clock = Clock()
+    near = _near_end_with_far(clock)
+    assert not near.wants_block_now(-10.0)  # loud, but there is nothing to hold
+    near.far_levels.feed(np.zeros(240, np.float32))  # the speaker is handed silence
+    assert not near.wants_block_now(-10.0)
+
+
+def test_while_the_speaker_plays_a_block_that_may_start_an_onset_goes_at_once():
+    clock = Clock()
+    near = _near_end_with_far(clock)
+    near.echo = object()  # an echo canceller is in the path (the coupling route needs one)
+    near.far_levels.feed(np.full(240, 0.1, np.float32))  # -20 dBFS playing
+    assert near.wants_block_now(-30.0)  # the echo coupling is not learnt yet: every loud block counts
+    assert not near.wants_block_now(-75.0)  # too quiet for any onset (the canceller only takes level away)
+    # Learn the coupling: echo-only blocks 20 dB below what plays, which the canceller takes out.
+    detector = near.onset_detector
+    for _ in range(detector.settings.coupling_min_chunks + 60):
+        detector.update(-80.0, -40.0, -20.0)
+    assert detector.echo_coupling_db == pytest.approx(-20.0)
+    assert not near.wants_block_now(-47.0)  # loud enough for an onset, but well under the echo expected: waits
+    assert near.wants_block_now(-45.0)  # within the margin of the loudest echo expected
+    assert near.wants_block_now(-30.0)  # a voice over the echo
+    detector._run = 1  # one loud block seen: the next decides the onset
+    assert near.wants_block_now(-70.0)
+    clock.t += 1.0  # the speaker fell silent half a second ago
+    detector._run = 0
+    assert not near.wants_block_now(-35.0)
+
+
+def test_near_end_hands_one_chunk_per_batch_and_the_same_decisions_either_way():
+    voice = _voice()
+    batched, single = [], []
+    onsets_b, onsets_s = [], []
+    nb = NearEndProcessor(lambda c, r: batched.append(c), onsets_b.append)
+    ns = NearEndProcessor(lambda c, r: single.append(c), onsets_s.append)
+    rng = random.Random(3)
+    i = 0
+    while i < len(voice):
+        n = FRAME * rng.choice((1, 4))  # early (one block) or a whole 40 ms batch
+        nb.process(voice[i:i + n])
+        i += n
+    for j in range(0, len(voice), FRAME):
+        ns.process(voice[j:j + FRAME])
+    assert onsets_b == onsets_s and onsets_b
+    assert np.array_equal(np.concatenate(batched), np.concatenate(single)[: sum(map(len, batched))])
+    assert all(len(c) >= 2 * FRAME for c in batched)
+    assert any(len(c) == 4 * FRAME for c in batched)
+
+
+def _voice() -> np.ndarray:
+    from desktop.audio import read_wav_24k
+
+    speech = read_wav_24k(AUDIO / "hello_weather.wav")
+    quiet = np.zeros(RATE // 2, np.int16)
+    return np.concatenate([quiet, speech, quiet, speech, quiet])
+
+
+# ---------------------------------------------------------------------------------------- the idle canceller
+needs_aec = pytest.mark.skipif(not EchoCanceller.available(), reason="livekit (WebRTC AEC3) not installed")
+
+
+def _run(canceller: EchoCanceller, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+    out = []
+    for i in range(0, len(mic), FRAME):
+        canceller.feed_far_end(far[i:i + FRAME])
+        out.append(canceller.process_near_end(mic[i:i + FRAME]))
+    return np.concatenate(out)
+
+
+def _lag(out: np.ndarray, mic: np.ndarray, start: int, n: int) -> int:
+    y = out[start:start + n].astype(np.float64)
+    scores = [float(np.dot(y, mic[start - k:start - k + n].astype(np.float64))) for k in range(0, 480)]
+    return int(np.argmax(scores))
+
+
+@needs_aec
+def test_library_lag_is_known():
+    # The peak of its impulse response (white noise in); speech, mostly low frequencies, comes out within a
+    # few samples of it (the filters' delay varies a little with frequency).
+    noise = _block(-20.0, 2 * RATE, seed=9)
+    out = _run(EchoCanceller(RATE, idle_after_ms=None), noise, np.zeros_like(noise))
+    assert _lag(out, noise, RATE, RATE // 2) == _LIBRARY_LAG_SAMPLES[RATE]
+    mic = _voice()
+    out = _run(EchoCanceller(RATE, idle_after_ms=None), mic, np.zeros_like(mic))
+    assert abs(_lag(out, mic, RATE // 2 + RATE // 4, RATE // 2) - _LIBRARY_LAG_SAMPLES[RATE]) <= 8
+
+
+def _far_burst(n: int, burst: slice) -> np.ndarray:
+    far = np.zeros(n, np.int16)
+    far[burst] = _block(-20.0, burst.stop - burst.start, seed=1)
+    return far
+
+
+@needs_aec
+def test_idle_canceller_keeps_the_timeline():
+    rng = np.random.default_rng(5)
+    voice = np.concatenate([_voice(), _voice()])  # the user talks on and off; no echo reaches the microphone
+    n = len(voice)
+    burst = slice(int(2.2 * RATE), int(3.4 * RATE))  # the speaker plays in between idle stretches
+    far = _far_burst(n, burst)
+    mic = np.clip(voice + rng.standard_normal(n) * 3, -32768, 32767).astype(np.int16)
+    idle = EchoCanceller(RATE)
+    awake = EchoCanceller(RATE, idle_after_ms=None)
+    out, ref = _run(idle, mic, far), _run(awake, mic, far)
+    lag = _LIBRARY_LAG_SAMPLES[RATE]
+    assert idle.idle_frames > 200 and awake.idle_frames == 0
+    # While idle the microphone passes unchanged, delayed by the library's own lag: nothing lost or repeated.
+    idle_stretch = slice(int(1.3 * RATE), int(2.1 * RATE))
+    assert np.array_equal(out[idle_stretch], mic[idle_stretch.start - lag:idle_stretch.stop - lag])
+    # ... where the library's output would be, with the same content within its filtering.
+    a, b = out[idle_stretch].astype(np.float64), ref[idle_stretch].astype(np.float64)
+    assert np.corrcoef(np.abs(np.fft.rfft(a)), np.abs(np.fft.rfft(b)))[0, 1] > 0.9
+    # Entering idle, leaving it for the speaker and entering it again leave no jump (a jump would be a frame).
+    edges = [RATE + 2 * FRAME, burst.start, burst.stop + RATE + 2 * FRAME]
+    for edge in edges:
+        assert abs(_lag(out, mic, edge - 2 * FRAME, FRAME * 6) - lag) <= 8, edge
+    assert out.size == ref.size
+
+
+@needs_aec
+def test_woken_canceller_removes_echo_as_well_as_one_that_never_idled():
+    rng = np.random.default_rng(6)
+    n = 5 * RATE
+    burst = slice(int(2.0 * RATE), int(4.5 * RATE))
+    far = _far_burst(n, burst)
+    echo = np.zeros(n, np.float64)
+    echo[720:] = 0.3 * far[:-720]  # 30 ms away, -10 dB
+    mic = np.clip(echo + rng.standard_normal(n) * 3, -32768, 32767).astype(np.int16)
+    idle, awake = EchoCanceller(RATE), EchoCanceller(RATE, idle_after_ms=None)
+    out, ref = _run(idle, mic, far), _run(awake, mic, far)
+    assert idle.idle_frames > 80
+    tail = slice(burst.start + RATE, burst.stop)
+    p_mic = np.mean(mic[tail].astype(np.float64) ** 2)
+    erle_idle = 10 * np.log10(p_mic / np.mean(out[tail].astype(np.float64) ** 2))
+    erle_ref = 10 * np.log10(p_mic / np.mean(ref[tail].astype(np.float64) ** 2))
+    assert erle_idle > 15.0 and erle_idle > erle_ref - 3.0, (erle_idle, erle_ref)
+
+
+# ---------------------------------------------------------------------------------------- Silero's gate
+def test_silero_gate_skips_quiet_frames_without_changing_speech_decisions():
+    from desktop.audio.silero_vad import SileroSpeechProbability
+
+    voice = _voice()
+    quiet_noise = _block(-70.0, len(voice), seed=4)
+    for signal in (voice, np.clip(voice.astype(np.int32) + quiet_noise, -32768, 32767).astype(np.int16)):
+        gated, plain = SileroSpeechProbability(), SileroSpeechProbability(gate_dbfs=None)
+        pg, pp = [], []
+        for i in range(0, len(signal), 960):
+            pg += gated.process(signal[i:i + 960])
+            pp += plain.process(signal[i:i + 960])
+        assert len(pg) == len(pp)
+        assert gated.gated_frames > 0.2 * len(pg)
+        assert [p > 0.5 for p in pg] == [p > 0.5 for p in pp]
+    # In a noisy room the gate stays open: every frame is scored by the network.
+    noisy = np.clip(voice.astype(np.int32) + _block(-45.0, len(voice), seed=6), -32768, 32767).astype(np.int16)
+    vad = SileroSpeechProbability()
+    vad.process(noisy)
+    assert vad.gated_frames == 0
+
+
+# ---------------------------------------------------------------------------------------- live, sample by sample
+@pytest.mark.audio
+@pytest.mark.slow
+def test_every_captured_sample_is_sent_once_in_order(pulse_audio):
+    from desktop.core.session_config import SessionConfig
+    from desktop.providers import choose_provider
+    from desktop.session import LiveSession, SessionOptions
+    from tests.room_audio import Room
+
+    room = Room(pulse_audio)
+    options = SessionOptions(choose_provider(environ={}), config=SessionConfig(), echo_mode="headset")
+    session = LiveSession(options)
+    session.record_sent = True
+    captured: list[np.ndarray] = []
+    rng = random.Random(11)
+
+    async def scenario():
+        assert await session.start(), session.status
+        source = session._source
+        assert source is not None and source.batch_ms == 40
+        deliver = source.on_chunk
+
+        def tap(chunk: np.ndarray) -> None:
+            captured.append(chunk.copy())
+            deliver(chunk)
+
+        source.on_chunk = tap
+        source.urgent = lambda level: rng.random() < 0.3  # early and batched hand-overs, mixed
+        room.say(AUDIO / "hello_weather.wav")
+        await asyncio.sleep(3.5)
+        batches, early = source.batches, source.urgent_batches
+        await session.stop()
+        return batches, early
+
+    try:
+        batches, early = asyncio.run(scenario())
+    finally:
+        room.close()
+    sent = np.concatenate([np.frombuffer(base64.b64decode(e["audio"]), np.int16) for e in session.sent_events
+                           if e["type"] == "input_audio_buffer.append"])
+    got = np.concatenate(captured)
+    assert np.max(np.abs(got)) > 1000, "the voice did not reach the microphone"
+    assert 0 < early < batches
+    # Align on the first loud 40 ms the microphone delivered (silence would match anywhere)...
+    loud = next(i for i in range(0, len(got) - 4 * FRAME, FRAME) if np.max(np.abs(got[i:i + 4 * FRAME])) > 1000)
+    window = got[loud:loud + 4 * FRAME]
+    starts = [int(i) for i in np.flatnonzero(sent == window[0]) if np.array_equal(sent[i:i + len(window)], window)]
+    assert len(starts) == 1, starts
+    offset = starts[0] - loud
+    assert offset >= 0  # ...then everything captured since the tap went out, in order, once
+    n = min(len(got), len(sent) - offset)
+    assert len(got) - n < RATE // 20  # at most the last 50 ms were still in the pipeline at the stop
+    assert np.array_equal(sent[offset:offset + n], got[:n])
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop, pulse_audio, tmp_path):
+    """The assistant speaks through the real speaker (PulseAudio), the microphone listens (its 40 ms batches,
+    the idle canceller waking), and the whole window repaints 60 times a second: the speaker never runs dry."""
+    from PySide6.QtCore import QTimer
+
+    from desktop.core.actions import TurnState
+    from tests.room_audio import Room
+    from tests.waiting import wait_until
+    from tests.window_session import window_and_session
+
+    room = Room(pulse_audio)
+    window, session = window_and_session(qtbot, tmp_path / "settings.json", use_speaker=True)
+    repaints = {"n": 0}
+
+    def repaint() -> None:
+        window.repaint()  # synchronous: the whole window, now
+        repaints["n"] += 1
+
+    timer = QTimer()
+    timer.timeout.connect(repaint)
+
+    async def scenario():
+        assert await session.start(), session.status
+        assert session._output is not None and session._source is not None
+        await asyncio.sleep(1.5)  # the canceller goes idle: nothing has played for a second
+        session.send_text("Tell me a long story about a dragon.")
+        assert await wait_until(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30)
+        await asyncio.sleep(0.5)
+        before = session._output.underflows
+        timer.start(16)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5.0 and session.playback.is_playing():
+            await asyncio.sleep(0.05)
+        played_s = time.monotonic() - t0
+        timer.stop()
+        underflows = session._output.underflows - before
+        await session.stop()
+        return underflows, played_s
+
+    try:
+        underflows, played_s = qasync_loop.run_until_complete(scenario())
+    finally:
+        room.close()
+    assert played_s > 3.0, "the story ended too soon to tell"
+    assert repaints["n"] > 0.6 * played_s * 60
+    assert underflows == 0
