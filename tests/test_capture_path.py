@@ -144,7 +144,7 @@ def test_idle_canceller_keeps_the_timeline():
     burst = slice(int(2.2 * RATE), int(3.4 * RATE))  # the speaker plays in between idle stretches
     far = _far_burst(n, burst)
     mic = np.clip(voice + rng.standard_normal(n) * 3, -32768, 32767).astype(np.int16)
-    idle = EchoCanceller(RATE)
+    idle = EchoCanceller(RATE, idle_after_ms=1000)
     awake = EchoCanceller(RATE, idle_after_ms=None)
     out, ref = _run(idle, mic, far), _run(awake, mic, far)
     lag = _LIBRARY_LAG_SAMPLES[RATE]
@@ -171,7 +171,7 @@ def test_woken_canceller_removes_echo_as_well_as_one_that_never_idled():
     echo = np.zeros(n, np.float64)
     echo[720:] = 0.3 * far[:-720]  # 30 ms away, -10 dB
     mic = np.clip(echo + rng.standard_normal(n) * 3, -32768, 32767).astype(np.int16)
-    idle, awake = EchoCanceller(RATE), EchoCanceller(RATE, idle_after_ms=None)
+    idle, awake = EchoCanceller(RATE, idle_after_ms=1000), EchoCanceller(RATE, idle_after_ms=None)
     out, ref = _run(idle, mic, far), _run(awake, mic, far)
     assert idle.idle_frames > 80
     tail = slice(burst.start + RATE, burst.stop)

@@ -17,7 +17,8 @@ How the two sides meet:
   delay itself; `set_delay_ms` gives it a hint. The output has as many samples as whole frames were
   processed, so it lags the input by less than one frame; WebRTC's filters add about 9 ms of delay to the
   content.
-* While the speaker has been handed digital silence for `idle_after_ms` (1 s: longer than any echo tail
+* Off by default (`idle_after_ms=None`): the 2026-12-07 benchmark with it on had 51 of 60 and 46 of 60
+  self-interrupted answers at -10 and 0 dB. When on: while the speaker has been handed digital silence for `idle_after_ms` (1 s: longer than any echo tail
   of what it played), the library is not called: the far-end frames are dropped as they come, and each
   microphone frame passes unchanged (there is no echo to remove). Both streams skip the same stretch, and
   the far-end FIFO is drained exactly as when the library runs, so when the speaker plays again the library
@@ -229,7 +230,7 @@ class EchoCanceller:
     name = "livekit WebRTC AEC3"
 
     def __init__(self, rate: int = 24000, frame_ms: int = 10, *, noise_suppression: bool = False,
-                 max_far_ms: int = 1000, idle_after_ms: int | None = 1000) -> None:
+                 max_far_ms: int = 1000, idle_after_ms: int | None = None) -> None:
         if frame_ms != 10:
             raise ValueError("WebRTC audio processing works on 10 ms frames only")
         from livekit import rtc  # the import fails when the library is missing: see available()
