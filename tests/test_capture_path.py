@@ -204,15 +204,22 @@ def test_silero_gate_skips_quiet_frames_without_changing_speech_decisions():
 
 
 # ---------------------------------------------------------------------------------------- live, sample by sample
+@pytest.fixture
+def room(pulse_audio):
+    from tests.room_audio import Room
+
+    r = Room(pulse_audio)
+    yield r
+    r.close()
+
+
 @pytest.mark.audio
 @pytest.mark.slow
-def test_every_captured_sample_is_sent_once_in_order(pulse_audio):
+def test_every_captured_sample_is_sent_once_in_order(room):
     from desktop.core.session_config import SessionConfig
     from desktop.providers import choose_provider
     from desktop.session import LiveSession, SessionOptions
-    from tests.room_audio import Room
 
-    room = Room(pulse_audio)
     options = SessionOptions(choose_provider(environ={}), config=SessionConfig(), echo_mode="headset")
     session = LiveSession(options)
     session.record_sent = True
@@ -237,10 +244,7 @@ def test_every_captured_sample_is_sent_once_in_order(pulse_audio):
         await session.stop()
         return batches, early
 
-    try:
-        batches, early = asyncio.run(scenario())
-    finally:
-        room.close()
+    batches, early = asyncio.run(scenario())
     sent = np.concatenate([np.frombuffer(base64.b64decode(e["audio"]), np.int16) for e in session.sent_events
                            if e["type"] == "input_audio_buffer.append"])
     got = np.concatenate(captured)
@@ -260,17 +264,16 @@ def test_every_captured_sample_is_sent_once_in_order(pulse_audio):
 
 @pytest.mark.audio
 @pytest.mark.slow
-def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop, pulse_audio, tmp_path):
+def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop, room, tmp_path):
     """The assistant speaks through the real speaker (PulseAudio), the microphone listens (its 40 ms batches,
     the idle canceller waking), and the whole window repaints 60 times a second: the speaker never runs dry."""
     from PySide6.QtCore import QTimer
 
     from desktop.core.actions import TurnState
-    from tests.room_audio import Room
+    from desktop.gc_tuning import freeze_startup_objects
     from tests.waiting import wait_until
     from tests.window_session import window_and_session
 
-    room = Room(pulse_audio)
     window, session = window_and_session(qtbot, tmp_path / "settings.json", use_speaker=True)
     repaints = {"n": 0}
 
@@ -283,6 +286,7 @@ def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop
 
     async def scenario():
         assert await session.start(), session.status
+        freeze_startup_objects()  # as the app does once it has started
         assert session._output is not None and session._source is not None
         await asyncio.sleep(1.5)  # the canceller goes idle: nothing has played for a second
         session.send_text("Tell me a long story about a dragon.")
@@ -299,10 +303,7 @@ def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop
         await session.stop()
         return underflows, played_s
 
-    try:
-        underflows, played_s = qasync_loop.run_until_complete(scenario())
-    finally:
-        room.close()
+    underflows, played_s = qasync_loop.run_until_complete(scenario())
     assert played_s > 3.0, "the story ended too soon to tell"
     assert repaints["n"] > 0.6 * played_s * 60
     assert underflows == 0

@@ -13,7 +13,6 @@ caller hops to its event loop (e.g. with `loop.call_soon_threadsafe`). Every sam
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 from typing import Callable
@@ -22,7 +21,7 @@ import numpy as np
 
 from desktop.audio.devices import AudioDeviceError, resolve_device, sounddevice_module
 from desktop.audio.resample import live_resampler
-from desktop.core.pcm import PROTOCOL_RATE, float_to_pcm16, ms_to_samples
+from desktop.core.pcm import PROTOCOL_RATE, float_to_pcm16, ms_to_samples, rms_dbfs
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +153,8 @@ class MicrophoneCapture:
         urgent = self.urgent
         if urgent is None:
             return False
-        power = float(np.dot(block, block)) / max(1, len(block))
         try:
-            hurry = bool(urgent(10.0 * math.log10(max(power, 1e-13))))
+            hurry = bool(urgent(rms_dbfs(block, full_scale=1.0)))
         except Exception:  # noqa: BLE001 - a failing predicate must not stop capture: batches from now on
             log.exception("microphone urgency check failed; blocks go in batches from now on")
             self.urgent = None

@@ -17,15 +17,14 @@ How the two sides meet:
   delay itself; `set_delay_ms` gives it a hint. The output has as many samples as whole frames were
   processed, so it lags the input by less than one frame; WebRTC's filters add about 9 ms of delay to the
   content.
-* Off by default (`idle_after_ms=None`): the 2026-12-07 benchmark with it on had 51 of 60 and 46 of 60
-  self-interrupted answers at -10 and 0 dB. When on: while the speaker has been handed digital silence for `idle_after_ms` (1 s: longer than any echo tail
-  of what it played), the library is not called: the far-end frames are dropped as they come, and each
-  microphone frame passes unchanged (there is no echo to remove). Both streams skip the same stretch, and
-  the far-end FIFO is drained exactly as when the library runs, so when the speaker plays again the library
-  resumes in step, with its echo path and delay as it left them: to it, the silence was shorter. This
-  keeps the canceller warm for nothing while the user only listens (bench/barge_in.py: the capture path's
-  CPU). An earlier attempt that stopped calling it after 1.5 s of silence without keeping the streams'
-  frame counts together made the assistant interrupt itself more often (15 of 36 answers against 7).
+* Idling, off by default (`idle_after_ms=None`): while the speaker has been handed digital silence for
+  `idle_after_ms`, the library is not called. The far-end frames are dropped as they come and each
+  microphone frame passes on delayed by the library's own lag, so the output's timeline runs on unbroken;
+  both streams skip the same stretch, so the library resumes in step, with its echo path as it left it.
+  It cut the idle capture path from 6.3 to 4.4 % of a core, but the benchmark of 2026-12-07 with it on had
+  51 of 60 and 46 of 60 self-interrupted answers at -10 and 0 dB (bench/results/barge_in.json), and an
+  earlier attempt without the streams kept in step 15 of 36 against 7; so it stays off until that is
+  understood.
 
 `EchoGate` is the fallback when no AEC library can be loaded: a half-duplex gate, see its docstring.
 `make_echo_canceller(mode)` picks one of them from the settings' mode.
@@ -50,7 +49,7 @@ __all__ = ["ConvergingEchoCanceller", "EchoCanceller", "EchoGate", "available", 
 _NATIVE_RATES = (16000, 24000, 32000, 48000)
 _FALLBACK_RATE = 48000
 #: How many samples the library's filters delay the microphone signal by, per rate (measured by
-#: tests/test_echo_canceller.py::test_library_lag_is_known); idling needs it to keep the timeline unbroken.
+#: tests/test_capture_path.py::test_library_lag_is_known); idling needs it to keep the timeline unbroken.
 _LIBRARY_LAG_SAMPLES = {24000: 224}
 
 
@@ -244,13 +243,13 @@ class EchoCanceller:
         self._far = _FarFifo(max_samples=self._lib_rate * max_far_ms // 1000)
         self._near = _Framer(self._frame)
         self._delay_ms: int | None = None
-        #: Far-end frames in a row that were digital silence (|sample| <= 2); the library idles past this many.
         self._lag = _LIBRARY_LAG_SAMPLES.get(self._lib_rate)
+        #: Idling (see the module doc): after this many far-end frames of digital silence (None: never).
         self._idle_after = (None if idle_after_ms is None or self._lag is None or self._lib_rate != self.rate
                             else max(1, int(idle_after_ms) // frame_ms))
         self._last_near = np.zeros(self._frame, dtype=np.int16)  # the last microphone frame (see idling)
         self._delayed: np.ndarray | None = None  # while idling: the input the output still owes (the lag)
-        self._silent_far = 0
+        self._silent_far = 0  # far-end frames in a row that were digital silence (|sample| <= 2)
         self.idle_frames = 0  # microphone frames passed on without the library (for benchmarks and tests)
         self._make_resamplers()
         self._apm = self._new_apm()

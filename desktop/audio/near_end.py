@@ -112,9 +112,9 @@ class NearEndProcessor:
         far_dbfs = far.recent_max_dbfs() if far is not None else None
         if far_dbfs is None or far_dbfs <= s.far_active_dbfs:
             return False
-        if detector._run > 0:
+        if detector.in_run:
             return True  # in the middle of a possible onset: its next block decides
-        if raw_dbfs < detector._loud_enough_dbfs() - 1.0:
+        if raw_dbfs < detector.loud_enough_dbfs() - 1.0:
             return False
         coupling = detector.echo_coupling_db
         if coupling is None or self.echo is None:

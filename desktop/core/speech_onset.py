@@ -83,7 +83,12 @@ class SpeechOnsetDetector:
         self._coupling.clear()
         self._verify = None
 
-    def _loud_enough_dbfs(self) -> float:
+    @property
+    def in_run(self) -> bool:
+        """Whether the last chunk was loud: the next one may complete an onset."""
+        return self._run > 0
+
+    def loud_enough_dbfs(self) -> float:
         """The level a chunk must reach to count: `rise_db` above the noise floor, and `min_dbfs`."""
         s = self.settings
         floor = self.floor_dbfs if self.floor_dbfs is not None else s.initial_floor_dbfs
@@ -92,7 +97,7 @@ class SpeechOnsetDetector:
     def loud(self, level_dbfs: float, raw_dbfs: float | None = None) -> bool:
         """Whether one chunk, taken alone, looks like the start of a voice (before the floor update)."""
         s = self.settings
-        if level_dbfs < self._loud_enough_dbfs():
+        if level_dbfs < self.loud_enough_dbfs():
             return False
         if raw_dbfs is not None and raw_dbfs - level_dbfs > s.max_echo_removed_db:
             return False
@@ -104,7 +109,7 @@ class SpeechOnsetDetector:
         coupling = self.echo_coupling_db
         if raw_dbfs is None or far_dbfs is None or far_dbfs <= s.far_active_dbfs or coupling is None:
             return False
-        return raw_dbfs >= max(far_dbfs + coupling + s.echo_margin_db, self._loud_enough_dbfs())
+        return raw_dbfs >= max(far_dbfs + coupling + s.echo_margin_db, self.loud_enough_dbfs())
 
     def update(self, level_dbfs: float, raw_dbfs: float | None = None, far_dbfs: float | None = None) -> bool:
         """One chunk's level (dBFS, after echo cancellation); True on the chunk that completes an onset.
