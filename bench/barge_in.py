@@ -75,6 +75,25 @@ OUTPUT_LATENCY_S = float(os.environ.get("PARLEY_BENCH_OUTPUT_LATENCY_MS", "40"))
 #: Parts to run (comma-separated; the published figures come from all four). A partial run is for exploring:
 #: `PARLEY_BENCH_BARGE_PARTS=latency python -m bench.barge_in` prints without saving.
 PARTS = set(os.environ.get("PARLEY_BENCH_BARGE_PARTS", "micro,latency,self_interruption,cpu").split(","))
+#: Levers for exploring (a run with either set is not saved): the microphone's batch (ms) and the echo
+#: canceller's idling (ms of digital silence to the speaker before the library rests; 0: never).
+LEVER_BATCH_MS = os.environ.get("PARLEY_BENCH_BATCH_MS")
+LEVER_AEC_IDLE_MS = os.environ.get("PARLEY_BENCH_AEC_IDLE_MS")
+
+
+def _apply_levers() -> None:
+    if LEVER_BATCH_MS:
+        import desktop.session
+
+        desktop.session.CAPTURE_BATCH_MS = int(LEVER_BATCH_MS)
+    if LEVER_AEC_IDLE_MS:
+        import functools
+
+        from desktop.audio import echo_canceller
+
+        idle = int(LEVER_AEC_IDLE_MS) or None
+        echo_canceller.EchoCanceller.__init__ = functools.partialmethod(
+            echo_canceller.EchoCanceller.__init__, idle_after_ms=idle)
 
 STORY = "Tell me a long story about a dragon."
 VOICE = AUDIO / "stop_talking.wav"
@@ -315,6 +334,8 @@ async def _answers(room, echo_mode: str, echo_db: float, n: int) -> dict[str, An
             question = QUESTIONS[i % len(QUESTIONS)]
             t0 = time.monotonic()
             mark = len(notes)
+            aec = getattr(session.echo, "aec", session.echo)
+            idle0 = getattr(aec, "idle_frames", 0)
             session.send_text(question)
             started = await _wait(lambda: session.client.state == TurnState.ASSISTANT_SPEAKING, 30)
             await _wait(lambda: session.client.state != TurnState.ASSISTANT_SPEAKING
@@ -332,6 +353,7 @@ async def _answers(room, echo_mode: str, echo_db: float, n: int) -> dict[str, An
                 "pauses": len(actions.since(t0, PausePlayback)),
                 "server_speech_started": sum(1 for x in window if isinstance(x, SpeechBoundary) and x.started),
                 "barge_ins": sum(1 for x in window if isinstance(x, BargeInHappened)),
+                "aec_idle_frames": getattr(aec, "idle_frames", 0) - idle0,  # the canceller rested this long (10 ms)
             }
             record["self_interrupted"] = bool(record["truncated"] or record["ducks"] or record["pauses"]
                                               or record["server_speech_started"] or record["barge_ins"])
@@ -763,7 +785,10 @@ def run() -> dict[str, Any]:
     os.environ.pop("OPENAI_API_KEY", None)
     from tests.pulse_server import pulse_server
 
+    _apply_levers()
     results: dict[str, Any] = {"load_average_start": load_average()}
+    if LEVER_BATCH_MS or LEVER_AEC_IDLE_MS:
+        results["levers"] = {"batch_ms": LEVER_BATCH_MS, "aec_idle_ms": LEVER_AEC_IDLE_MS}
     if "micro" in PARTS:
         results["micro"] = _micro_stages()
     with pulse_server() as server:
@@ -795,7 +820,7 @@ def run() -> dict[str, Any]:
         "machine": machine_info(),
         "results": results,
     }
-    partial = PARTS != {"micro", "latency", "self_interruption", "cpu"}
+    partial = PARTS != {"micro", "latency", "self_interruption", "cpu"} or bool(LEVER_BATCH_MS or LEVER_AEC_IDLE_MS)
     report["markdown"] = "" if partial else _markdown(report)
     return report
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import random
 import time
 
@@ -162,23 +163,50 @@ def test_idle_canceller_keeps_the_timeline():
     assert out.size == ref.size
 
 
+def _run_bursty(canceller: EchoCanceller, mic: np.ndarray, far: np.ndarray, far_every: int, phase: int) -> np.ndarray:
+    """As live: the speaker's side hands its audio over every `far_every` x 10 ms, the microphone's in 40 ms
+    batches, so the two sides' frame counts differ by a few frames from moment to moment."""
+    out, fed, done = [], 0, 0
+    for tick in range(len(mic) // FRAME):
+        if (tick + phase) % far_every == 0:
+            end = min(len(far), (tick + 1) * FRAME)
+            canceller.feed_far_end(far[fed:end])
+            fed = end
+        if (tick + 1) % 4 == 0:
+            end = (tick + 1) * FRAME
+            out.append(canceller.process_near_end(mic[done:end]))
+            done = end
+    return np.concatenate(out)
+
+
 @needs_aec
-def test_woken_canceller_removes_echo_as_well_as_one_that_never_idled():
-    rng = np.random.default_rng(6)
-    n = 5 * RATE
-    burst = slice(int(2.0 * RATE), int(4.5 * RATE))
-    far = _far_burst(n, burst)
+@pytest.mark.parametrize("far_every,phase", [(3, 1), (3, 2), (2, 1), (5, 3)])
+def test_woken_canceller_removes_echo_as_well_as_one_that_never_idled(far_every, phase):
+    # Three answers with pauses between them long enough for the canceller to rest; the echo comes back 50 ms
+    # later at -10 dB. The canceller learns the echo path during the first answer; the start of each later one
+    # (the first half second, where a self-interruption would begin) must be cancelled as by one that never
+    # rested. Before the two sides' dropped frames were evened out on waking: 7-14 dB against 56.
+    n = 12 * RATE
+    far = np.zeros(n, np.int16)
+    answers = [slice(int(0.5 * RATE), int(4.0 * RATE)), slice(int(5.6 * RATE), int(8.0 * RATE)),
+               slice(int(9.3 * RATE), int(11.5 * RATE))]
+    for k, answer in enumerate(answers):
+        far[answer] = _block(-20.0, answer.stop - answer.start, seed=k + 1)
     echo = np.zeros(n, np.float64)
-    echo[720:] = 0.3 * far[:-720]  # 30 ms away, -10 dB
-    mic = np.clip(echo + rng.standard_normal(n) * 3, -32768, 32767).astype(np.int16)
+    echo[1200:] = 0.3 * far[:-1200]
+    mic = np.clip(echo + np.random.default_rng(7).standard_normal(n) * 3, -32768, 32767).astype(np.int16)
     idle, awake = EchoCanceller(RATE, idle_after_ms=1000), EchoCanceller(RATE, idle_after_ms=None)
-    out, ref = _run(idle, mic, far), _run(awake, mic, far)
-    assert idle.idle_frames > 80
-    tail = slice(burst.start + RATE, burst.stop)
-    p_mic = np.mean(mic[tail].astype(np.float64) ** 2)
-    erle_idle = 10 * np.log10(p_mic / np.mean(out[tail].astype(np.float64) ** 2))
-    erle_ref = 10 * np.log10(p_mic / np.mean(ref[tail].astype(np.float64) ** 2))
-    assert erle_idle > 15.0 and erle_idle > erle_ref - 3.0, (erle_idle, erle_ref)
+    out, ref = _run_bursty(idle, mic, far, far_every, phase), _run_bursty(awake, mic, far, far_every, phase)
+    assert idle.idle_frames > 80 and awake.idle_frames == 0
+
+    def erle(y: np.ndarray, s: slice) -> float:
+        p_out = max(float(np.mean(y[s].astype(np.float64) ** 2)), 1e-9)
+        return 10 * np.log10(float(np.mean(mic[s].astype(np.float64) ** 2)) / p_out)
+
+    for answer in answers[1:]:
+        start = slice(answer.start + 1200, answer.start + 1200 + RATE // 2)
+        assert erle(ref, start) > 40.0
+        assert erle(out, start) > erle(ref, start) - 6.0, (answer, erle(out, start), erle(ref, start))
 
 
 # ---------------------------------------------------------------------------------------- Silero's gate
@@ -258,7 +286,9 @@ def test_every_captured_sample_is_sent_once_in_order(room):
     offset = starts[0] - loud
     assert offset >= 0  # ...then everything captured since the tap went out, in order, once
     n = min(len(got), len(sent) - offset)
-    assert len(got) - n < RATE // 20  # at most the last 50 ms were still in the pipeline at the stop
+    # At the stop, what was still on its way is not sent: under 20 ms waiting in the near end for its chunk,
+    # and the chunks already handed to the event loop (40 ms each; 50 ms was seen once in the full suite).
+    assert len(got) - n <= RATE // 10
     assert np.array_equal(sent[offset:offset + n], got[:n])
 
 
@@ -306,7 +336,10 @@ def test_playback_does_not_underrun_while_the_window_repaints(qtbot, qasync_loop
         await session.stop()
         return underflows, played_s
 
-    underflows, played_s = qasync_loop.run_until_complete(scenario())
+    try:
+        underflows, played_s = qasync_loop.run_until_complete(scenario())
+    finally:
+        gc.unfreeze()  # the rest of the suite runs with the collector as it found it
     assert played_s > 3.0, "the story ended too soon to tell"
     assert repaints["n"] > 0.6 * played_s * 60
     assert underflows == 0

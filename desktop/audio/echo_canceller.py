@@ -17,14 +17,15 @@ How the two sides meet:
   delay itself; `set_delay_ms` gives it a hint. The output has as many samples as whole frames were
   processed, so it lags the input by less than one frame; WebRTC's filters add about 9 ms of delay to the
   content.
-* Idling, off by default (`idle_after_ms=None`): while the speaker has been handed digital silence for
-  `idle_after_ms`, the library is not called. The far-end frames are dropped as they come and each
-  microphone frame passes on delayed by the library's own lag, so the output's timeline runs on unbroken;
-  both streams skip the same stretch, so the library resumes in step, with its echo path as it left it.
-  It cut the idle capture path from 6.3 to 4.4 % of a core, but the benchmark of 2026-12-07 with it on had
-  51 of 60 and 46 of 60 self-interrupted answers at -10 and 0 dB (bench/results/barge_in.json), and an
-  earlier attempt without the streams kept in step 15 of 36 against 7; so it stays off until that is
-  understood.
+* Idling (`idle_after_ms`, 1 s by default; None: never): while the speaker has been handed digital silence
+  that long, the library is not called. The far-end frames are dropped as they come and each microphone
+  frame passes on delayed by the library's own lag, so the output's timeline runs on unbroken. The library
+  pairs the k-th far-end frame with the k-th microphone frame, so on waking the side that dropped more
+  frames is given back as silence: both have skipped the same stretch, and the library resumes in step,
+  with its echo path as it left it. (Without that evening-out, the far end's bursts against the
+  microphone's batches left each answer's echo a few frames off: 7-14 dB of echo removed instead of 56 at
+  the start of the next answer, and 51 of 60 answers self-interrupted in the benchmark.) It takes the idle
+  capture path from about 6.3 to 4.4 % of a core (bench/barge_in.py).
 
 `EchoGate` is the fallback when no AEC library can be loaded: a half-duplex gate, see its docstring.
 `make_echo_canceller(mode)` picks one of them from the settings' mode.
@@ -229,7 +230,7 @@ class EchoCanceller:
     name = "livekit WebRTC AEC3"
 
     def __init__(self, rate: int = 24000, frame_ms: int = 10, *, noise_suppression: bool = False,
-                 max_far_ms: int = 1000, idle_after_ms: int | None = None) -> None:
+                 max_far_ms: int = 1000, idle_after_ms: int | None = 1000) -> None:
         if frame_ms != 10:
             raise ValueError("WebRTC audio processing works on 10 ms frames only")
         from livekit import rtc  # the import fails when the library is missing: see available()
@@ -250,6 +251,7 @@ class EchoCanceller:
         self._last_near = np.zeros(self._frame, dtype=np.int16)  # the last microphone frame (see idling)
         self._delayed: np.ndarray | None = None  # while idling: the input the output still owes (the lag)
         self._silent_far = 0  # far-end frames in a row that were digital silence (|sample| <= 2)
+        self._idle_skew = 0  # while idling: far-end frames dropped minus microphone frames passed on
         self.idle_frames = 0  # microphone frames passed on without the library (for benchmarks and tests)
         self._make_resamplers()
         self._apm = self._new_apm()
@@ -323,6 +325,7 @@ class EchoCanceller:
                     out[i * n:(i + 1) * n] = line[:n]
                     self._delayed = line[n:]
                     self._last_near = near
+                    self._idle_skew += len(fars) - 1
                     self.idle_frames += 1
                     continue
                 if self._delayed is not None:
@@ -330,7 +333,18 @@ class EchoCanceller:
                     # library's delay line with what the passed-on signal still owes, so nothing repeats or
                     # goes missing; the pair keeps the two streams' frame counts together.
                     self._delayed = None
-                    calls.reverse(np.zeros(n, dtype=np.int16))
+                    # The library pairs the k-th far-end frame with the k-th microphone frame (it buffers far
+                    # frames that come early): the frames dropped on each side while idle must be as many, or
+                    # every echo after waking arrives shifted by the difference. The far end is handed over
+                    # in its own bursts and the microphone in batches, so while idle they rarely are: the
+                    # side that dropped more is given back as silence.
+                    skew, self._idle_skew = self._idle_skew, 0
+                    silence = np.zeros(n, dtype=np.int16)
+                    for _ in range(skew):
+                        calls.reverse(silence)
+                    for _ in range(-skew):
+                        calls.capture(silence)
+                    calls.reverse(silence)
                     calls.capture(self._last_near)
             self._last_near = near
             for far in fars:
@@ -347,6 +361,7 @@ class EchoCanceller:
         self._far.clear()
         self._near.clear()
         self._silent_far = 0
+        self._idle_skew = 0
         self._delayed = None
         self._last_near = np.zeros(self._frame, dtype=np.int16)
         self._make_resamplers()
