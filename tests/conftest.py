@@ -25,15 +25,11 @@ pytest_plugins = ["tests.audio_fixtures", "tests.secret_service_fixture", "tests
 @pytest.fixture
 def qasync_loop(qapp):
     """A qasync event loop on the test's QApplication, for tests that run LiveSession with widgets."""
-    import asyncio
+    from tests.qt_loop import close_qasync_loop, new_qasync_loop
 
-    import qasync
-
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
+    loop = new_qasync_loop(qapp)
     yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_qasync_loop(loop)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-import qasync
 
 from desktop.core.actions import Notice
 from desktop.providers import choose_provider
 from desktop.session import LiveSession, SessionOptions
 from desktop.settings import Settings
 from desktop.ui.main_window import MainWindow
+from tests.qt_loop import close_qasync_loop, new_qasync_loop
 from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
@@ -22,8 +20,7 @@ pytestmark = [pytest.mark.audio, pytest.mark.slow]
 
 def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_audio, tmp_path):
     store = Settings(tmp_path / "settings.json")
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
+    loop = new_qasync_loop(qapp)
     window = MainWindow()
     qtbot.addWidget(window)
     window.audio_menu.store = store
@@ -74,8 +71,7 @@ def test_device_choice_persists_and_unplugging_is_survived(qtbot, qapp, pulse_au
     try:
         loop.run_until_complete(scenario())
     finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+        close_qasync_loop(loop)
     saved = Settings.load(tmp_path / "settings.json").get("audio")
     assert saved == {"input_device": "pulse", "output_device": "pulse", "echo_mode": "headset", "hold_on_onset": False,
                      "local_barge_in": False, "cut_speaker_buffer": False}

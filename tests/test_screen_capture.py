@@ -135,7 +135,7 @@ def test_no_display_and_wayland_give_clear_messages(monkeypatch):
 @pytest.mark.slow
 def test_whats_on_my_screen_is_read_by_the_engine(qtbot, qapp, xscreen, monkeypatch):
     """The window's "What's on my screen?" grabs the Xvfb screen and the engine's OCR answer has the text."""
-    import qasync
+    from tests.qt_loop import close_qasync_loop, new_qasync_loop
     from PySide6.QtCore import Qt
 
     from desktop.providers import choose_provider
@@ -146,8 +146,7 @@ def test_whats_on_my_screen_is_read_by_the_engine(qtbot, qapp, xscreen, monkeypa
     monkeypatch.setenv("DISPLAY", xscreen)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
+    loop = new_qasync_loop(qapp)
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
@@ -186,8 +185,7 @@ def test_whats_on_my_screen_is_read_by_the_engine(qtbot, qapp, xscreen, monkeypa
     try:
         answered, answer, creates, creates_after, notice = loop.run_until_complete(scenario())
     finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+        close_qasync_loop(loop)
     assert answered and handled[0].errors == [], handled[0].errors
     assert answer.startswith("The image is 1024 by 576 pixels."), answer
     assert "PARLEY SCREEN 7294" in answer, answer

@@ -421,8 +421,13 @@ class EchoGate:
         with self._lock:
             frames = self._far_framer.frames(a)
             if frames.size:
+                # Only levels that can shut the gate are kept: below the floor a frame decides nothing (with
+                # none kept, every microphone frame passes, as with only quiet ones), and silence to the
+                # speaker then costs the microphone side no scan.
+                floor = self.far_floor_dbfs
                 for lvl in self._dbfs(frames):
-                    self._far_levels.append((self._clock, float(lvl)))
+                    if lvl >= floor:
+                        self._far_levels.append((self._clock, float(lvl)))
 
     def _recent_far_dbfs(self) -> float:
         with self._lock:

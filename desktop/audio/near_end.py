@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from desktop.core.pcm import PROTOCOL_RATE, ms_to_samples, rms_dbfs
+from desktop.core.pcm import PROTOCOL_RATE, block_levels_dbfs, ms_to_samples, rms_dbfs
 from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,11 @@ class NearEndProcessor:
         but the substitute bypasses it: it holds no echo, and a canceller would subtract its echo estimate from
         it. Onsets, levels and chunks then come from the substitute, as without a canceller."""
         n = self.block_samples
-        for start in range(0, len(pcm16), n):
-            self._block(pcm16[start:start + n], None if substitute is None else substitute[start:start + n])
+        if len(pcm16) % n == 0 and len(pcm16) > n:
+            self._batch(pcm16, substitute)  # the microphone's whole blocks, 40 ms at a time while nothing plays
+        else:
+            for start in range(0, len(pcm16), n):
+                self._block(pcm16[start:start + n], None if substitute is None else substitute[start:start + n])
         if self._pending_len >= self.chunk_samples:
             chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
             removed = None
@@ -141,22 +144,43 @@ class NearEndProcessor:
             self._raw_energy = self._out_energy = 0.0
             self.on_chunk(chunk, removed)
 
-    def _block(self, block: np.ndarray, substitute: np.ndarray | None = None) -> None:
+    def _batch(self, pcm16: np.ndarray, substitute: np.ndarray | None) -> None:
+        """Whole blocks at once, deciding as `_block` does one by one: the canceller takes the batch in one call
+        (before each of its frames it is handed the far end fed so far, as block by block) and the levels come
+        from one numpy pass; the onset detector still sees every block, in order."""
         echo = self.echo
-        raw_dbfs = None
+        raw_levels = None
         if substitute is not None:
             if echo is not None:
-                echo.process_near_end(block)  # kept in step; its output is not used
-            block = substitute
+                echo.process_near_end(pcm16)  # kept in step; its output is not used
+            out = substitute
         elif echo is not None:
-            raw_dbfs = rms_dbfs(block)  # how much the canceller removes tells echo from a voice
-            block = echo.process_near_end(block)
-            if len(block) == 0:
+            out = echo.process_near_end(pcm16)
+            if len(out) != len(pcm16):  # the canceller held part of a frame back: pair the blocks one by one
+                self._pending_from_canceller(pcm16, out)
                 return
-        self.samples += len(block)
-        out_dbfs = rms_dbfs(block)
+            raw_levels = block_levels_dbfs(pcm16, self.block_samples)
+        else:
+            out = pcm16
+        n = self.block_samples
+        out_levels = block_levels_dbfs(out, n)
         far = self.far_levels
-        far_dbfs = far.recent_max_dbfs() if far is not None and raw_dbfs is not None else None
+        far_dbfs = far.recent_max_dbfs() if far is not None and raw_levels is not None else None
+        for i, out_dbfs in enumerate(out_levels):
+            raw_dbfs = None if raw_levels is None else raw_levels[i]
+            self._after_canceller(out[i * n:(i + 1) * n], out_dbfs, raw_dbfs, far_dbfs)
+
+    def _pending_from_canceller(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """A canceller's output that does not line up with its input (a partial frame held back): as one block."""
+        if len(out) == 0:
+            return
+        far = self.far_levels
+        self._after_canceller(out, rms_dbfs(out), rms_dbfs(raw),
+                              far.recent_max_dbfs() if far is not None else None)
+
+    def _after_canceller(self, block: np.ndarray, out_dbfs: float, raw_dbfs: float | None,
+                         far_dbfs: float | None) -> None:
+        self.samples += len(block)
         detector = self.onset_detector
         if detector.update(out_dbfs, raw_dbfs, far_dbfs):
             at_ms = self.samples * 1000 // PROTOCOL_RATE
@@ -173,3 +197,19 @@ class NearEndProcessor:
             self._out_energy += 10.0 ** (out_dbfs / 10.0) * len(block)
         self._pending.append(block)
         self._pending_len += len(block)
+
+    def _block(self, block: np.ndarray, substitute: np.ndarray | None = None) -> None:
+        echo = self.echo
+        raw_dbfs = None
+        if substitute is not None:
+            if echo is not None:
+                echo.process_near_end(block)  # kept in step; its output is not used
+            block = substitute
+        elif echo is not None:
+            raw_dbfs = rms_dbfs(block)  # how much the canceller removes tells echo from a voice
+            block = echo.process_near_end(block)
+            if len(block) == 0:
+                return
+        far = self.far_levels
+        far_dbfs = far.recent_max_dbfs() if far is not None and raw_dbfs is not None else None
+        self._after_canceller(block, rms_dbfs(block), raw_dbfs, far_dbfs)
