@@ -87,13 +87,9 @@ def _apply_levers() -> None:
 
         desktop.session.CAPTURE_BATCH_MS = int(LEVER_BATCH_MS)
     if LEVER_AEC_IDLE_MS:
-        import functools
-
         from desktop.audio import echo_canceller
 
-        idle = int(LEVER_AEC_IDLE_MS) or None
-        echo_canceller.EchoCanceller.__init__ = functools.partialmethod(
-            echo_canceller.EchoCanceller.__init__, idle_after_ms=idle)
+        echo_canceller.IDLE_AFTER_MS = int(LEVER_AEC_IDLE_MS) or None
 
 STORY = "Tell me a long story about a dragon."
 VOICE = AUDIO / "stop_talking.wav"

@@ -17,15 +17,15 @@ How the two sides meet:
   delay itself; `set_delay_ms` gives it a hint. The output has as many samples as whole frames were
   processed, so it lags the input by less than one frame; WebRTC's filters add about 9 ms of delay to the
   content.
-* Idling (`idle_after_ms`, 1 s by default; None: never): while the speaker has been handed digital silence
-  that long, the library is not called. The far-end frames are dropped as they come and each microphone
-  frame passes on delayed by the library's own lag, so the output's timeline runs on unbroken. The library
-  pairs the k-th far-end frame with the k-th microphone frame, so on waking the side that dropped more
-  frames is given back as silence: both have skipped the same stretch, and the library resumes in step,
-  with its echo path as it left it. (Without that evening-out, the far end's bursts against the
-  microphone's batches left each answer's echo a few frames off: 7-14 dB of echo removed instead of 56 at
-  the start of the next answer, and 51 of 60 answers self-interrupted in the benchmark.) It takes the idle
-  capture path from about 6.3 to 4.4 % of a core (bench/barge_in.py).
+* Idling (`idle_after_ms`, by default `IDLE_AFTER_MS` = 1 s; None: never): while the speaker has been
+  handed digital silence that long, the library is not called. The far-end frames are dropped as they come
+  and each microphone frame passes on delayed by the library's own lag, so the output's timeline runs on
+  unbroken. The library pairs the k-th far-end frame with the k-th microphone frame, so on waking the side
+  that dropped more frames is given back as silence: both have skipped the same stretch, and the library
+  resumes in step, with its echo path as it left it. (Without that evening-out, the far end's bursts
+  against the microphone's batches left each answer's echo a few frames off: 7-14 dB of echo removed
+  instead of 56 at the start of the next answer, and 51 of 60 answers self-interrupted in the benchmark.)
+  It takes the idle capture path from about 6.3 to 4.4-4.7 % of a core (bench/barge_in.py).
 
 `EchoGate` is the fallback when no AEC library can be loaded: a half-duplex gate, see its docstring.
 `make_echo_canceller(mode)` picks one of them from the settings' mode.
@@ -52,6 +52,8 @@ _FALLBACK_RATE = 48000
 #: How many samples the library's filters delay the microphone signal by, per rate (measured by
 #: tests/test_capture_path.py::test_library_lag_is_known); idling needs it to keep the timeline unbroken.
 _LIBRARY_LAG_SAMPLES = {24000: 224}
+#: The capture path's canceller rests after this much digital silence to the speaker (ms; None: never).
+IDLE_AFTER_MS: int | None = 1000
 
 
 def _as_pcm16(pcm16: np.ndarray) -> np.ndarray:
@@ -230,7 +232,7 @@ class EchoCanceller:
     name = "livekit WebRTC AEC3"
 
     def __init__(self, rate: int = 24000, frame_ms: int = 10, *, noise_suppression: bool = False,
-                 max_far_ms: int = 1000, idle_after_ms: int | None = 1000) -> None:
+                 max_far_ms: int = 1000, idle_after_ms: int | None = IDLE_AFTER_MS) -> None:
         if frame_ms != 10:
             raise ValueError("WebRTC audio processing works on 10 ms frames only")
         from livekit import rtc  # the import fails when the library is missing: see available()
@@ -554,7 +556,7 @@ def make_echo_canceller(mode: str = "aec", rate: int = 24000) -> EchoCanceller |
                     "(half duplex: speak louder than the assistant to interrupt it)")
         return EchoGate(rate=rate)
     try:
-        return ConvergingEchoCanceller(EchoCanceller(rate=rate), EchoGate(rate=rate))
+        return ConvergingEchoCanceller(EchoCanceller(rate=rate, idle_after_ms=IDLE_AFTER_MS), EchoGate(rate=rate))
     except Exception as exc:  # a broken native library must not stop the microphone
         log.warning("echo cancellation: %s could not start (%s: %s); using the echo gate",
                     EchoCanceller.name, type(exc).__name__, exc)

@@ -128,12 +128,7 @@ class NearEndProcessor:
         user. The echo canceller still takes the microphone's block, to stay in step with what the speaker plays,
         but the substitute bypasses it: it holds no echo, and a canceller would subtract its echo estimate from
         it. Onsets, levels and chunks then come from the substitute, as without a canceller."""
-        n = self.block_samples
-        if len(pcm16) % n == 0 and len(pcm16) > n:
-            self._batch(pcm16, substitute)  # the microphone's whole blocks, 40 ms at a time while nothing plays
-        else:
-            for start in range(0, len(pcm16), n):
-                self._block(pcm16[start:start + n], None if substitute is None else substitute[start:start + n])
+        self._blocks(pcm16, substitute)
         if self._pending_len >= self.chunk_samples:
             chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
             removed = None
@@ -144,10 +139,11 @@ class NearEndProcessor:
             self._raw_energy = self._out_energy = 0.0
             self.on_chunk(chunk, removed)
 
-    def _batch(self, pcm16: np.ndarray, substitute: np.ndarray | None) -> None:
-        """Whole blocks at once, deciding as `_block` does one by one: the canceller takes the batch in one call
-        (before each of its frames it is handed the far end fed so far, as block by block) and the levels come
-        from one numpy pass; the onset detector still sees every block, in order."""
+    def _blocks(self, pcm16: np.ndarray, substitute: np.ndarray | None) -> None:
+        """A batch of blocks (40 ms while nothing plays, one block when it may start a barge-in), deciding as
+        block by block would: the canceller takes the batch in one call (before each of its frames it is handed
+        the far end fed so far, as block by block) and the levels come from one numpy pass; the onset detector
+        still sees every block, in order."""
         echo = self.echo
         raw_levels = None
         if substitute is not None:
@@ -156,7 +152,7 @@ class NearEndProcessor:
             out = substitute
         elif echo is not None:
             out = echo.process_near_end(pcm16)
-            if len(out) != len(pcm16):  # the canceller held part of a frame back: pair the blocks one by one
+            if len(out) != len(pcm16):  # the canceller held part of a frame back: its output goes as one block
                 self._pending_from_canceller(pcm16, out)
                 return
             raw_levels = block_levels_dbfs(pcm16, self.block_samples)
@@ -197,19 +193,3 @@ class NearEndProcessor:
             self._out_energy += 10.0 ** (out_dbfs / 10.0) * len(block)
         self._pending.append(block)
         self._pending_len += len(block)
-
-    def _block(self, block: np.ndarray, substitute: np.ndarray | None = None) -> None:
-        echo = self.echo
-        raw_dbfs = None
-        if substitute is not None:
-            if echo is not None:
-                echo.process_near_end(block)  # kept in step; its output is not used
-            block = substitute
-        elif echo is not None:
-            raw_dbfs = rms_dbfs(block)  # how much the canceller removes tells echo from a voice
-            block = echo.process_near_end(block)
-            if len(block) == 0:
-                return
-        far = self.far_levels
-        far_dbfs = far.recent_max_dbfs() if far is not None and raw_dbfs is not None else None
-        self._after_canceller(block, rms_dbfs(block), raw_dbfs, far_dbfs)

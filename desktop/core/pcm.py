@@ -51,14 +51,17 @@ def decode_pcm16(text: str) -> np.ndarray:
 
 
 def block_levels_dbfs(pcm: np.ndarray, block: int) -> list[float]:
-    """`rms_dbfs` of each whole `block` samples of int16 `pcm` in one numpy pass (a batch of 10 ms blocks costs
-    about what one block does); a partial block at the end is left out."""
+    """`rms_dbfs` of each `block` samples of int16 `pcm` (the last one may be shorter), the whole blocks in one
+    numpy pass: a batch of 10 ms blocks costs about what one block does."""
     k = len(pcm) // block
-    if k == 0:
-        return []
-    x = pcm[:k * block].astype(np.float64).reshape(k, block)
-    power = np.einsum("ij,ij->i", x, x) / (block * 32768.0 * 32768.0)
-    return [max(-120.0, 10.0 * math.log10(p)) if p > 0 else -120.0 for p in power.tolist()]
+    levels = []
+    if k:
+        x = pcm[:k * block].astype(np.float64).reshape(k, block)
+        power = np.einsum("ij,ij->i", x, x) / (block * 32768.0 * 32768.0)
+        levels = [max(-120.0, 10.0 * math.log10(p)) if p > 0 else -120.0 for p in power.tolist()]
+    if len(pcm) > k * block:
+        levels.append(rms_dbfs(pcm[k * block:]))
+    return levels
 
 
 def rms_dbfs(pcm: np.ndarray, full_scale: float = 32768.0) -> float:
