@@ -75,10 +75,18 @@ OUTPUT_LATENCY_S = float(os.environ.get("PARLEY_BENCH_OUTPUT_LATENCY_MS", "40"))
 #: Parts to run (comma-separated; the published figures come from all four). A partial run is for exploring:
 #: `PARLEY_BENCH_BARGE_PARTS=latency python -m bench.barge_in` prints without saving.
 PARTS = set(os.environ.get("PARLEY_BENCH_BARGE_PARTS", "micro,latency,self_interruption,cpu").split(","))
-#: Levers for exploring (a run with either set is not saved): the microphone's batch (ms) and the echo
-#: canceller's idling (ms of digital silence to the speaker before the library rests; 0: never).
+#: Levers for exploring (a run with any set is not saved): the microphone's batch (ms), its batch in a quiet
+#: room (ms; the usual batch turns the lever off) and the echo canceller's idling (ms of digital silence to the
+#: speaker before the library rests; 0: never).
 LEVER_BATCH_MS = os.environ.get("PARLEY_BENCH_BATCH_MS")
+LEVER_QUIET_BATCH_MS = os.environ.get("PARLEY_BENCH_QUIET_BATCH_MS")
+#: ... and the chunk the event loop gets while the speaker plays (ms; 40 turns the lever off).
+LEVER_PLAYING_CHUNK_MS = os.environ.get("PARLEY_BENCH_PLAYING_CHUNK_MS")
 LEVER_AEC_IDLE_MS = os.environ.get("PARLEY_BENCH_AEC_IDLE_MS")
+
+
+def _levers_set() -> bool:
+    return bool(LEVER_BATCH_MS or LEVER_QUIET_BATCH_MS or LEVER_PLAYING_CHUNK_MS or LEVER_AEC_IDLE_MS)
 
 
 def _apply_levers() -> None:
@@ -86,6 +94,14 @@ def _apply_levers() -> None:
         import desktop.session
 
         desktop.session.CAPTURE_BATCH_MS = int(LEVER_BATCH_MS)
+    if LEVER_QUIET_BATCH_MS:
+        import desktop.session
+
+        desktop.session.QUIET_CAPTURE_BATCH_MS = int(LEVER_QUIET_BATCH_MS)
+    if LEVER_PLAYING_CHUNK_MS:
+        import desktop.session
+
+        desktop.session.PLAYING_LOOP_CHUNK_MS = int(LEVER_PLAYING_CHUNK_MS)
     if LEVER_AEC_IDLE_MS:
         from desktop.audio import echo_canceller
 
@@ -459,6 +475,7 @@ async def _idle_capture(seconds: float, speaking: bool = False) -> dict[str, Any
             vad = session.local_vad
             levers = {"capture_batches": getattr(source, "batches", None),
                       "capture_batches_handed_early": getattr(source, "urgent_batches", None),
+                      "capture_batches_held_longer": getattr(source, "long_batches", None),
                       "aec_idle_frames": getattr(aec, "idle_frames", None),
                       "vad_frames": getattr(vad, "frames", None),
                       "vad_frames_gated": getattr(vad, "gated_frames", None)}
@@ -711,8 +728,10 @@ def _markdown(report: dict[str, Any]) -> str:
             return f"| **{label}** | " + " | ".join(f"**{c}**" for c in cells) + " |"
         return f"| {label} | " + " | ".join(cells) + " |"
 
-    floor = sum(f["floor_pct"] for f in r.get("cpu_floor") or []) / max(1, len(r.get("cpu_floor") or []))
-    ratios = [x["capture_path_pct"] / floor if floor else float("nan") for x in runs]
+    floors = [f["floor_pct"] for f in r.get("cpu_floor") or []]
+    around = [x.get("floor_around_pct") or (sum(floors) / max(1, len(floors))) for x in runs]
+    ratios = [x.get("capture_path_over_floor") or (x["capture_path_pct"] / f if f else float("nan"))
+              for x, f in zip(runs, around)]
     lv = [x.get("levers_since_start") or {} for x in runs]
 
     def share(key: str, of: str) -> list[str]:
@@ -744,12 +763,15 @@ def _markdown(report: dict[str, Any]) -> str:
         row("event loop: WebSocket send", "stages_pct_of_one_core.loop_websocket_send"),
         row("capture path", "capture_path_pct", bold=True),
         row("floor, same run: a PortAudio stream at the same rate and block size whose callback only copies each "
-            "block to a thread that drops it (mean of " + " / ".join(f"{f['floor_pct']:.3f}" for f in r.get("cpu_floor") or [])
-            + ")", values=[f"{floor:.3f}"] * 3),
+            "block to a thread that drops it (mean of the floors measured just before and just after the column's "
+            "window; all floors in order: " + " / ".join(f"{f:.3f}" for f in floors) + ")",
+            values=[f"{f:.3f}" for f in around]),
         row("capture path ÷ floor (goal: ≤ 2× idle, ≤ 3× speaking)", values=[f"{x:.2f}×" for x in ratios], bold=True),
         row("chunks to the event loop", values=[str(x["chunks_handled"]) for x in runs]),
         row("batches handed over early (a block that may start a barge-in)",
             values=share("capture_batches_handed_early", "capture_batches")),
+        row("batches held longer (100 ms: a quiet room, nothing audible from the speaker)",
+            values=share("capture_batches_held_longer", "capture_batches")),
         row("Silero frames kept from the network by the energy gate", values=share("vad_frames_gated", "vad_frames")),
         row("PulseAudio client threads of the stream (libpulse, 10 ms ticks)", "audio_client_threads_pct"),
         row("(whole event-loop thread: also the playback watcher, asyncio wake-ups and, speaking, the answer's "
@@ -783,8 +805,9 @@ def run() -> dict[str, Any]:
 
     _apply_levers()
     results: dict[str, Any] = {"load_average_start": load_average()}
-    if LEVER_BATCH_MS or LEVER_AEC_IDLE_MS:
-        results["levers"] = {"batch_ms": LEVER_BATCH_MS, "aec_idle_ms": LEVER_AEC_IDLE_MS}
+    if _levers_set():
+        results["levers"] = {"batch_ms": LEVER_BATCH_MS, "quiet_batch_ms": LEVER_QUIET_BATCH_MS,
+                             "playing_chunk_ms": LEVER_PLAYING_CHUNK_MS, "aec_idle_ms": LEVER_AEC_IDLE_MS}
     if "micro" in PARTS:
         results["micro"] = _micro_stages()
     with pulse_server() as server:
@@ -797,15 +820,22 @@ def run() -> dict[str, Any]:
 
             room = Room(server)  # a silent room as the microphone
             try:
-                # The floor is measured before and after Parley's runs (same machine, same minutes).
+                # The floor is measured before and after each of Parley's runs, and each run is compared with
+                # the two floors around it: this machine's cost of the same work drifts by 20-30 % over minutes
+                # (steal time), and neighbouring windows drift together.
                 floor = [_capture_floor(CPU_SECONDS / 2)]
                 results["cpu"] = asyncio.run(_idle_capture(CPU_SECONDS))
+                floor.append(_capture_floor(CPU_SECONDS / 2))
                 results["cpu_speaking"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
                 floor.append(_capture_floor(CPU_SECONDS / 2))
                 room.add_echo(-10.0)  # the speaker heard by the microphone, as from a laptop's loudspeakers
                 results["cpu_speaking_with_echo"] = asyncio.run(_idle_capture(CPU_SECONDS, speaking=True))
                 floor.append(_capture_floor(CPU_SECONDS / 2))
                 results["cpu_floor"] = floor
+                for i, key in enumerate(("cpu", "cpu_speaking", "cpu_speaking_with_echo")):
+                    around = (floor[i]["floor_pct"] + floor[i + 1]["floor_pct"]) / 2
+                    results[key]["floor_around_pct"] = round(around, 3)
+                    results[key]["capture_path_over_floor"] = round(results[key]["capture_path_pct"] / around, 3)
             finally:
                 room.close()
     results["load_average_end"] = load_average()
@@ -816,7 +846,7 @@ def run() -> dict[str, Any]:
         "machine": machine_info(),
         "results": results,
     }
-    partial = PARTS != {"micro", "latency", "self_interruption", "cpu"} or bool(LEVER_BATCH_MS or LEVER_AEC_IDLE_MS)
+    partial = PARTS != {"micro", "latency", "self_interruption", "cpu"} or _levers_set()
     report["markdown"] = "" if partial else _markdown(report)
     return report
 

@@ -53,6 +53,12 @@ log = logging.getLogger(__name__)
 #: The microphone hands its 10 ms blocks to the capture thread in batches of this much while nothing can be
 #: interrupted (one wake-up instead of four; bench/barge_in.py measures the capture path's CPU).
 CAPTURE_BATCH_MS = 40
+#: ... and of this much once the room has been quiet for 2 s with nothing audible from the speaker
+#: (`core.quiet_room`): a block louder than the room ends it. bench/barge_in.py: the idle capture path's CPU.
+QUIET_CAPTURE_BATCH_MS = 100
+#: While the speaker plays, the capture thread hands the event loop a chunk every this many ms, unless an
+#: onset makes it hurry (`NearEndProcessor`: the onset detector itself sees every block at once).
+PLAYING_LOOP_CHUNK_MS = 80
 
 
 @dataclass(frozen=True)
@@ -316,7 +322,9 @@ class LiveSession(SessionLifetime):
         # Echo cancellation, the loudness-onset detector and batching run on the capture thread, off the
         # UI/event-loop thread; the loop gets 20 ms chunks and, at once, onsets.
         near_end = NearEndProcessor(to_loop(self._on_input_chunk), to_loop(self._on_onset),
-                                    onset=self.options.local_barge_in.onset)
+                                    onset=self.options.local_barge_in.onset, batch_ms=CAPTURE_BATCH_MS,
+                                    quiet_batch_ms=QUIET_CAPTURE_BATCH_MS,
+                                    playing_chunk_ms=PLAYING_LOOP_CHUNK_MS)
         near_end.far_levels = self.far_levels
         self.near_end = near_end
 
@@ -356,7 +364,7 @@ class LiveSession(SessionLifetime):
     def _open_microphone(self) -> bool:
         try:
             source = MicrophoneCapture(self._deliver_mic, device=self.options.input_device, chunk_ms=10,
-                                       batch_ms=CAPTURE_BATCH_MS, urgent=self._capture_urgent)
+                                       batch_ms=CAPTURE_BATCH_MS, wait_ms=self._capture_wait_ms)
             source.start()
         except (AudioDeviceError, OSError) as exc:
             self._source = None
@@ -366,15 +374,19 @@ class LiveSession(SessionLifetime):
         self._source = source
         return True
 
-    def _capture_urgent(self, raw_dbfs: float) -> bool:
-        """From the PortAudio callback, per 10 ms block: hand it over now rather than in a 40 ms batch?
+    def _capture_wait_ms(self, raw_dbfs: float) -> int:
+        """From the PortAudio callback, per 10 ms block: how long it may wait for its batch (0: go now).
 
-        Yes while push-to-talk is held (the release commits what has arrived) or a sound file speaks for the
-        user, and when the block may start an onset that would hold playback (`NearEndProcessor.wants_block_now`)."""
+        0 while push-to-talk is held (the release commits what has arrived) or a sound file speaks for the
+        user; otherwise the near end decides (`NearEndProcessor.block_wait_ms`): at once for a block that may
+        start an onset that would hold playback, longer batches in a quiet room, 40 ms otherwise."""
         near_end = self.near_end
-        if self.file_voice is not None or self.turns.ptt.held or near_end is None:
-            return True
-        return near_end.wants_block_now(raw_dbfs)
+        if near_end is None:
+            return 0
+        wait = near_end.block_wait_ms(raw_dbfs)  # every block, so that it keeps learning the room
+        hurry = self.file_voice is not None or self.turns.ptt.held
+        near_end.hurry = hurry  # set before this block reaches the near end (it goes after this answer)
+        return 0 if hurry else wait
 
     # ------------------------------------------------------------------ devices
     def set_input_device(self, device: Any) -> None:

@@ -14,20 +14,31 @@ def tone(ms: int, dbfs: float, rate: int = 24000) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.int16)
 
 
-def test_blocks_become_20ms_chunks_and_a_voice_onset_is_reported_on_its_second_block():
+def test_blocks_become_40ms_chunks_20ms_around_an_onset_which_is_reported_on_its_second_block():
     chunks, onsets, removed = [], [], []
     near = NearEndProcessor(lambda c, r: (chunks.append(c), removed.append(r)), onsets.append)
     quiet = np.random.default_rng(1).normal(0, 10, 24000).astype(np.int16)  # ~ -70 dBFS room noise
     for start in range(0, len(quiet), 240):
         near.process(quiet[start:start + 240])
-    assert onsets == [] and [len(c) for c in chunks] == [480] * 50
+    assert onsets == [] and [len(c) for c in chunks] == [960] * 25  # 10 ms blocks wake the loop every 40 ms
     near.process(tone(10, -30))
     assert onsets == []  # one loud block is not yet an onset
     near.process(tone(10, -28))
     assert onsets == [1020]  # at once, on the second block (1.02 s on the input clock), not at the chunk
-    assert len(chunks) == 51
+    assert len(chunks) == 26 and len(chunks[-1]) == 480  # and its chunk goes at 20 ms
     near.process(tone(35, -25))  # any block length: split into 10 ms pieces
-    assert len(chunks) == 52 and near.samples == 24000 + 240 * 2 + 840
+    assert len(chunks) == 27 and near.samples == 24000 + 240 * 2 + 840
+    chunks.clear()
+    for start in range(0, 24000, 240):  # 500 ms after the onset, the loop is woken every 40 ms again
+        near.process(quiet[start:start + 240])
+    sizes = [len(c) for c in chunks]
+    assert set(sizes[:20]) == {480} and set(sizes[-5:]) == {960}, sizes
+    chunks.clear()
+    near.hurry = True  # push-to-talk held: its release commits what has arrived
+    for start in range(0, 4800, 240):
+        near.process(quiet[start:start + 240])
+    sizes = [len(c) for c in chunks]  # (the first takes what was pending before)
+    assert sizes[0] <= 960 and set(sizes[1:]) == {480} and len(sizes) >= 9, sizes
     assert set(removed) == {None}  # no echo canceller: nothing known about echo
 
 
@@ -54,7 +65,7 @@ def test_the_echo_canceller_runs_on_each_block():
     assert 20 * np.log10(np.sqrt(np.mean(tail ** 2)) / 32768 + 1e-12) < -40  # the echo is gone
     assert len(onsets) <= 1 and all(t < 500 for t in onsets)  # at most while it was converging (the warm-up covers that)
     # each chunk says how much the canceller took out: the converged echo loses far more than a voice would
-    assert min(removed[-50:]) > 30
+    assert min(removed[-25:]) > 30  # its last second
     # a voice over the echo: the microphone hears both, the canceller removes little of the sum
     voice = np.random.default_rng(3).normal(0, 32768 * 10 ** (-20 / 20), 24000 * 400 // 1000).astype(np.int16)
     removed.clear()

@@ -3,8 +3,10 @@
 The PortAudio callback copies each 10 ms block and holds it until `batch_ms` of audio are held, then puts
 the batch into a queue: the consumer thread wakes once per batch, not once per block (on this kind of
 machine a wake-up and the cold caches after it cost more than the work itself: bench/wakeup_cost.py).
-`urgent(level_dbfs)`, when given, is asked about every block from the callback (its raw level, dBFS): True
-hands the batch over at once, so a block that may start a barge-in is processed within its own 10 ms.
+`wait_ms(level_dbfs)`, when given, is asked about every block from the callback (its raw level, dBFS): how
+long that block may wait in its batch. The batch goes as soon as it holds what its most hurried block
+allows: 0 hands it over at once, so a block that may start a barge-in is processed within its own 10 ms;
+more than `batch_ms` lets a quiet room's batches grow (`core.quiet_room`).
 The consumer resamples with a streaming soxr resampler (state carried across blocks, so there are no seams),
 converts to int16 and hands the batch's whole chunks to `on_chunk` in one call — from that thread; the
 caller hops to its event loop (e.g. with `loop.call_soon_threadsafe`). Every sample goes out once, in order.
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MicrophoneCapture"]
 
 _STOP = object()
+_LONGEST_WAIT_MS = 500  # what a `wait_ms` answer is capped at
 
 
 class MicrophoneCapture:
@@ -38,13 +41,14 @@ class MicrophoneCapture:
         chunk_ms: int = 20,
         latency: str | float = "low",
         batch_ms: int = 10,
-        urgent: Callable[[float], bool] | None = None,
+        wait_ms: Callable[[float], int] | None = None,
     ) -> None:
         self.on_chunk = on_chunk
         self.batch_ms = max(10, int(batch_ms))
-        self.urgent = urgent
+        self.wait_ms = wait_ms
         self.batches = 0  # batches handed to the consumer (for benchmarks)
-        self.urgent_batches = 0  # of which handed over early by `urgent`
+        self.urgent_batches = 0  # of which handed over before `batch_ms` (a block allowed less)
+        self.long_batches = 0  # of which held longer than `batch_ms` (every block allowed more)
         self.device = device
         self.chunk_ms = chunk_ms
         self.latency = latency
@@ -60,7 +64,8 @@ class MicrophoneCapture:
         self._lock = threading.Lock()
         self._held: list[np.ndarray] = []  # blocks the callback holds for the next batch
         self._held_frames = 0
-        self._batch_frames = 0
+        self._held_limit = 0  # frames the held batch may reach: what its most hurried block allows
+        self._rate = 0
 
     @property
     def running(self) -> bool:
@@ -83,7 +88,8 @@ class MicrophoneCapture:
             self._stopping = False
             self._blocks = queue.SimpleQueue()
             self._held, self._held_frames = [], 0
-            self._batch_frames = max(1, rate * self.batch_ms // 1000 - rate // 400)  # a little slack per batch
+            self._rate = rate
+            self._held_limit = self._empty_batch_limit()
             try:
                 stream = sd.InputStream(
                     device=self.device,
@@ -144,24 +150,37 @@ class MicrophoneCapture:
         block = indata[:, 0].copy()
         self._held.append(block)
         self._held_frames += frames
-        if self._held_frames >= self._batch_frames or self._is_urgent(block):
+        if self.wait_ms is not None:
+            self._held_limit = min(self._held_limit, self._frames_for(self._block_wait_ms(block)))
+        if self._held_frames >= self._held_limit:
             self._blocks.put(self._held)
             self.batches += 1
+            normal = self._frames_for(self.batch_ms)
+            if self._held_frames < normal:
+                self.urgent_batches += 1
+            elif self._held_frames >= normal + self._rate // 100:
+                self.long_batches += 1
             self._held, self._held_frames = [], 0
+            self._held_limit = self._empty_batch_limit()
 
-    def _is_urgent(self, block: np.ndarray) -> bool:
-        urgent = self.urgent
-        if urgent is None:
-            return False
+    def _empty_batch_limit(self) -> int:
+        return self._frames_for(self.batch_ms if self.wait_ms is None else _LONGEST_WAIT_MS)
+
+    def _frames_for(self, ms: int) -> int:
+        """Frames a batch must hold to have waited `ms` (a little slack: the next block would overshoot)."""
+        rate = self._rate
+        return max(1, rate * ms // 1000 - rate // 400)
+
+    def _block_wait_ms(self, block: np.ndarray) -> int:
+        wait_ms = self.wait_ms
+        if wait_ms is None:
+            return self.batch_ms
         try:
-            hurry = bool(urgent(rms_dbfs(block, full_scale=1.0)))
+            return max(0, min(int(wait_ms(rms_dbfs(block, full_scale=1.0))), _LONGEST_WAIT_MS))
         except Exception:  # noqa: BLE001 - a failing predicate must not stop capture: batches from now on
-            log.exception("microphone urgency check failed; blocks go in batches from now on")
-            self.urgent = None
-            return True
-        if hurry:
-            self.urgent_batches += 1
-        return hurry
+            log.exception("microphone batching decision failed; blocks go in %d ms batches from now on", self.batch_ms)
+            self.wait_ms = None
+            return 0
 
     def _finished(self) -> None:
         if not self._stopping:

@@ -2,9 +2,11 @@
 
 For each 10 ms block: echo cancellation (when an echo canceller is set), the loudness-onset detector on the
 result (`core.speech_onset`: reported at once, so that a barge-in can hold playback within ~20 ms of the
-user's first sound), and one chunk for the event loop per call once `chunk_ms` (20 ms) are pending: the
-microphone hands over 40 ms batches while nothing can be interrupted (one loop wake-up per 40 ms) and single
-10 ms blocks when one may start a barge-in (`wants_block_now`; one loop wake-up per 20 ms, as before).
+user's first sound), and one chunk for the event loop per call once `batch_ms` (40 ms) are pending, or
+`chunk_ms` (20 ms) while it is in a hurry (push-to-talk held, a file speaking, an onset under way or just
+reported), or 80 ms while the speaker plays and nothing hurries it. The microphone hands over 40 ms batches while nothing can be interrupted, 100 ms ones in a quiet
+room (`block_wait_ms`), and single 10 ms blocks when one may start a barge-in (`wants_block_now`): those
+are processed at once, but wake the event loop only every 40 ms unless an onset is under way.
 Each chunk goes with how many dB the canceller took out of it (None without a canceller): the local VAD's
 barge-in decisions use it to tell the assistant's echo residue from the user's voice.
 
@@ -25,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from desktop.core.pcm import PROTOCOL_RATE, block_levels_dbfs, ms_to_samples, rms_dbfs
+from desktop.core.quiet_room import QuietRoom
 from desktop.core.speech_onset import SpeechOnsetDetector, SpeechOnsetSettings
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,9 @@ class NearEndProcessor:
         chunk_ms: int = 20,
         block_ms: int = 10,
         onset: SpeechOnsetSettings | None = None,
+        batch_ms: int = 40,
+        quiet_batch_ms: int = 100,
+        playing_chunk_ms: int = 80,
     ) -> None:
         self.on_chunk = on_chunk
         self.on_onset = on_onset
@@ -95,6 +101,39 @@ class NearEndProcessor:
         #: `wants_block_now`: how far below the loudest echo expected a block may be and still be processed
         #: at once (the learnt coupling is an upper bound; a voice as loud as the echo lifts the block ~3 dB).
         self.flush_margin_db = 6.0
+        #: `block_wait_ms`: the usual wait of a microphone block, and the longer one of a quiet room.
+        self.batch_ms = int(batch_ms)
+        self.quiet_batch_ms = int(quiet_batch_ms)
+        #: Fed from the PortAudio callback only (`block_wait_ms`), with every block's raw level.
+        self.quiet_room = QuietRoom(block_ms=block_ms)
+        #: Chunks for the event loop go at `chunk_ms` while `hurry` is set (push-to-talk held: its release
+        #: commits what has arrived), a sound file speaks for the user, an onset may be under way or one was
+        #: reported within `hurry_after_onset_ms`; at `playing_chunk_ms` while the speaker plays something
+        #: audible (the onset detector, which holds playback, sees every block at once anyway; what the loop
+        #: does with the chunks then is confirm a barge-in, and an onset makes it hurry); otherwise once
+        #: `batch_ms` are pending. So single blocks processed at once for the onset detector
+        #: (`wants_block_now`) do not each wake the loop.
+        self.hurry = False
+        self.batch_samples = max(self.chunk_samples, ms_to_samples(self.batch_ms))
+        self.playing_chunk_samples = max(self.batch_samples, ms_to_samples(playing_chunk_ms))
+        self.hurry_after_onset_ms = 500
+        self._since_onset_ms: int | None = None
+
+    def block_wait_ms(self, raw_dbfs: float) -> int:
+        """How long a microphone block at `raw_dbfs` (before echo cancellation) may wait before it is processed.
+
+        Asked from the PortAudio callback for every 10 ms block, in order: 0 when it may start an onset that
+        would hold playback (`wants_block_now`), `quiet_batch_ms` when the room has been quiet for a while
+        and the speaker has played nothing audible within the last half second (`core.quiet_room`; a block
+        louder than the room ends the quiet, and its batch then goes within the usual wait), else `batch_ms`."""
+        quiet = self.quiet_room.update(raw_dbfs)
+        if self.wants_block_now(raw_dbfs):
+            return 0
+        if quiet:
+            far_dbfs = self.far_levels.recent_max_dbfs() if self.far_levels is not None else None
+            if far_dbfs is None or far_dbfs <= self.onset_detector.settings.far_active_dbfs:
+                return self.quiet_batch_ms
+        return self.batch_ms
 
     def wants_block_now(self, raw_dbfs: float) -> bool:
         """Whether a microphone block at `raw_dbfs` (before echo cancellation) must be processed at once.
@@ -129,7 +168,7 @@ class NearEndProcessor:
         but the substitute bypasses it: it holds no echo, and a canceller would subtract its echo estimate from
         it. Onsets, levels and chunks then come from the substitute, as without a canceller."""
         self._blocks(pcm16, substitute)
-        if self._pending_len >= self.chunk_samples:
+        if self._pending_len >= self._loop_chunk_samples(substitute):
             chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
             removed = None
             if self._raw_energy > 0.0:
@@ -138,6 +177,18 @@ class NearEndProcessor:
             self._pending_len = 0
             self._raw_energy = self._out_energy = 0.0
             self.on_chunk(chunk, removed)
+
+    def _loop_chunk_samples(self, substitute: np.ndarray | None) -> int:
+        """How much must be pending before a chunk goes to the event loop (see `hurry`)."""
+        since = self._since_onset_ms
+        if (self.hurry or substitute is not None or self.onset_detector.in_run
+                or (since is not None and since < self.hurry_after_onset_ms)):
+            return self.chunk_samples
+        far = self.far_levels
+        far_dbfs = far.recent_max_dbfs() if far is not None else None
+        if far_dbfs is not None and far_dbfs > self.onset_detector.settings.far_active_dbfs:
+            return self.playing_chunk_samples
+        return self.batch_samples
 
     def _blocks(self, pcm16: np.ndarray, substitute: np.ndarray | None) -> None:
         """A batch of blocks (40 ms while nothing plays, one block when it may start a barge-in), deciding as
@@ -177,9 +228,12 @@ class NearEndProcessor:
     def _after_canceller(self, block: np.ndarray, out_dbfs: float, raw_dbfs: float | None,
                          far_dbfs: float | None) -> None:
         self.samples += len(block)
+        if self._since_onset_ms is not None:
+            self._since_onset_ms += len(block) * 1000 // PROTOCOL_RATE
         detector = self.onset_detector
         if detector.update(out_dbfs, raw_dbfs, far_dbfs):
             at_ms = self.samples * 1000 // PROTOCOL_RATE
+            self._since_onset_ms = 0
             self.on_onset(at_ms)
             if detector.last_onset_double_talk:
                 expected_echo = (far_dbfs or 0.0) + (detector.echo_coupling_db or 0.0)
