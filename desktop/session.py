@@ -57,8 +57,10 @@ CAPTURE_BATCH_MS = 40
 #: (`core.quiet_room`): a block louder than the room ends it. bench/barge_in.py: the idle capture path's CPU.
 QUIET_CAPTURE_BATCH_MS = 100
 #: While the speaker plays, the capture thread hands the event loop a chunk every this many ms, unless an
-#: onset makes it hurry (`NearEndProcessor`: the onset detector itself sees every block at once).
-PLAYING_LOOP_CHUNK_MS = 80
+#: onset makes it hurry (`NearEndProcessor`: the onset detector itself sees every block at once). 80 ms was
+#: measured (bench/results/barge_in.json, 2026-12-08) with 7/60 and 3/60 self-interruptions at -10 / 0 dB,
+#: not yet told apart from the quiet-room lever: kept at 40 (the lever off) until a run says which it was.
+PLAYING_LOOP_CHUNK_MS = 40
 
 
 @dataclass(frozen=True)
