@@ -322,7 +322,7 @@ class LiveSession(SessionLifetime):
             return call
 
         # Echo cancellation, the loudness-onset detector and batching run on the capture thread, off the
-        # UI/event-loop thread; the loop gets 20 ms chunks and, at once, onsets.
+        # UI/event-loop thread; the loop gets 40 ms chunks (20 ms around an onset) and, at once, onsets.
         near_end = NearEndProcessor(to_loop(self._on_input_chunk), to_loop(self._on_onset),
                                     onset=self.options.local_barge_in.onset, batch_ms=CAPTURE_BATCH_MS,
                                     quiet_batch_ms=QUIET_CAPTURE_BATCH_MS,
@@ -425,6 +425,7 @@ class LiveSession(SessionLifetime):
         # deque clear, safe against the capture thread's appends).
         if self.near_end is not None:
             self.near_end.onset_detector.forget_echo_coupling()
+            self.near_end.quiet_room.forget()  # and how quiet its room is
 
     def set_echo_mode(self, mode: str) -> None:
         """"aec", "gate" or "headset"; applies to the microphone at once."""

@@ -99,6 +99,8 @@ def test_a_fan_switched_on_becomes_the_room_and_a_noisy_room_is_never_quiet():
         digital.update(-120.0)  # a muted microphone
     assert digital.quiet and not digital.update(-60.0)  # its hiss, when it comes back, is louder than that
     assert any(digital.update(-85.0) for _ in range(300))  # a real microphone's hiss is the room in 2 s
+    digital.forget()  # another microphone: its room is learnt again
+    assert not digital.quiet and digital.floor_dbfs is None
 
 
 def test_blocks_wait_longer_in_a_quiet_room_and_not_once_the_speaker_plays():
@@ -121,7 +123,7 @@ def test_blocks_wait_longer_in_a_quiet_room_and_not_once_the_speaker_plays():
 def test_while_the_speaker_plays_the_loop_gets_80ms_chunks_and_20ms_ones_once_a_voice_starts():
     clock = Clock()
     chunks, onsets = [], []
-    near = NearEndProcessor(lambda c, r: chunks.append(len(c)), onsets.append)
+    near = NearEndProcessor(lambda c, r: chunks.append(len(c)), onsets.append, playing_chunk_ms=80)
     near.far_levels = FarEndLevels(clock=clock)
     for _ in range(40):  # 400 ms of a quiet room, blocks one by one (as when each may start an onset)
         near.far_levels.feed(np.full(240, 0.1, np.float32))  # the speaker plays at -20 dBFS

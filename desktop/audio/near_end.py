@@ -4,9 +4,10 @@ For each 10 ms block: echo cancellation (when an echo canceller is set), the lou
 result (`core.speech_onset`: reported at once, so that a barge-in can hold playback within ~20 ms of the
 user's first sound), and one chunk for the event loop per call once `batch_ms` (40 ms) are pending, or
 `chunk_ms` (20 ms) while it is in a hurry (push-to-talk held, a file speaking, an onset under way or just
-reported), or 80 ms while the speaker plays and nothing hurries it. The microphone hands over 40 ms batches while nothing can be interrupted, 100 ms ones in a quiet
-room (`block_wait_ms`), and single 10 ms blocks when one may start a barge-in (`wants_block_now`): those
-are processed at once, but wake the event loop only every 40 ms unless an onset is under way.
+reported); `playing_chunk_ms` can make it longer while the speaker plays (off by default). The microphone
+hands over 40 ms batches while nothing can be interrupted, 100 ms ones in a quiet room (`block_wait_ms`),
+and single 10 ms blocks when one may start a barge-in (`wants_block_now`): those are processed at once,
+but wake the event loop only every 40 ms unless an onset is under way.
 Each chunk goes with how many dB the canceller took out of it (None without a canceller): the local VAD's
 barge-in decisions use it to tell the assistant's echo residue from the user's voice.
 
@@ -83,7 +84,7 @@ class NearEndProcessor:
         onset: SpeechOnsetSettings | None = None,
         batch_ms: int = 40,
         quiet_batch_ms: int = 100,
-        playing_chunk_ms: int = 80,
+        playing_chunk_ms: int = 40,
     ) -> None:
         self.on_chunk = on_chunk
         self.on_onset = on_onset
@@ -127,13 +128,18 @@ class NearEndProcessor:
         and the speaker has played nothing audible within the last half second (`core.quiet_room`; a block
         louder than the room ends the quiet, and its batch then goes within the usual wait), else `batch_ms`."""
         quiet = self.quiet_room.update(raw_dbfs)
-        if self.wants_block_now(raw_dbfs):
+        far_dbfs = self._audible_far_dbfs()
+        if self._wants_block_now(raw_dbfs, far_dbfs):
             return 0
-        if quiet:
-            far_dbfs = self.far_levels.recent_max_dbfs() if self.far_levels is not None else None
-            if far_dbfs is None or far_dbfs <= self.onset_detector.settings.far_active_dbfs:
-                return self.quiet_batch_ms
-        return self.batch_ms
+        return self.quiet_batch_ms if quiet and far_dbfs is None else self.batch_ms
+
+    def _audible_far_dbfs(self) -> float | None:
+        """The loudest level the speaker was handed within the last half second, when it counts as playing."""
+        far = self.far_levels
+        far_dbfs = far.recent_max_dbfs() if far is not None else None
+        if far_dbfs is None or far_dbfs <= self.onset_detector.settings.far_active_dbfs:
+            return None
+        return far_dbfs
 
     def wants_block_now(self, raw_dbfs: float) -> bool:
         """Whether a microphone block at `raw_dbfs` (before echo cancellation) must be processed at once.
@@ -145,12 +151,12 @@ class NearEndProcessor:
         learnt, it is not louder than the echo expected of what the speaker plays less `flush_margin_db`.
         Reads only numbers the capture thread writes whole (a stale one costs a late block, not a decision:
         the onset detector sees the same blocks in the same order either way)."""
-        far = self.far_levels
-        detector = self.onset_detector
-        s = detector.settings
-        far_dbfs = far.recent_max_dbfs() if far is not None else None
-        if far_dbfs is None or far_dbfs <= s.far_active_dbfs:
+        return self._wants_block_now(raw_dbfs, self._audible_far_dbfs())
+
+    def _wants_block_now(self, raw_dbfs: float, far_dbfs: float | None) -> bool:
+        if far_dbfs is None:
             return False
+        detector = self.onset_detector
         if detector.in_run:
             return True  # in the middle of a possible onset: its next block decides
         if raw_dbfs < detector.loud_enough_dbfs() - 1.0:
@@ -184,11 +190,7 @@ class NearEndProcessor:
         if (self.hurry or substitute is not None or self.onset_detector.in_run
                 or (since is not None and since < self.hurry_after_onset_ms)):
             return self.chunk_samples
-        far = self.far_levels
-        far_dbfs = far.recent_max_dbfs() if far is not None else None
-        if far_dbfs is not None and far_dbfs > self.onset_detector.settings.far_active_dbfs:
-            return self.playing_chunk_samples
-        return self.batch_samples
+        return self.batch_samples if self._audible_far_dbfs() is None else self.playing_chunk_samples
 
     def _blocks(self, pcm16: np.ndarray, substitute: np.ndarray | None) -> None:
         """A batch of blocks (40 ms while nothing plays, one block when it may start a barge-in), deciding as
